@@ -1,0 +1,32 @@
+# transferline: `make demo` runs the main job on embedded defaults; `make test` runs what CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: install demo test test-fast bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) examples/demo.py
+
+# Everything but GPU tests: unit, contract, integration and ray.
+test: install
+	$(PYTEST) -m "not gpu" --timeout=900
+
+# Quick loop while iterating: no servers, no Ray, no slow tests.
+test-fast: install
+	$(PYTEST) -m "not gpu and not integration and not ray and not slow" -x -q --timeout=300
+
+bench: install
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf build dist *.egg-info transferline-data

@@ -1,0 +1,43 @@
+"""What every benchmark records beside its numbers: config, git sha, machine, date."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment() -> dict:
+    repo = Path(__file__).resolve().parents[1]
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                capture_output=True, text=True).stdout.strip())
+    import torch
+
+    return {"git_sha": sha or None, "git_dirty": dirty, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "python": platform.python_version(),
+                        "torch": torch.__version__, "system": platform.platform()}}
+
+
+def spread(values: list[float]) -> dict:
+    """Median, min, max and std over repeats."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def write_results(name: str, config: dict, summary: dict, details: dict, table: str) -> Path:
+    """Writes ``results/<name>.json`` (and ``<name>.md`` holding the readable table)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {"name": name, **environment(), "config": config, "summary": summary, "details": details}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    (RESULTS / f"{name}.md").write_text(table + "\n")
+    return path

@@ -1,0 +1,64 @@
+"""CNC milling tool-wear experiments (University of Michigan SMART Lab, 2018).
+
+Each ``experiment_NN.csv`` (48 machine signals at 100 ms, the machining phase and the appended
+``tool_condition``) becomes one asset of a ``runs`` dataset.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from transferline.catalog import IngestPlan, Part
+from transferline.errors import DataError
+
+from ._common import constant, digest, require_dir
+
+_FILE = re.compile(r"^experiment_(\d+)\.csv$")
+TEXT_COLUMNS = ["Machining_Process", "tool_condition"]
+
+
+def read_cnc_mill(src: str | Path, *, plant: str = "cnc-mill") -> IngestPlan:
+    """Plans the ingest of every ``experiment_NN.csv`` in ``src`` (or ``src/data``)."""
+    src = require_dir(Path(src), "experiment_NN.csv files")
+    if (src / "data").is_dir():
+        src = src / "data"
+    files = sorted(p for p in src.iterdir() if _FILE.match(p.name))
+    if not files:
+        raise DataError("no experiment_NN.csv files", file=str(src))
+    parts = [Part(key=p.name, digest=digest([p], reader="cnc-mill", plant=plant), file=str(p), first_line=2,
+                  load=lambda p=p: _load(p, plant)) for p in files]
+    header = pd.read_csv(files[0], nrows=0).columns[1:]
+    sensors = [c for c in header if c not in TEXT_COLUMNS]
+    return IngestPlan(kind="runs", reader="cnc-mill", source=str(src), parts=parts,
+                      roles={"id": ["plant", "asset"], "time": ["step"], "sensors": sensors,
+                             "labels": ["tool_condition"], "phase": ["Machining_Process"]},
+                      domain_columns=["plant"])
+
+
+def _load(path: Path, plant: str) -> pa.Table:
+    frame = pd.read_csv(path)
+    frame = frame.rename(columns={frame.columns[0]: "step"})
+    missing = [c for c in TEXT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError("missing column", file=str(path), field=missing[0])
+    numeric = [c for c in frame.columns if c not in TEXT_COLUMNS]
+    for col in numeric:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"not a finite number: {frame[col].iloc[row]!r}", file=str(path), row=row + 2, field=col)
+        frame[col] = values
+    n = len(frame)
+    number = _FILE.match(path.name).group(1)
+    columns = {"split": constant("all", n, pa.string()), "plant": constant(plant, n, pa.string()),
+               "asset": constant(f"experiment_{number}", n, pa.string()),
+               "step": pa.array(frame["step"].to_numpy().astype(np.int64))}
+    columns.update({c: pa.array(frame[c].to_numpy()) for c in numeric if c != "step"})
+    columns.update({c: pa.array(frame[c].astype(str).to_numpy(), pa.string()) for c in TEXT_COLUMNS})
+    return pa.table(columns)

@@ -1,0 +1,252 @@
+"""A directory of named datasets stored as Parquet with a manifest each.
+
+Layout::
+
+    <root>/<name>/manifest.json
+    <root>/<name>/data/split=<s>/plant=<p>/part-<digest>-<n>.parquet
+    <root>/.tmp/            staging area; a crash leaves files here, never in a dataset
+
+Readers see only the files the manifest lists, and the manifest is replaced atomically, so a
+dataset is always either the old or the new version, never half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import CatalogError, DataError
+from ._manifest import FileEntry, Manifest, SourceEntry, now_iso
+from ._validate import validate_table
+from .schemas import SCHEMA_VERSION, get_kind
+
+DEFAULT_ROOT = "transferline-data"
+ENV_HOME = "TRANSFERLINE_HOME"
+
+
+@dataclass
+class Part:
+    """One unit of ingest: typically one source file, identified by a key and a content digest.
+
+    ``load`` is only called when the part is not yet in the dataset.
+    """
+
+    key: str
+    digest: str
+    file: str
+    load: Callable[[], pa.Table]
+    first_line: int | None = None
+
+
+@dataclass
+class IngestPlan:
+    """What a connector produces: the kind, column roles and the parts to write."""
+
+    kind: str
+    reader: str
+    source: str
+    parts: Sequence[Part]
+    roles: dict[str, list[str]] = field(default_factory=dict)
+    domain_columns: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class IngestResult:
+    status: str  # "created" | "appended" | "replaced" | "unchanged"
+    manifest: Manifest
+    new_rows: int
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else $TRANSFERLINE_HOME, else ./transferline-data."""
+    return Path(root or os.environ.get(ENV_HOME) or DEFAULT_ROOT).expanduser().resolve()
+
+
+class Catalog:
+    """Named datasets under one root directory."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = resolve_root(root)
+
+    # -- reading -------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "manifest.json").is_file())
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name / "manifest.json").is_file()
+
+    def manifest(self, name: str) -> Manifest:
+        if not self.exists(name):
+            known = ", ".join(self.names()) or "none"
+            raise CatalogError(f"no dataset {name!r} in catalog {self.root} (datasets: {known})")
+        return Manifest.load(self.root / name)
+
+    def files(self, name: str, split: str | None = None) -> list[Path]:
+        """Absolute paths of the dataset's Parquet files, optionally of one split."""
+        m = self.manifest(name)
+        return [self.root / name / f.path for f in m.files if split is None or f.split == split]
+
+    def read(self, name: str, split: str | None = None, columns: list[str] | None = None,
+             filter: pc.Expression | None = None) -> pa.Table:
+        """Reads a dataset (or one split) into one Arrow table."""
+        import pyarrow.dataset as ds
+
+        files = self.files(name, split)
+        if not files:
+            splits = ", ".join(self.manifest(name).rows) or "none"
+            raise CatalogError(f"dataset {name!r} has no split {split!r} (splits: {splits})")
+        return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns, filter=filter)
+
+    # -- writing -------------------------------------------------------------------------------
+    def ingest(self, name: str, plan: IngestPlan, *, append: bool = False, replace: bool = False,
+               progress: bool = False) -> IngestResult:
+        """Writes the plan's parts to dataset ``name`` atomically.
+
+        A part whose key and digest are already in the dataset is skipped, so re-ingesting the same
+        source changes nothing. New parts need ``append`` when the dataset exists; a part whose
+        key exists with another digest (the source changed) needs ``replace``.
+        """
+        _check_name(name)
+        kind = get_kind(plan.kind)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock(name):
+            old = Manifest.load(self.root / name) if self.exists(name) and not replace else None
+            if old is not None and old.kind != plan.kind:
+                raise CatalogError(f"dataset {name!r} is of kind {old.kind!r}, this source gives {plan.kind!r}")
+            known = {s.key: s.digest for s in old.sources} if old else {}
+            todo = []
+            for part in plan.parts:
+                if part.key in known:
+                    if known[part.key] != part.digest:
+                        raise CatalogError(f"source {part.key!r} of dataset {name!r} has changed since it was "
+                                           f"ingested ({part.file}); use --replace to rebuild the dataset")
+                    continue
+                todo.append(part)
+            if old is not None and not todo:
+                return IngestResult("unchanged", old, 0)
+            if old is not None and not append:
+                raise CatalogError(f"dataset {name!r} exists and this source adds {len(todo)} new part(s) "
+                                   f"({', '.join(p.key for p in todo[:3])}...); use --append to add them "
+                                   "or --replace to rebuild")
+            if not todo:
+                raise DataError("the source holds nothing to ingest", file=plan.source)
+            stage = self.root / ".tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                manifest = old or Manifest(name=name, kind=plan.kind, schema_version=SCHEMA_VERSION,
+                                           source=plan.source, reader=plan.reader, roles=plan.roles,
+                                           domain_columns=plan.domain_columns, created=now_iso(),
+                                           extra=plan.extra)
+                staged, schema = _stage_parts(stage, todo, kind, progress)
+                if old is not None and old.arrow_schema != schema.to_string(show_schema_metadata=False):
+                    raise DataError(f"columns differ from dataset {name!r}: {schema.names}", file=todo[0].file)
+                manifest.updated = now_iso()
+                manifest.arrow_schema = schema.to_string(show_schema_metadata=False)
+                new_files = [e for entries, _ in staged for e in entries]
+                manifest.sources.extend(source for _, source in staged)
+                manifest.files.extend(new_files)
+                new_rows = sum(source.rows for _, source in staged)
+                if old is None:
+                    status = "replaced" if self.exists(name) else "created"
+                    manifest.save(stage)
+                    self._swap_in(stage, name)
+                else:
+                    for f in new_files:  # rename into place; invisible until the manifest names them
+                        dest = self.root / name / f.path
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(stage / f.path, dest)
+                    manifest.save(self.root / name)
+                    status = "appended"
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+            return IngestResult(status, manifest, new_rows)
+
+    def delete(self, name: str) -> None:
+        self.manifest(name)
+        with self._lock(name):
+            trash = self.root / ".tmp" / f"deleted-{name}-{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.root / name, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _swap_in(self, stage: Path, name: str) -> None:
+        target = self.root / name
+        if target.exists():
+            trash = self.root / ".tmp" / f"replaced-{name}-{uuid.uuid4().hex[:8]}"
+            os.rename(target, trash)
+            os.rename(stage, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(stage, target)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise CatalogError(f"dataset name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
+
+
+def _stage_parts(stage: Path, parts: list[Part], kind, progress: bool
+                 ) -> tuple[list[tuple[list[FileEntry], SourceEntry]], pa.Schema]:
+    """Loads, validates and writes each part under ``stage``; all parts must share one schema."""
+    from tqdm.auto import tqdm
+
+    staged, schema = [], None
+    for part in tqdm(parts, desc="ingest", unit="part", disable=not progress):
+        table = validate_table(part.load(), kind, file=part.file, first_line=part.first_line)
+        if schema is not None and not table.schema.equals(schema):
+            raise DataError(f"columns differ from the first part's: {table.schema.names} vs {schema.names}",
+                            file=part.file)
+        schema = table.schema
+        entries = _write_partitions(stage, table, kind.partition_by, part)
+        staged.append((entries, SourceEntry(part.key, part.digest, [e.path for e in entries], table.num_rows)))
+    return staged, schema
+
+
+def _write_partitions(stage: Path, table: pa.Table, partition_by: tuple[str, ...], part: Part) -> list[FileEntry]:
+    """Writes one Parquet file per distinct partition value combination of ``table``."""
+    keys = pa.Table.from_arrays([table.column(c) for c in partition_by], names=list(partition_by))
+    groups = keys.group_by(list(partition_by)).aggregate([]) if table.num_rows else keys
+    entries = []
+    for i in range(groups.num_rows):
+        values = {c: str(groups.column(c)[i].as_py()) for c in partition_by}
+        mask = None
+        for c, v in values.items():
+            m = pc.equal(table.column(c), v)
+            mask = m if mask is None else pc.and_(mask, m)
+        sub = table.filter(mask)
+        rel = Path("data", *[f"{c}={_safe(v)}" for c, v in values.items()], f"part-{part.digest[:16]}-{i}.parquet")
+        dest = stage / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(sub, dest, compression="zstd")
+        assets = pc.unique(pc.binary_join_element_wise(sub.column("plant"), sub.column("asset"), "/"))
+        entries.append(FileEntry(path=str(rel), split=values.get("split", ""), partition=values, rows=sub.num_rows,
+                                 bytes=dest.stat().st_size, assets=sorted(assets.to_pylist()), source=part.key))
+    return entries
+
+
+def _safe(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "_"

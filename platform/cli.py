@@ -1,0 +1,137 @@
+"""The `transferline` command line."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import TransferlineError
+
+# CLI flag -> reader keyword; a flag is passed only when given, and only to readers that take it.
+_READER_FLAGS = {
+    "plant": "plant", "asset": "asset", "layout": "layout", "time_col": "time_col", "asset_col": "asset_col",
+    "plant_col": "plant_col", "signal_col": "signal_col", "value_col": "value_col", "quality_col": "quality_col",
+    "value_cols": "value_cols", "label_cols": "label_cols", "split_col": "split_col", "split": "split",
+    "text_col": "text_col", "id_col": "id_col", "label_col": "label_col", "paired_col": "paired_col",
+    "manifest": "manifest", "annotations": "annotations", "subsets": "subsets",
+}
+_LIST_FLAGS = {"value_cols", "label_cols", "subsets"}
+
+
+def _catalog_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", metavar="DIR",
+                        help="catalog directory (default: $TRANSFERLINE_HOME, else ./transferline-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from transferline.connectors import list_formats
+
+    parser = argparse.ArgumentParser(prog="transferline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="read a source into a catalog dataset")
+    ingest.add_argument("format", choices=list_formats())
+    ingest.add_argument("src", help="file or folder to read")
+    ingest.add_argument("--name", required=True, help="dataset name in the catalog")
+    _catalog_arg(ingest)
+    mode = ingest.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add new parts to an existing dataset")
+    mode.add_argument("--replace", action="store_true", help="rebuild the dataset from this source")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    mapping = ingest.add_argument_group("column mapping (csv, parquet, text, images)")
+    for flag in _READER_FLAGS:
+        help_text = "comma-separated list" if flag in _LIST_FLAGS else None
+        mapping.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=help_text)
+
+    datasets = sub.add_parser("datasets", help="list, show or delete catalog datasets")
+    dsub = datasets.add_subparsers(dest="action", required=True)
+    _catalog_arg(dsub.add_parser("list", help="one line per dataset"))
+    show = dsub.add_parser("show", help="a dataset's manifest")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="the whole manifest as JSON")
+    _catalog_arg(show)
+    delete = dsub.add_parser("delete", help="remove a dataset")
+    delete.add_argument("name")
+    _catalog_arg(delete)
+
+    return parser
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+
+    reader = create_reader(args.format)
+    params = inspect.signature(reader).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # checked by the reader
+    options = {}
+    for flag, keyword in _READER_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if keyword not in params and not takes_any:
+            raise TransferlineError(f"option --{flag.replace('_', '-')} does not apply to format {args.format!r}")
+        options[keyword] = [v.strip() for v in value.split(",") if v.strip()] if flag in _LIST_FLAGS else value
+    plan = reader(os.path.abspath(args.src), **options)
+    catalog = Catalog(args.catalog)
+    result = catalog.ingest(args.name, plan, append=args.append, replace=args.replace, progress=not args.quiet)
+    m = result.manifest
+    rows = ", ".join(f"{k} {v:,}" for k, v in m.rows.items())
+    print(f"{args.name}: {result.status} ({result.new_rows:,} new rows); {m.kind}, {rows}; {catalog.root / args.name}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from transferline.catalog import Catalog
+
+    catalog = Catalog(args.catalog)
+    if args.action == "list":
+        names = catalog.names()
+        if not names:
+            print(f"no datasets in {catalog.root}")
+        for name in names:
+            m = catalog.manifest(name)
+            print(f"{name:24s} {m.kind:10s} {sum(m.rows.values()):>12,} rows {m.bytes / 1e6:9.2f} MB  {m.updated}")
+        return 0
+    if args.action == "delete":
+        catalog.delete(args.name)
+        print(f"deleted {args.name}")
+        return 0
+    m = catalog.manifest(args.name)
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2, default=str))
+        return 0
+    print(format_manifest(m))
+    return 0
+
+
+def format_manifest(m) -> str:
+    lines = [f"{m.name}  ({m.kind}, schema v{m.schema_version}, reader {m.reader})",
+             f"  source   {m.source}", f"  created  {m.created}   updated {m.updated}",
+             f"  hash     {m.content_hash[:16]}   {m.bytes / 1e6:.2f} MB in {len(m.files)} files",
+             f"  domains  {', '.join(m.domain_columns) or '-'}", "  split         rows   assets"]
+    assets = m.assets
+    lines += [f"  {split:8s} {rows:>9,} {assets.get(split, 0):>8,}" for split, rows in m.rows.items()]
+    lines += [f"  {role:9s}{', '.join(cols)}" for role, cols in m.roles.items() if cols]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"ingest": cmd_ingest, "datasets": cmd_datasets}[args.command]
+    try:
+        return handler(args)
+    except TransferlineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

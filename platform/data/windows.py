@@ -1,0 +1,172 @@
+"""Sliding windows over catalog datasets, with labels, domains and assets carried per window.
+
+All windows of a dataset share one channel-major array ``values[C, T]`` (rows of every asset laid
+end to end). A window is an end index and the start of its asset; ``get`` gathers a batch with
+one fancy-index, left-padding windows that would reach before their asset's first row by
+repeating that row (used for the last window of short test engines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class Windows:
+    """Windows over ``values[C, T]``; every per-window array has one entry per window."""
+
+    values: np.ndarray  # float32 [C, T]
+    length: int
+    ends: np.ndarray  # int64 [N], exclusive end index into T
+    asset_starts: np.ndarray  # int64 [N], first row of the window's asset
+    labels: np.ndarray  # float32 (regression) or int64 (classes) [N]
+    domains: np.ndarray  # int64 [N], index into domain_names
+    assets: np.ndarray  # int64 [N], index into asset_names
+    domain_names: list[str] = field(default_factory=list)
+    asset_names: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    task_type: str = "regression"  # or "classification"
+    classes: list[str] = field(default_factory=list)
+    per_window_norm: bool = False
+    row_groups: np.ndarray | None = None  # int64 [T]: normalization group of each row (e.g. operating condition)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @property
+    def n_channels(self) -> int:
+        return self.values.shape[0]
+
+    def get(self, index: np.ndarray | list[int] | slice) -> np.ndarray:
+        """The windows at ``index`` as float32 ``[B, C, L]``."""
+        ends, starts = self.ends[index], self.asset_starts[index]
+        rows = np.maximum(ends[:, None] - self.length + np.arange(self.length)[None, :], starts[:, None])
+        x = self.values[:, rows].transpose(1, 0, 2)  # [B, C, L]
+        if self.per_window_norm:
+            x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def subset(self, mask: np.ndarray) -> "Windows":
+        """The windows where ``mask`` is true (or at integer positions ``mask``), sharing ``values``."""
+        return replace(self, ends=self.ends[mask], asset_starts=self.asset_starts[mask], labels=self.labels[mask],
+                       domains=self.domains[mask], assets=self.assets[mask])
+
+    def last_per_asset(self) -> "Windows":
+        """One window per asset: the one ending last."""
+        order = np.lexsort((self.ends, self.assets))
+        last = order[np.r_[self.assets[order][1:] != self.assets[order][:-1], True]]
+        return self.subset(last)
+
+    def covered_rows(self) -> np.ndarray:
+        """Boolean mask over T of the rows at least one window reads."""
+        diff = np.zeros(self.values.shape[1] + 1, np.int64)
+        np.add.at(diff, np.maximum(self.ends - self.length, self.asset_starts), 1)
+        np.add.at(diff, self.ends, -1)
+        return np.cumsum(diff[:-1]) > 0
+
+    def domain_mask(self, names: str | list[str]) -> np.ndarray:
+        names = [names] if isinstance(names, str) else names
+        unknown = [n for n in names if n not in self.domain_names]
+        if unknown:
+            raise ValueError(f"unknown domain(s) {unknown}; known: {self.domain_names}")
+        return np.isin(self.domains, [self.domain_names.index(n) for n in names])
+
+
+def codes(values: pa.ChunkedArray | np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and sorted names for a column of labels."""
+    arr = np.asarray(values.to_pylist() if isinstance(values, (pa.Array, pa.ChunkedArray)) else values).astype(str)
+    names, inverse = np.unique(arr, return_inverse=True)
+    return inverse.astype(np.int64), names.tolist()
+
+
+def run_windows(table: pa.Table, *, features: list[str], length: int, stride: int = 1, label: str | None = None,
+                label_cap: float | None = None, domain: str = "plant", last_only: bool = False,
+                classes: list[str] | None = None, pad_short: bool = False,
+                row_group: str | None = None) -> Windows:
+    """Windows over a ``runs`` table, one asset after another in step order.
+
+    Args:
+        table: rows with plant, asset, step, the ``features`` and the ``label`` column.
+        features: columns that become channels.
+        length: window length in rows.
+        stride: rows between consecutive window ends.
+        label: label column read at each window's last row; numeric → regression, text → classes.
+        label_cap: cap on numeric labels (e.g. RUL 125).
+        domain: column whose value names each window's domain.
+        last_only: only the last window of each asset (C-MAPSS test protocol).
+        classes: class names, in id order, for a text label (default: sorted distinct values).
+        pad_short: keep assets shorter than ``length`` by left-padding (always on with ``last_only``).
+        row_group: integer column naming each row's normalization group (e.g. operating condition).
+    """
+    missing = [c for c in [*features, "plant", "asset", "step", domain, label] if c and c not in table.column_names]
+    if missing:
+        raise ValueError(f"columns {missing} not in table (has {table.column_names})")
+    table = table.sort_by([("plant", "ascending"), ("asset", "ascending"), ("step", "ascending")])
+    values = np.stack([table.column(c).to_numpy().astype(np.float32, copy=False) for c in features])
+    asset_key = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
+    asset_codes, asset_names = codes(asset_key)
+    bounds = np.flatnonzero(np.r_[True, asset_codes[1:] != asset_codes[:-1], True])
+    starts, stops = bounds[:-1], bounds[1:]
+    ends, owner = [], []
+    for a0, a1 in zip(starts, stops):
+        if last_only:
+            e = np.array([a1])
+        else:
+            first = a0 + length if (a1 - a0 >= length or not pad_short) else a1
+            e = np.arange(a1, first - 1, -stride)[::-1]  # anchored at the last row
+        ends.append(e)
+        owner.append(np.full(len(e), a0))
+    ends, asset_starts = np.concatenate(ends).astype(np.int64), np.concatenate(owner).astype(np.int64)
+    task_type, class_names = "regression", []
+    labels = np.zeros(len(ends), np.float32)
+    if label:
+        col = table.column(label)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            names = np.asarray(col.to_pylist())[ends - 1]
+            class_names = classes or sorted(set(names.tolist()))
+            lookup = {c: i for i, c in enumerate(class_names)}
+            labels = np.array([lookup[n] for n in names], np.int64)
+            task_type = "classification"
+        else:
+            labels = col.to_numpy().astype(np.float32)[ends - 1]
+            if label_cap is not None:
+                labels = np.minimum(labels, label_cap)
+    dom_codes, dom_names = codes(table.column(domain))
+    return Windows(values=values, length=length, ends=ends, asset_starts=asset_starts, labels=labels,
+                   domains=dom_codes[ends - 1], assets=asset_codes[ends - 1], domain_names=dom_names,
+                   asset_names=asset_names, channels=list(features), task_type=task_type, classes=class_names,
+                   row_groups=table.column(row_group).to_numpy().astype(np.int64) if row_group else None)
+
+
+def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None, label: str = "label_id",
+                     domain: str = "load_hp", classes: list[str] | None = None,
+                     per_window_norm: bool = True) -> Windows:
+    """Windows over a ``waveforms`` table: each row's ``values`` list is one asset's signal.
+
+    The flat signal buffer is taken from Arrow without a copy where the column has one chunk.
+    """
+    stride = stride or length
+    chunks = table.column("values")
+    col = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
+    flat = col.flatten().to_numpy(zero_copy_only=False)  # zero-copy for float32 without nulls
+    offsets = col.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    ends, owner, row_of = [], [], []
+    for row, (a0, a1) in enumerate(zip(offsets[:-1], offsets[1:])):
+        e = np.arange(a0 + length, a1 + 1, stride)
+        ends.append(e)
+        owner.append(np.full(len(e), a0))
+        row_of.append(np.full(len(e), row))
+    ends, asset_starts, rows = (np.concatenate(a).astype(np.int64) for a in (ends, owner, row_of))
+    labels = table.column(label).to_numpy()[rows].astype(np.int64)
+    dom_codes, dom_names = codes(table.column(domain))
+    asset_key = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
+    asset_codes, asset_names = codes(asset_key)
+    return Windows(values=flat[None, :], length=length, ends=ends, asset_starts=asset_starts, labels=labels,
+                   domains=dom_codes[rows], assets=asset_codes[rows], domain_names=dom_names,
+                   asset_names=asset_names, channels=["signal"], task_type="classification",
+                   classes=classes or [], per_window_norm=per_window_norm)

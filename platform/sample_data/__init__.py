@@ -1,0 +1,22 @@
+"""Small real data shipped with the package so the demo and tests run on a fresh clone.
+
+``cmapss/``: NASA C-MAPSS FD001 (train, test, RUL) and FD002 (train), unmodified gzip files.
+Source: A. Saxena, K. Goebel, D. Simon, N. Eklund, "Damage Propagation Modeling for Aircraft
+Engine Run-to-Failure Simulation", PHM 2008; NASA Ames Prognostics Data Repository. A work of the
+US Government, in the public domain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROOT = Path(__file__).parent
+
+
+def sample_path(name: str) -> Path:
+    """The folder of the vendored sample ``name`` (e.g. ``"cmapss"``)."""
+    path = _ROOT / name
+    if not path.is_dir():
+        known = sorted(p.name for p in _ROOT.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        raise FileNotFoundError(f"no vendored sample {name!r}; available: {known}")
+    return path

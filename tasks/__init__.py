@@ -1,0 +1,1 @@
+"""Task heads, losses and metrics (predictive maintenance, defect detection)."""

@@ -1,0 +1,132 @@
+"""The catalog: atomic writes, idempotent re-ingest, appends, manifests."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from transferline.catalog import Catalog, IngestPlan, Part, resolve_root
+from transferline.errors import CatalogError, DataError
+
+from ..conftest import assert_nothing_written
+
+
+def _runs(split: str, plant: str, assets: list[str], value: float = 1.0) -> pa.Table:
+    n = len(assets)
+    return pa.table({"split": [split] * n, "plant": [plant] * n, "asset": assets, "step": pa.array(range(n), pa.int64()),
+                     "s1": [value] * n})
+
+
+def _plan(*parts: tuple[str, str, pa.Table]) -> IngestPlan:
+    return IngestPlan(kind="runs", reader="test", source="memory",
+                      parts=[Part(key=k, digest=d, file=f"{k}.csv", load=lambda t=t: t) for k, d, t in parts],
+                      roles={"sensors": ["s1"]}, domain_columns=["plant"])
+
+
+def test_create_then_reingest_is_unchanged(catalog):
+    plan = _plan(("a", "d1", _runs("train", "P1", ["1", "1", "2"])), ("b", "d2", _runs("test", "P1", ["3"])))
+    first = catalog.ingest("ds", plan)
+    assert first.status == "created" and first.new_rows == 4
+    m = catalog.manifest("ds")
+    assert m.rows == {"test": 1, "train": 3} and m.assets == {"test": 1, "train": 2}
+    files_before = sorted(p.name for p in (catalog.root / "ds").rglob("*.parquet"))
+    second = catalog.ingest("ds", plan)
+    assert second.status == "unchanged" and second.new_rows == 0
+    assert sorted(p.name for p in (catalog.root / "ds").rglob("*.parquet")) == files_before
+    assert catalog.manifest("ds").content_hash == m.content_hash
+    assert catalog.read("ds").num_rows == 4
+
+
+def test_append_adds_new_parts_only(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+    more = _plan(("a", "d1", _runs("train", "P1", ["1"])), ("b", "d2", _runs("train", "P2", ["7", "8"])))
+    with pytest.raises(CatalogError, match="--append"):
+        catalog.ingest("ds", more)
+    result = catalog.ingest("ds", more, append=True)
+    assert result.status == "appended" and result.new_rows == 2
+    table = catalog.read("ds")
+    assert sorted(table.column("plant").to_pylist()) == ["P1", "P2", "P2"]
+    assert (catalog.root / "ds" / "data" / "split=train" / "plant=P2").is_dir()
+
+
+def test_changed_source_needs_replace(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+    changed = _plan(("a", "d9", _runs("train", "P1", ["1", "2"], value=5.0)))
+    with pytest.raises(CatalogError, match="has changed"):
+        catalog.ingest("ds", changed, append=True)
+    result = catalog.ingest("ds", changed, replace=True)
+    assert result.status == "replaced"
+    assert catalog.read("ds").column("s1").to_pylist() == [5.0, 5.0]
+
+
+def test_failure_in_a_later_part_leaves_nothing(catalog):
+    def broken():
+        raise DataError("boom", file="b.csv", row=3)
+
+    plan = _plan(("a", "d1", _runs("train", "P1", ["1"])))
+    plan.parts = [*plan.parts, Part(key="b", digest="d2", file="b.csv", load=broken)]
+    with pytest.raises(DataError, match="boom"):
+        catalog.ingest("ds", plan)
+    assert_nothing_written(catalog, "ds")
+    assert list((catalog.root / ".tmp").iterdir()) == []
+
+
+def test_failed_append_keeps_old_version(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+    before = (catalog.root / "ds" / "manifest.json").read_text()
+    bad = _runs("train", "P2", ["2"]).set_column(4, "s1", pa.array([float("nan")]))
+    with pytest.raises(DataError, match="NaN"):
+        catalog.ingest("ds", _plan(("b", "d2", bad)), append=True)
+    assert (catalog.root / "ds" / "manifest.json").read_text() == before
+    assert catalog.read("ds").num_rows == 1
+    assert len(list((catalog.root / "ds").rglob("*.parquet"))) == 1
+
+
+def test_kind_schema_is_enforced(catalog):
+    wrong = _runs("train", "P1", ["1"]).drop_columns(["step"])
+    with pytest.raises(DataError) as err:
+        catalog.ingest("ds", _plan(("a", "d1", wrong)))
+    assert err.value.field == "step" and err.value.file == "a.csv"
+    typed = _runs("train", "P1", ["1"]).set_column(3, "step", pa.array([1.5]))
+    with pytest.raises(DataError, match="int64"):
+        catalog.ingest("ds", _plan(("a", "d1", typed)))
+    assert_nothing_written(catalog, "ds")
+
+
+def test_kind_mismatch_and_bad_names(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+    plan = _plan(("b", "d2", _runs("train", "P1", ["1"])))
+    plan.kind = "waveforms"
+    with pytest.raises(CatalogError, match="kind"):
+        catalog.ingest("ds", plan, append=True)
+    for name in ("", ".hidden", "a/b", "x y"):
+        with pytest.raises(CatalogError, match="dataset name"):
+            catalog.ingest(name, _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+
+
+def test_manifest_fields(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1", "2"]))))
+    data = json.loads((catalog.root / "ds" / "manifest.json").read_text())
+    for key in ("name", "kind", "schema_version", "rows", "assets", "bytes", "source", "created", "content_hash",
+                "domain_columns", "files", "sources", "arrow_schema"):
+        assert key in data, key
+    assert data["bytes"] == sum(p.stat().st_size for p in (catalog.root / "ds").rglob("*.parquet"))
+
+
+def test_root_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLINE_HOME", str(tmp_path / "home"))
+    assert resolve_root() == (tmp_path / "home").resolve()
+    assert resolve_root(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
+    monkeypatch.delenv("TRANSFERLINE_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert Catalog().root == (tmp_path / "transferline-data").resolve()
+
+
+def test_unknown_dataset_names_known_ones(catalog):
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
+    with pytest.raises(CatalogError, match="datasets: ds"):
+        catalog.manifest("nope")
+    with pytest.raises(CatalogError, match="splits: train"):
+        catalog.read("ds", split="test")

@@ -1,0 +1,54 @@
+"""Shared fixtures: real data locations, a fresh catalog, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TRANSFERLINE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The full real datasets; tests that need them skip, saying why, where the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (set TRANSFERLINE_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_cmapss() -> Path:
+    from transferline.sample_data import sample_path
+
+    return sample_path("cmapss")
+
+
+@pytest.fixture()
+def catalog(tmp_path):
+    from transferline.catalog import Catalog
+
+    return Catalog(tmp_path / "catalog")
+
+
+@pytest.fixture()
+def cli(capsys):
+    """Runs ``transferline ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    from transferline.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def assert_nothing_written(catalog, name: str) -> None:
+    """No dataset directory, and nothing left in the staging area."""
+    assert not catalog.exists(name)
+    assert not (catalog.root / name).exists()
+    staging = catalog.root / ".tmp"
+    assert not staging.exists() or list(staging.iterdir()) == []
