@@ -1,0 +1,7 @@
+"""Domain adaptation by name (source_only, mmd, coral, dann) and label-free model selection."""
+
+from ._base import Adaptation, DomainBatch, create_adaptation, list_adaptations, register_adaptation
+from .selection import density_ratio, dev_risk
+
+__all__ = ["Adaptation", "DomainBatch", "create_adaptation", "density_ratio", "dev_risk", "list_adaptations",
+           "register_adaptation"]

@@ -1,0 +1,101 @@
+"""Domain-adaptation methods: a task model trained on labelled source plus unlabelled (or a few
+labelled) target windows. Each method composes plain losses from ``transferline.losses``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+_METHODS: dict[str, Callable[..., "Adaptation"]] = {}
+
+
+@dataclass
+class DomainBatch:
+    """Source windows with labels, target windows (labels unused), and optionally labelled target windows."""
+
+    source_x: torch.Tensor
+    source_y: torch.Tensor
+    target_x: torch.Tensor | None = None
+    target_labelled_x: torch.Tensor | None = None
+    target_labelled_y: torch.Tensor | None = None
+
+
+class Adaptation(nn.Module):
+    """Holds encoder and head; ``step`` returns ``{"loss": ..., **terms}``.
+
+    ``supports_unlabeled_target``: uses unlabelled target windows. ``weight`` scales the
+    alignment term, ramped by :func:`transferline.losses.dann_schedule` over training.
+    """
+
+    supports_unlabeled_target: bool = True
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, task, weight: float = 1.0, ramp: bool = True) -> None:
+        super().__init__()
+        self.encoder, self.head, self.task = encoder, head, task
+        self.weight, self.ramp = weight, ramp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+    def coefficient(self, progress: float) -> float:
+        from ..losses import dann_schedule
+
+        return self.weight * (dann_schedule(progress) if self.ramp else 1.0)
+
+    def supervised(self, batch: DomainBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Task loss on source (and labelled target); returns terms and the source/target features."""
+        xs = [batch.source_x] + ([batch.target_x] if batch.target_x is not None else [])
+        if batch.target_labelled_x is not None:
+            xs.append(batch.target_labelled_x)
+        features = self.encoder(torch.cat(xs))
+        n_s = len(batch.source_x)
+        n_t = len(batch.target_x) if batch.target_x is not None else 0
+        f_s, f_t = features[:n_s], features[n_s:n_s + n_t] if n_t else None
+        terms = {"task": self.task.loss(self.head(f_s), batch.source_y)}
+        if batch.target_labelled_x is not None:
+            terms["target_task"] = self.task.loss(self.head(features[n_s + n_t:]), batch.target_labelled_y)
+        return terms, f_s, f_t
+
+    def alignment(self, f_s: torch.Tensor, f_t: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+        return {}
+
+    def step(self, batch: DomainBatch, progress: float = 0.0) -> dict[str, torch.Tensor]:
+        terms, f_s, f_t = self.supervised(batch)
+        loss = terms["task"] + terms.get("target_task", 0.0)
+        if f_t is not None:
+            align = self.alignment(f_s, f_t, progress)
+            if align:
+                loss = loss + self.coefficient(progress) * align["align"]
+                terms.update(align)
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+
+
+def register_adaptation(name: str) -> Callable:
+    def wrap(builder):
+        _METHODS[name] = builder
+        return builder
+    return wrap
+
+
+def list_adaptations() -> list[str]:
+    _load_builtin()
+    return sorted(_METHODS)
+
+
+def create_adaptation(name: str, encoder: nn.Module, head: nn.Module, task, **options) -> Adaptation:
+    _load_builtin()
+    try:
+        builder = _METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown adaptation {name!r}; known: {', '.join(sorted(_METHODS))}") from None
+    method = builder(encoder, head, task, **{k: v for k, v in options.items() if v is not None})
+    method.name = name
+    return method
+
+
+def _load_builtin() -> None:
+    from . import methods  # noqa: F401

@@ -1,0 +1,65 @@
+"""tsai backbones as feature extractors (InceptionTime, ResNet, TST, LSTM-FCN).
+
+Model modules are imported lazily, one at a time: never ``tsai.all``.
+InceptionTime: Ismail Fawaz et al., DMKD 2020. TST: Zerveas et al., KDD 2021. LSTM-FCN: Karim et al.,
+IEEE Access 2018.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import torch
+from torch import nn
+
+from ._base import Encoder, register_encoder
+
+
+class TsaiBackbone(Encoder):
+    """The ``backbone`` of a tsai model (its ``head`` is dropped); pooled by mean over time."""
+
+    def __init__(self, module: str, cls: str, c_in: int, seq_len: int, **options) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model_cls = getattr(importlib.import_module(f"tsai.models.{module}"), cls)
+            self.backbone = model_cls(c_in, 1, seq_len=seq_len, **options).backbone
+        with torch.no_grad():
+            was_training = self.backbone.training
+            out = self.backbone.eval()(torch.zeros(2, c_in, seq_len))
+            self.backbone.train(was_training)
+        self.sequence_features = out.dim() == 3 and out.shape[-1] == seq_len
+        self.out_dim = out.shape[1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+@register_encoder("inception_time")
+def inception_time(c_in: int, seq_len: int, nf: int = 32, **options) -> Encoder:
+    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", c_in, seq_len, nf=nf, **options)
+
+
+@register_encoder("inception_small")
+def inception_small(c_in: int, seq_len: int, nf: int = 16, depth: int = 3, ks: int = 20, **options) -> Encoder:
+    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", c_in, seq_len, nf=nf, depth=depth, ks=ks,
+                        **options)
+
+
+@register_encoder("resnet")
+def resnet(c_in: int, seq_len: int, nf: int = 32, **options) -> Encoder:
+    return TsaiBackbone("ResNetPlus", "ResNetPlus", c_in, seq_len, nf=nf, **options)
+
+
+@register_encoder("tst")
+def tst(c_in: int, seq_len: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 8, d_ff: int = 128,
+        **options) -> Encoder:
+    return TsaiBackbone("TSTPlus", "TSTPlus", c_in, seq_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                        d_ff=d_ff, flatten=False, **options)
+
+
+@register_encoder("lstm_fcn")
+def lstm_fcn(c_in: int, seq_len: int, hidden_size: int = 64, conv_layers: tuple = (64, 128, 64), **options) -> Encoder:
+    return TsaiBackbone("RNN_FCNPlus", "LSTM_FCNPlus", c_in, seq_len, hidden_size=hidden_size,
+                        conv_layers=list(conv_layers), rnn_dropout=0.2, **options)

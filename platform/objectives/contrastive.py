@@ -1,0 +1,50 @@
+"""Contrastive pretraining with time-series augmentations (jitter, scaling, time masking).
+
+Two augmented views of each window are positives; the loss is NT-Xent (SimCLR) or InfoNCE
+(query = view 1, key = view 2, in-batch negatives). Augmentations follow Eldele et al.,
+"Time-Series Representation Learning via Temporal and Contextual Contrasting" (TS-TCC), IJCAI 2021.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import info_nce, nt_xent
+from ._base import Objective, register_objective
+
+
+def augment(x: torch.Tensor, jitter: float = 0.1, scale: float = 0.1, mask_ratio: float = 0.1) -> torch.Tensor:
+    """Gaussian jitter, per-channel scaling, and one zeroed time span per window."""
+    out = x * (1 + scale * torch.randn(x.shape[0], x.shape[1], 1, device=x.device))
+    out = out + jitter * torch.randn_like(x)
+    length = x.shape[-1]
+    span = max(1, int(mask_ratio * length))
+    start = torch.randint(0, length - span + 1, (x.shape[0], 1), device=x.device)
+    t = torch.arange(length, device=x.device).unsqueeze(0)
+    keep = ~((t >= start) & (t < start + span))
+    return out * keep.unsqueeze(1)
+
+
+class Contrastive(Objective):
+    def __init__(self, encoder, loss: str = "nt_xent", temperature: float = 0.2, proj_dim: int = 32,
+                 jitter: float = 0.1, scale: float = 0.1, mask_ratio: float = 0.1) -> None:
+        super().__init__(encoder)
+        if loss not in ("nt_xent", "info_nce"):
+            raise ValueError(f"loss must be 'nt_xent' or 'info_nce', not {loss!r}")
+        self.loss_name, self.temperature = loss, temperature
+        self.aug = dict(jitter=jitter, scale=scale, mask_ratio=mask_ratio)
+        self.projection = nn.Sequential(nn.Linear(encoder.out_dim, encoder.out_dim), nn.ReLU(),
+                                        nn.Linear(encoder.out_dim, proj_dim))
+
+    def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
+        x = batch[0]
+        z1 = self.projection(self.encoder(augment(x, **self.aug)))
+        z2 = self.projection(self.encoder(augment(x, **self.aug)))
+        fn = nt_xent if self.loss_name == "nt_xent" else info_nce
+        return {"loss": fn(z1, z2, temperature=self.temperature)}
+
+
+@register_objective("contrastive")
+def contrastive(encoder, *, c_in=None, seq_len=None, task=None, **options) -> Objective:
+    return Contrastive(encoder, **options)

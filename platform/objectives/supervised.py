@@ -1,0 +1,27 @@
+"""Supervised pretraining on labelled source data."""
+
+from __future__ import annotations
+
+import torch
+
+from ._base import Objective, register_objective
+
+
+class Supervised(Objective):
+    needs_labels = True
+
+    def __init__(self, encoder, task) -> None:
+        super().__init__(encoder)
+        if task is None:
+            raise ValueError("supervised pretraining needs a task (e.g. task=rul)")
+        self.task = task
+        self.head = task.build_head(encoder.out_dim)
+
+    def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
+        x, y = batch[0], batch[1]
+        return {"loss": self.task.loss(self.head(self.encoder(x)), y)}
+
+
+@register_objective("supervised")
+def supervised(encoder, *, task=None, c_in=None, seq_len=None) -> Objective:
+    return Supervised(encoder, task)

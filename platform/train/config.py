@@ -1,0 +1,133 @@
+"""Run configuration: a YAML file plus dotted ``key=value`` overrides, validated against defaults.
+
+Components are chosen by registry name (``encoder.name``, ``objective.name``, ``adaptation.name``,
+``task.name``, ``strategy.name``). Short aliases work as overrides: ``encoder=cnn_small`` sets
+``encoder.name``; ``target.labelled_units=5`` reaches ``data.target.labelled_units``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from ..errors import TransferlineError
+
+DEFAULTS: dict = {
+    "mode": "transfer",  # or "pretrain"
+    "seed": 0,
+    "catalog": None,
+    "run_dir": None,
+    "device": "auto",  # "cpu", "cuda" or "auto"
+    "precision": "fp32",  # "bf16" autocasts on CUDA
+    "data": {
+        "dataset": None,
+        "spec": None,
+        "spec_options": {},
+        "source": {"domains": None, "split": "train"},
+        "target": {"domains": None, "split": "train", "labelled_units": 0, "unlabelled": True},
+        "test": {"domains": None, "split": "test", "last_only": True, "time_fraction": None},
+        "val_fraction": 0.2,
+        "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
+    },
+    "encoder": {"name": "cnn_small", "options": {}},
+    "task": {"name": "rul", "options": {}},
+    "objective": {"name": "masked", "options": {}},
+    "adaptation": {"name": "source_only", "options": {}},
+    "strategy": {"name": "full", "options": {}},
+    "pretrained": None,  # a pretraining run directory whose encoder to start from
+    "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None},
+    "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
+    "progress": True,
+}
+
+ALIASES = {
+    "encoder": "encoder.name", "task": "task.name", "objective": "objective.name", "adaptation": "adaptation.name",
+    "strategy": "strategy.name", "epochs": "optim.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size",
+}
+_FREE_FORM = {"options", "spec_options"}  # sub-keys here are passed to components unchecked
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
+    """Defaults ← file ← overrides, then validated. Raises TransferlineError naming a bad key."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise TransferlineError(f"config file {path} not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TransferlineError(f"config file {path}: invalid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise TransferlineError(f"config file {path}: top level must be a mapping")
+        _merge(config, loaded, str(path), "")
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise TransferlineError(f"override {item!r} must look like key=value")
+        _set(config, _resolve(config, key.strip()), yaml.safe_load(text))
+    validate(config)
+    return config
+
+
+def _resolve(config: dict, key: str) -> str:
+    if key in ALIASES:
+        return ALIASES[key]
+    if key.split(".")[0] in ("source", "target", "test"):
+        return f"data.{key}"
+    return key
+
+
+def _merge(base: dict, new: dict, where: str, prefix: str) -> None:
+    for key, value in new.items():
+        path = f"{prefix}{key}"
+        if key not in base and prefix.rstrip(".").split(".")[-1] not in _FREE_FORM:
+            raise TransferlineError(f"{where}: unknown config key {path!r}")
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, where, f"{path}.")
+        else:
+            base[key] = value
+
+
+def _set(config: dict, dotted: str, value) -> None:
+    node, parts = config, dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part not in node or not isinstance(node[part], dict):
+            raise TransferlineError(f"override: unknown config key {'.'.join(parts[: i + 1])!r}")
+        node = node[part]
+    free = parts[-2] in _FREE_FORM if len(parts) > 1 else False
+    if parts[-1] not in node and not free:
+        raise TransferlineError(f"override: unknown config key {dotted!r}")
+    node[parts[-1]] = value
+
+
+def validate(config: dict) -> None:
+    """Checks modes and that every named component exists in its registry."""
+    from transferline.tasks import list_tasks
+
+    from ..adaptation import list_adaptations
+    from ..data import WINDOW_SPECS
+    from ..encoders import list_encoders
+    from ..objectives import list_objectives
+    from .strategies import list_strategies
+
+    if config["mode"] not in ("pretrain", "transfer"):
+        raise TransferlineError(f"mode must be 'pretrain' or 'transfer', not {config['mode']!r}")
+    checks = [("encoder.name", config["encoder"]["name"], list_encoders()),
+              ("task.name", config["task"]["name"], list_tasks()),
+              ("objective.name", config["objective"]["name"], list_objectives()),
+              ("adaptation.name", config["adaptation"]["name"], list_adaptations()),
+              ("strategy.name", config["strategy"]["name"], list_strategies()),
+              ("data.spec", config["data"]["spec"], list(WINDOW_SPECS))]
+    for key, value, known in checks:
+        if value not in known:
+            raise TransferlineError(f"config {key}: unknown {value!r}; known: {', '.join(known)}")
+    if not config["data"]["dataset"]:
+        raise TransferlineError("config data.dataset: a catalog dataset name is required")
+    if config["precision"] not in ("fp32", "bf16"):
+        raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {config['precision']!r}")
+    for key in ("lr", "batch_size", "epochs"):
+        if not isinstance(config["optim"][key], (int, float)) or config["optim"][key] <= 0:
+            raise TransferlineError(f"config optim.{key}: must be a positive number, got {config['optim'][key]!r}")

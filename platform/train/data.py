@@ -1,0 +1,82 @@
+"""Builds the window sets a run needs from its config: source train/val, target (unlabelled and a
+few labelled units), and the target test set, each normalized with statistics of its own domain's
+training rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..data import GroupNormalizer, Windows, get_window_spec, load_windows, split_by_asset, split_by_time
+
+
+@dataclass
+class RunData:
+    source_train: Windows
+    source_val: Windows
+    target_train: Windows | None = None  # unlabelled use
+    target_labelled: Windows | None = None
+    target_val: Windows | None = None
+    test: Windows | None = None
+    normalizers: dict | None = None
+
+    @property
+    def c_in(self) -> int:
+        return self.source_train.n_channels
+
+    @property
+    def seq_len(self) -> int:
+        return self.source_train.length
+
+
+def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
+    data = config["data"]
+    catalog = catalog or Catalog(config.get("catalog"))
+    spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+    seed = config["seed"]
+    group_norm = spec.normalize == "group" and spec.kind == "runs"
+    source_all = load_windows(catalog, data["dataset"], spec, split=data["source"]["split"] if not data["time_split"]
+                              else None, domains=data["source"]["domains"])
+    if data["time_split"]:
+        source_all, _ = split_by_time(source_all, data["time_split"])
+        source_train, source_val = split_by_time(source_all, 1 - data["val_fraction"])
+    else:
+        parts = split_by_asset(source_all, {"train": 1 - data["val_fraction"], "val": data["val_fraction"]}, seed=seed)
+        source_train, source_val = parts["train"], parts["val"]
+    normalizers = {}
+    if group_norm:
+        normalizers["source"] = GroupNormalizer.fit(source_train)
+        source_train = normalizers["source"].transform(source_train)
+        source_val = normalizers["source"].transform(source_val)
+    out = RunData(source_train, source_val, normalizers=normalizers)
+    target = data["target"]
+    if not target.get("domains"):
+        return out
+    if data["time_split"]:
+        target_all, test = split_by_time(load_windows(catalog, data["dataset"], spec, domains=target["domains"]),
+                                         data["time_split"])
+    else:
+        target_all = load_windows(catalog, data["dataset"], spec, split=target["split"], domains=target["domains"])
+        test_cfg = data["test"]
+        test = load_windows(catalog, data["dataset"], spec, split=test_cfg["split"],
+                            domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
+    if group_norm:
+        normalizers["target"] = GroupNormalizer.fit(target_all)  # target train rows, no labels used
+        target_all, test = normalizers["target"].transform(target_all), normalizers["target"].transform(test)
+    out.target_train, out.test = target_all, test
+    n_labelled = int(target.get("labelled_units") or 0)
+    if n_labelled:
+        assets = np.unique(target_all.assets)
+        if n_labelled > len(assets):
+            raise ValueError(f"target.labelled_units={n_labelled} but the target has {len(assets)} units")
+        chosen = np.random.default_rng(seed + 1000).choice(assets, n_labelled, replace=False)
+        out.target_labelled = target_all.subset(np.isin(target_all.assets, chosen))
+        if config["early_stopping"]["metric"] == "target_val" and n_labelled >= 2:
+            held = chosen[: max(1, n_labelled // 5)]
+            out.target_val = out.target_labelled.subset(np.isin(out.target_labelled.assets, held))
+            out.target_labelled = out.target_labelled.subset(~np.isin(out.target_labelled.assets, held))
+    if not target.get("unlabelled", True):
+        out.target_train = None
+    return out

@@ -1,0 +1,108 @@
+"""The one epoch loop every run uses: steps returning ``{"loss": ...}``, a schedule-aware
+progress value, early stopping with best-state restore, and per-epoch reports."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+class EarlyStopping:
+    """Tracks the best value of a metric and the model state at that point."""
+
+    def __init__(self, patience: int, higher_is_better: bool, min_delta: float = 0.0) -> None:
+        self.patience, self.higher, self.min_delta = patience, higher_is_better, min_delta
+        self.best = -math.inf if higher_is_better else math.inf
+        self.best_epoch, self.bad_epochs, self.best_state = -1, 0, None
+
+    def update(self, value: float, epoch: int, module: nn.Module) -> bool:
+        better = value > self.best + self.min_delta if self.higher else value < self.best - self.min_delta
+        if better:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs > self.patience
+
+    def restore(self, module: nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
+
+def cycle(make: Callable[[], Iterator]) -> Iterator:
+    """Endless iteration over fresh iterators from ``make`` (reshuffled each pass)."""
+    while True:
+        yield from make()
+
+
+def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_epoch: int, epochs: int,
+               optimizer: torch.optim.Optimizer, evaluate: Callable[[], dict], metric: str, higher_is_better: bool,
+               patience: int, min_delta: float = 0.0, on_epoch_start: Callable[[int], None] | None = None,
+               penalty: Callable[[], torch.Tensor | None] | None = None, report: Callable[[dict], None] | None = None,
+               progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
+               stopper: EarlyStopping | None = None) -> EarlyStopping:
+    """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
+
+    After each epoch ``evaluate()`` gives metrics; ``metric`` among them drives early stopping.
+    The best state is restored into ``module`` before returning.
+    """
+    from tqdm.auto import tqdm
+
+    stopper = stopper or EarlyStopping(patience, higher_is_better, min_delta)
+    total = max(1, epochs * steps_per_epoch)
+    for epoch in range(start_epoch, epochs):
+        module.train()
+        if on_epoch_start:
+            on_epoch_start(epoch)
+        t0, sums = time.perf_counter(), {}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for i in bar:
+            with autocast() if autocast else _null():
+                out = step((epoch * steps_per_epoch + i) / total)
+                loss = out["loss"]
+                extra = penalty() if penalty else None
+                if extra is not None:
+                    loss = loss + extra
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+        module.eval()
+        with torch.no_grad():
+            metrics = evaluate()
+        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
+                  **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}, **metrics}
+        improved = stopper.update(metrics[metric], epoch, module)
+        record["best"] = improved
+        if report:
+            report(record)
+        if stopper.should_stop:
+            break
+    stopper.restore(module)
+    return stopper
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,215 @@
+"""``train_loop(config)``: pretraining or transfer, end to end, from a validated config.
+
+Writes to the run directory: ``config.yaml``, ``history.jsonl`` (one record per epoch),
+``metrics.json`` (final), and weights (``encoder`` / ``model`` as safetensors + JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from transferline.tasks import create_task
+
+from ..adaptation import DomainBatch, create_adaptation
+from ..data import WindowDataset, Windows
+from ..encoders import create_encoder
+from ..losses import mk_mmd
+from ..objectives import create_objective
+from .checkpoint import fresh_run_dir, load_state, save_module, write_json
+from .data import RunData, prepare_data
+from .loop import cycle, run_epochs
+from .strategies import create_strategy
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict], None] | None = None) -> dict:
+    """Runs ``config`` (see :mod:`transferline.train.config`); returns the final metrics."""
+    seed_everything(config["seed"])
+    device = pick_device(config["device"])
+    data = data or prepare_data(config)
+    run_dir = fresh_run_dir(Path(config["run_dir"])) if config.get("run_dir") else None
+    history = []
+
+    def on_report(record: dict) -> None:
+        history.append(record)
+        if run_dir:
+            with open(run_dir / "history.jsonl", "a") as fh:
+                fh.write(json.dumps(record, default=float) + "\n")
+        if report:
+            report(record)
+
+    if run_dir:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    t0 = time.perf_counter()
+    runner = _pretrain if config["mode"] == "pretrain" else _transfer
+    metrics = runner(config, data, device, on_report, run_dir)
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    metrics["epochs_run"] = len(history)
+    if run_dir:
+        write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _encoder(config: dict, data: RunData, device) -> nn.Module:
+    enc_cfg = config["encoder"]
+    encoder = create_encoder(enc_cfg["name"], data.c_in, data.seq_len, **(enc_cfg.get("options") or {}))
+    if config.get("pretrained"):
+        state, meta = load_state(Path(config["pretrained"]), "encoder")
+        if meta["encoder"] != enc_cfg["name"]:
+            raise ValueError(f"pretrained encoder is {meta['encoder']!r}, config asks for {enc_cfg['name']!r}")
+        encoder.load_state_dict(state)
+    return encoder.to(device)
+
+
+def _autocast(config: dict, device: torch.device):
+    if config["precision"] == "bf16" and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return None
+
+
+def _batches(windows: Windows, batch_size: int, seed: int, device) -> Callable:
+    dataset = WindowDataset(windows)
+    epoch = [0]
+
+    def make():
+        epoch[0] += 1
+        for x, y, d in dataset.loader(batch_size=min(batch_size, len(windows)), shuffle=True,
+                                      seed=seed * 1000 + epoch[0], drop_last=len(windows) > batch_size):
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), d.to(device, non_blocking=True)
+    return make
+
+
+def _steps_per_epoch(config: dict, n: int) -> int:
+    steps = max(1, n // config["optim"]["batch_size"])
+    cap = config["optim"].get("max_steps_per_epoch")
+    return min(steps, cap) if cap else steps
+
+
+@torch.no_grad()
+def predict(model: Callable, windows: Windows, device, batch_size: int = 1024) -> torch.Tensor:
+    outs = []
+    for x, _, _ in WindowDataset(windows).loader(batch_size=batch_size):
+        outs.append(model(x.to(device)).float().cpu())
+    return torch.cat(outs)
+
+
+def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
+    task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
+    encoder = _encoder(config, data, device)
+    objective = create_objective(config["objective"]["name"], encoder, data.c_in, data.seq_len, task=task,
+                                 **(config["objective"].get("options") or {})).to(device)
+    optim = config["optim"]
+    opt = torch.optim.AdamW(objective.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
+    train_iter = cycle(_batches(data.source_train, optim["batch_size"], config["seed"], device))
+    val = WindowDataset(data.source_val)
+
+    def evaluate() -> dict:
+        torch.manual_seed(config["seed"])  # the same masks / augmentations every epoch
+        losses = [float(objective.step(tuple(t.to(device) for t in b))["loss"])
+                  for b in val.loader(batch_size=optim["batch_size"])]
+        return {"val_loss": float(np.mean(losses))}
+
+    stopper = run_epochs(module=objective, step=lambda p: objective.step(next(train_iter), p),
+                         steps_per_epoch=_steps_per_epoch(config, len(data.source_train)), epochs=optim["epochs"],
+                         optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
+                         patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
+                         autocast=_autocast(config, device))
+    metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1}
+    if run_dir:
+        save_module(run_dir, "encoder", encoder, {"encoder": config["encoder"]["name"],
+                                                  "options": config["encoder"].get("options") or {},
+                                                  "c_in": data.c_in, "seq_len": data.seq_len,
+                                                  "objective": config["objective"]["name"],
+                                                  "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
+    return metrics
+
+
+def _transfer(config, data: RunData, device, report, run_dir) -> dict:
+    task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
+    encoder = _encoder(config, data, device)
+    head = task.build_head(encoder.out_dim).to(device)
+    method = create_adaptation(config["adaptation"]["name"], encoder, head, task,
+                               **(config["adaptation"].get("options") or {})).to(device)
+    strategy = create_strategy(config["strategy"]["name"], **(config["strategy"].get("options") or {}))
+    optim = config["optim"]
+    rest = [p for name, p in method.named_parameters() if not name.startswith("encoder.")]
+    opt = torch.optim.AdamW(strategy.param_groups(encoder, rest, optim["lr"]), lr=optim["lr"],
+                            weight_decay=optim["weight_decay"])
+    bs, seed = optim["batch_size"], config["seed"]
+    labelled_source = data.source_train
+    src = cycle(_batches(labelled_source, bs, seed, device))
+    use_target = data.target_train is not None and method.supports_unlabeled_target
+    tgt = cycle(_batches(data.target_train, bs, seed + 1, device)) if use_target else None
+    lab = cycle(_batches(data.target_labelled, bs, seed + 2, device)) if data.target_labelled is not None else None
+
+    def step(progress: float) -> dict:
+        xs, ys, _ = next(src)
+        batch = DomainBatch(xs, ys, target_x=next(tgt)[0] if tgt else None)
+        if lab:
+            batch.target_labelled_x, batch.target_labelled_y, _ = next(lab)
+        return method.step(batch, progress)
+
+    def evaluate() -> dict:
+        out = {f"source_val_{k}": v for k, v in task.metrics(predict(method, data.source_val, device),
+                                                               torch.from_numpy(data.source_val.labels)).items()}
+        if data.target_val is not None:
+            out.update({f"target_val_{k}": v for k, v in task.metrics(
+                predict(method, data.target_val, device), torch.from_numpy(data.target_val.labels)).items()})
+        return out
+
+    metric = config["early_stopping"]["metric"]
+    if metric in ("auto", "source_val"):
+        metric = f"source_val_{task.primary_metric}"
+    elif metric == "target_val":
+        metric = f"target_val_{task.primary_metric}" if data.target_val is not None else \
+            f"source_val_{task.primary_metric}"
+    n_steps = _steps_per_epoch(config, len(labelled_source))
+    stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
+                         evaluate=evaluate, metric=metric, higher_is_better=task.higher_is_better,
+                         patience=config["early_stopping"]["patience"],
+                         on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
+                         penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
+                         autocast=_autocast(config, device))
+    method.eval()
+    metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1}
+    if data.test is not None:
+        out = predict(method, data.test, device)
+        metrics.update({f"test_{k}": v for k, v in task.metrics(out, torch.from_numpy(data.test.labels)).items()})
+        metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
+    if run_dir:
+        save_module(run_dir, "model", method, {"encoder": config["encoder"]["name"],
+                                               "options": config["encoder"].get("options") or {},
+                                               "task": task.config(), "adaptation": config["adaptation"]["name"],
+                                               "c_in": data.c_in, "seq_len": data.seq_len,
+                                               "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
+    return metrics
+
+
+@torch.no_grad()
+def feature_mmd(encoder: nn.Module, source: Windows, target: Windows, device, n: int = 512, seed: int = 0) -> float:
+    """MK-MMD between encoder features of up to ``n`` source and ``n`` target windows (fixed sample)."""
+    rng = np.random.default_rng(seed)
+    encoder.eval()
+    pick = lambda w: w.subset(np.sort(rng.choice(len(w), min(n, len(w)), replace=False)))  # noqa: E731
+    f_s, f_t = predict(encoder, pick(source), device), predict(encoder, pick(target), device)
+    return float(mk_mmd(f_s, f_t))

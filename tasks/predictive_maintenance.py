@@ -1,0 +1,79 @@
+"""Predictive maintenance: remaining-useful-life regression and failure-within-horizon classification."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._base import Task, mlp_head, register_task
+from .metrics import accuracy, macro_f1, nasa_score, rmse
+
+
+class RULRegression(Task):
+    """RUL in cycles; the head predicts RUL / ``scale`` so its output stays near unit range."""
+
+    task_type = "regression"
+    primary_metric = "rmse"
+    higher_is_better = False
+
+    def __init__(self, scale: float = 125.0, hidden: int = 64, dropout: float = 0.1) -> None:
+        self.scale, self.hidden, self.dropout = scale, hidden, dropout
+
+    def build_head(self, in_dim: int) -> nn.Module:
+        return mlp_head(in_dim, 1, self.hidden, self.dropout)
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(output.squeeze(-1), y.float() / self.scale)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return output.squeeze(-1) * self.scale
+
+    def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        pred = self.predict(output).clamp(min=0)
+        return {"rmse": rmse(pred, y), "score": nasa_score(pred, y), "mae": float((pred - y).abs().mean())}
+
+    def config(self) -> dict:
+        return {"name": self.name, "scale": self.scale, "hidden": self.hidden, "dropout": self.dropout}
+
+
+class FailureWithin(Task):
+    """Will the asset fail within ``horizon`` cycles? Labels are RUL; targets are RUL <= horizon."""
+
+    task_type = "classification"
+    primary_metric = "f1"
+    higher_is_better = True
+
+    def __init__(self, horizon: int = 30, hidden: int = 64, dropout: float = 0.1) -> None:
+        self.horizon, self.hidden, self.dropout = horizon, hidden, dropout
+
+    def build_head(self, in_dim: int) -> nn.Module:
+        return mlp_head(in_dim, 2, self.hidden, self.dropout)
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        return (y <= self.horizon).long()
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, self.targets(y))
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return output.argmax(-1)
+
+    def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        pred, true = self.predict(output), self.targets(y)
+        tp = ((pred == 1) & (true == 1)).sum().item()
+        f1 = 2 * tp / max(1, (pred == 1).sum().item() + (true == 1).sum().item())
+        return {"accuracy": accuracy(pred, true), "f1": f1, "macro_f1": macro_f1(pred, true, 2)}
+
+    def config(self) -> dict:
+        return {"name": self.name, "horizon": self.horizon, "hidden": self.hidden, "dropout": self.dropout}
+
+
+@register_task("rul")
+def rul(**options) -> Task:
+    return RULRegression(**options)
+
+
+@register_task("failure_within")
+def failure_within(**options) -> Task:
+    return FailureWithin(**options)
