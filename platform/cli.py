@@ -58,7 +58,49 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     _catalog_arg(delete)
 
+    for mode in ("pretrain", "transfer"):
+        run = sub.add_parser(mode, help=f"{mode} from a config file plus key=value overrides")
+        run.add_argument("--config", help="YAML config (see examples/configs, benchmarks/configs)")
+        run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                         help="dotted overrides, e.g. adaptation=dann encoder=cnn_small target.labelled_units=5")
+        run.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/<mode>-<time>)")
+        run.add_argument("--quiet", action="store_true", help="no progress bars")
+        _catalog_arg(run)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from .train import load_config, train_loop
+
+    overrides = [*args.overrides, f"mode={args.command}"]
+    if args.catalog:
+        overrides.append(f"catalog={args.catalog}")
+    if args.quiet:
+        overrides.append("progress=false")
+    config = load_config(args.config, overrides)
+    config["run_dir"] = args.run_dir or config.get("run_dir") or f"runs/{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def report(record: dict) -> None:
+        shown = {k: v for k, v in record.items() if k not in ("epoch", "seconds", "best")}
+        terms = "  ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, float))
+        print(f"epoch {record['epoch']:>3} {record['seconds']:6.1f}s  {terms}{'  *' if record['best'] else ''}",
+              flush=True)
+
+    try:
+        metrics = train_loop(config, report=report)
+    except ValueError as exc:
+        raise TransferlineError(str(exc)) from None
+    print(f"\n{args.command} finished: {config['run_dir']}")
+    print(format_metrics(metrics))
+    return 0
+
+
+def format_metrics(metrics: dict) -> str:
+    rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -122,7 +164,8 @@ def format_manifest(m) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"ingest": cmd_ingest, "datasets": cmd_datasets}[args.command]
+    handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train}[
+        args.command]
     try:
         return handler(args)
     except TransferlineError as exc:

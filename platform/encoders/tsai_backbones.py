@@ -56,7 +56,7 @@ def resnet(c_in: int, seq_len: int, nf: int = 32, **options) -> Encoder:
 def tst(c_in: int, seq_len: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 8, d_ff: int = 128,
         **options) -> Encoder:
     return TsaiBackbone("TSTPlus", "TSTPlus", c_in, seq_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                        d_ff=d_ff, flatten=False, **options)
+                        d_ff=d_ff, flatten=False, key_padding_mask=False, **options)  # NOTE: "auto" writes into x
 
 
 @register_encoder("lstm_fcn")

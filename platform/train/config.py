@@ -67,7 +67,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise TransferlineError(f"override {item!r} must look like key=value")
-        _set(config, _resolve(config, key.strip()), yaml.safe_load(text))
+        dotted, value = _resolve(config, key.strip()), yaml.safe_load(text)
+        parent = dotted.rpartition(".")[0]
+        if dotted.endswith(".name") and isinstance(config.get(parent), dict) and config[parent].get("name") != value:
+            config[parent]["options"] = {}  # another component: the file's options were for the old one
+        _set(config, dotted, value)
     validate(config)
     return config
 

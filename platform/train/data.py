@@ -32,11 +32,18 @@ class RunData:
 
 
 def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
+    """Source train/val and the target sets, per ``config["data"]``.
+
+    Without source domains the run trains on the labelled target units alone (from scratch or from
+    a pretrained encoder): they are split by unit into train and validation.
+    """
     data = config["data"]
     catalog = catalog or Catalog(config.get("catalog"))
     spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
     seed = config["seed"]
     group_norm = spec.normalize == "group" and spec.kind == "runs"
+    if not data["source"]["domains"]:
+        return _target_only(config, catalog, spec, group_norm)
     source_all = load_windows(catalog, data["dataset"], spec, split=data["source"]["split"] if not data["time_split"]
                               else None, domains=data["source"]["domains"])
     if data["time_split"]:
@@ -68,15 +75,42 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
     out.target_train, out.test = target_all, test
     n_labelled = int(target.get("labelled_units") or 0)
     if n_labelled:
-        assets = np.unique(target_all.assets)
-        if n_labelled > len(assets):
-            raise ValueError(f"target.labelled_units={n_labelled} but the target has {len(assets)} units")
-        chosen = np.random.default_rng(seed + 1000).choice(assets, n_labelled, replace=False)
-        out.target_labelled = target_all.subset(np.isin(target_all.assets, chosen))
+        out.target_labelled = labelled_units(target_all, n_labelled, seed)
         if config["early_stopping"]["metric"] == "target_val" and n_labelled >= 2:
-            held = chosen[: max(1, n_labelled // 5)]
-            out.target_val = out.target_labelled.subset(np.isin(out.target_labelled.assets, held))
-            out.target_labelled = out.target_labelled.subset(~np.isin(out.target_labelled.assets, held))
+            out.target_labelled, out.target_val = _hold_out_units(out.target_labelled)
     if not target.get("unlabelled", True):
         out.target_train = None
     return out
+
+
+def labelled_units(windows: Windows, n: int, seed: int) -> Windows:
+    """The windows of ``n`` units drawn with ``seed`` (the same units for every method of a seed)."""
+    assets = np.unique(windows.assets)
+    if n > len(assets):
+        raise ValueError(f"target.labelled_units={n} but the target has {len(assets)} units")
+    chosen = np.random.default_rng(seed + 1000).choice(assets, n, replace=False)
+    return windows.subset(np.isin(windows.assets, chosen))
+
+
+def _hold_out_units(windows: Windows) -> tuple[Windows, Windows]:
+    """Splits off a fifth of the units (at least one) for validation."""
+    assets = np.unique(windows.assets)
+    held = assets[: max(1, len(assets) // 5)]
+    mask = np.isin(windows.assets, held)
+    return windows.subset(~mask), windows.subset(mask)
+
+
+def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunData:
+    data, target = config["data"], config["data"]["target"]
+    n = int(target.get("labelled_units") or 0)
+    if not target.get("domains") or n < 2:
+        raise ValueError("without source domains, give target.domains and target.labelled_units >= 2")
+    target_all = load_windows(catalog, data["dataset"], spec, split=target["split"], domains=target["domains"])
+    test = load_windows(catalog, data["dataset"], spec, split=data["test"]["split"],
+                        domains=data["test"]["domains"] or target["domains"], last_only=data["test"]["last_only"])
+    train, val = _hold_out_units(labelled_units(target_all, n, config["seed"]))
+    normalizers = {}
+    if group_norm:  # fitted on the target's training rows (labels unused), as in the transfer runs
+        normalizers["target"] = GroupNormalizer.fit(target_all)
+        train, val, test = (normalizers["target"].transform(w) for w in (train, val, test))
+    return RunData(source_train=train, source_val=val, test=test, normalizers=normalizers)

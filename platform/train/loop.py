@@ -82,7 +82,7 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             loss.backward()
             optimizer.step()
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}")
         module.eval()

@@ -1,0 +1,54 @@
+"""Adaptation methods for regression and classification; label-free selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transferline.adaptation import DomainBatch, create_adaptation, density_ratio, dev_risk, list_adaptations
+from transferline.encoders import create_encoder
+from transferline.tasks import create_task
+
+
+@pytest.mark.parametrize("method", list_adaptations())
+@pytest.mark.parametrize("task_name,y", [("rul", torch.rand(8) * 120), ("fault_diagnosis", torch.randint(0, 10, (8,)))])
+def test_step_regression_and_classification(method, task_name, y):
+    torch.manual_seed(0)
+    task = create_task(task_name)
+    encoder = create_encoder("cnn_small", 3, 16)
+    model = create_adaptation(method, encoder, task.build_head(encoder.out_dim), task)
+    batch = DomainBatch(torch.randn(8, 3, 16), y, target_x=torch.randn(8, 3, 16) + 1,
+                        target_labelled_x=torch.randn(4, 3, 16), target_labelled_y=y[:4])
+    out = model.step(batch, progress=0.5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and "target_task" in out
+    if method != "source_only":
+        assert ("align" in out) or ("domain" in out)
+
+
+def test_dann_reverses_gradient_into_encoder():
+    torch.manual_seed(0)
+    task = create_task("rul")
+    encoder = create_encoder("cnn_small", 3, 16)
+    model = create_adaptation("dann", encoder, task.build_head(encoder.out_dim), task, ramp=False).eval()
+    batch = DomainBatch(torch.randn(8, 3, 16), torch.rand(8), target_x=torch.randn(8, 3, 16))
+    weight = encoder.body[0][0].weight
+    f = torch.cat([encoder(batch.source_x), encoder(batch.target_x)])
+    dom = torch.cat([torch.zeros(8), torch.ones(8)])
+    d_loss = torch.nn.functional.binary_cross_entropy_with_logits(model.discriminator(f), dom)
+    g_domain = torch.autograd.grad(d_loss, weight)[0]
+    g_task = torch.autograd.grad(task.loss(model.head(encoder(batch.source_x)), batch.source_y), weight)[0]
+    g_total = torch.autograd.grad(model.step(batch)["loss"], weight)[0]
+    # the encoder descends the task loss and ascends the domain loss
+    torch.testing.assert_close(g_total, g_task - g_domain, rtol=1e-4, atol=1e-7)
+
+
+def test_density_ratio_and_dev():
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(400, 2, generator=g)
+    target = torch.randn(400, 2, generator=g) + torch.tensor([1.0, 0.0])
+    w = density_ratio(source, target)
+    near, far = source[:, 0] > 1, source[:, 0] < -1
+    assert w[near].mean() > 2 * w[far].mean()  # source points where the target lies get more weight
+    losses = torch.ones(400)
+    assert dev_risk(losses, w) == pytest.approx(1.0, abs=1e-5)  # a constant loss is its own risk

@@ -1,0 +1,56 @@
+"""Contract tests over every registered encoder: forward, backward, shape, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transferline.encoders import Encoder, create_encoder, list_encoders
+
+
+def _input(name: str) -> tuple[int, int]:
+    return (1, 1024) if name == "wdcnn" else (14, 30)
+
+
+def test_registry_lists_required_families():
+    names = set(list_encoders())
+    assert {"inception_time", "inception_small", "resnet", "tst", "lstm_fcn", "wdcnn"} <= names
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_forward_backward_shape(name):
+    c_in, length = _input(name)
+    torch.manual_seed(0)
+    encoder = create_encoder(name, c_in, length)
+    assert isinstance(encoder, Encoder) and encoder.out_dim > 0
+    x = torch.randn(3, c_in, length, requires_grad=True)
+    features = encoder(x)
+    assert features.shape == (3, encoder.out_dim) and torch.isfinite(features).all()
+    features.pow(2).mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
+    seq = encoder.forward_features(x)
+    if encoder.sequence_features:
+        assert seq.shape == (3, encoder.out_dim, length)
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_deterministic_under_seed(name):
+    c_in, length = _input(name)
+    x = torch.randn(2, c_in, length)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        encoder = create_encoder(name, c_in, length).eval()
+        outs.append(encoder(x))
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_unknown_encoder_lists_known():
+    with pytest.raises(ValueError, match="known: .*cnn_small"):
+        create_encoder("nope", 1, 10)
+
+
+def test_unset_options_keep_preset():
+    assert create_encoder("cnn_small", 14, 30, width=None).out_dim == 64
+    assert create_encoder("cnn_small", 14, 30, width=32).out_dim == 32
