@@ -26,15 +26,26 @@ class SmallCNN(Encoder):
     sequence_features = True
 
     def __init__(self, c_in: int, seq_len: int, width: int = 64, kernel: int = 5, depth: int = 3,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, pool: str = "mean", out_dim: int | None = None) -> None:
         super().__init__()
+        if pool not in ("mean", "last", "flatten"):
+            raise ValueError(f"pool must be 'mean', 'last' or 'flatten', not {pool!r}")
         chans = [c_in] + [width] * depth
         self.body = nn.Sequential(*[_block(a, b, kernel) for a, b in zip(chans[:-1], chans[1:])])
         self.dropout = nn.Dropout(dropout)
-        self.out_dim = width
+        self.pool_mode = pool
+        # NOTE: "flatten" keeps where in the window a pattern sits (the latest cycles matter most for RUL).
+        self.flatten = nn.Sequential(nn.Flatten(), nn.Linear(width * seq_len, out_dim or width), nn.ReLU()) \
+            if pool == "flatten" else None
+        self.out_dim = (out_dim or width) if pool == "flatten" else width
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.body(x))
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        if self.pool_mode == "flatten":
+            return self.flatten(features)
+        return features[:, :, -1] if self.pool_mode == "last" else features.mean(dim=-1)
 
 
 class WDCNN(Encoder):

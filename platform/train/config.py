@@ -27,7 +27,7 @@ DEFAULTS: dict = {
         "spec_options": {},
         "source": {"domains": None, "split": "train"},
         "target": {"domains": None, "split": "train", "labelled_units": 0, "unlabelled": True},
-        "test": {"domains": None, "split": "test", "last_only": True, "time_fraction": None},
+        "test": {"domains": None, "split": "test", "last_only": True, "monitor": False},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
     },
@@ -37,7 +37,8 @@ DEFAULTS: dict = {
     "adaptation": {"name": "source_only", "options": {}},
     "strategy": {"name": "full", "options": {}},
     "pretrained": None,  # a pretraining run directory whose encoder to start from
-    "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None},
+    "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None,
+              "schedule": "cosine"},  # or "constant"
     "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
     "progress": True,
 }
@@ -132,6 +133,8 @@ def validate(config: dict) -> None:
         raise TransferlineError("config data.dataset: a catalog dataset name is required")
     if config["precision"] not in ("fp32", "bf16"):
         raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {config['precision']!r}")
+    if config["optim"]["schedule"] not in ("cosine", "constant"):
+        raise TransferlineError(f"config optim.schedule: 'cosine' or 'constant', not {config['optim']['schedule']!r}")
     for key in ("lr", "batch_size", "epochs"):
         if not isinstance(config["optim"][key], (int, float)) or config["optim"][key] <= 0:
             raise TransferlineError(f"config optim.{key}: must be a positive number, got {config['optim'][key]!r}")

@@ -55,11 +55,11 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                patience: int, min_delta: float = 0.0, on_epoch_start: Callable[[int], None] | None = None,
                penalty: Callable[[], torch.Tensor | None] | None = None, report: Callable[[dict], None] | None = None,
                progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
-               stopper: EarlyStopping | None = None) -> EarlyStopping:
+               stopper: EarlyStopping | None = None, scheduler=None) -> EarlyStopping:
     """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
 
     After each epoch ``evaluate()`` gives metrics; ``metric`` among them drives early stopping.
-    The best state is restored into ``module`` before returning.
+    The best state is restored into ``module`` before returning. ``scheduler`` steps once per batch.
     """
     from tqdm.auto import tqdm
 
@@ -81,6 +81,8 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             if i % 20 == 0:

@@ -99,6 +99,13 @@ def _batches(windows: Windows, batch_size: int, seed: int, device) -> Callable:
     return make
 
 
+def _scheduler(config: dict, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """Cosine decay to zero over the whole run (per step), or none."""
+    if config["optim"]["schedule"] != "cosine":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps_per_epoch * config["optim"]["epochs"]))
+
+
 def _steps_per_epoch(config: dict, n: int) -> int:
     steps = max(1, n // config["optim"]["batch_size"])
     cap = config["optim"].get("max_steps_per_epoch")
@@ -129,8 +136,9 @@ def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
                   for b in val.loader(batch_size=optim["batch_size"])]
         return {"val_loss": float(np.mean(losses))}
 
+    n_steps = _steps_per_epoch(config, len(data.source_train))
     stopper = run_epochs(module=objective, step=lambda p: objective.step(next(train_iter), p),
-                         steps_per_epoch=_steps_per_epoch(config, len(data.source_train)), epochs=optim["epochs"],
+                         steps_per_epoch=n_steps, epochs=optim["epochs"], scheduler=_scheduler(config, opt, n_steps),
                          optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
                          patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
                          autocast=_autocast(config, device))
@@ -175,6 +183,9 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
         if data.target_val is not None:
             out.update({f"target_val_{k}": v for k, v in task.metrics(
                 predict(method, data.target_val, device), torch.from_numpy(data.target_val.labels)).items()})
+        if config["data"]["test"]["monitor"] and data.test is not None:  # learning curves only, never selection
+            out.update({f"monitor_test_{k}": v for k, v in task.metrics(
+                predict(method, data.test, device), torch.from_numpy(data.test.labels)).items()})
         return out
 
     metric = config["early_stopping"]["metric"]
@@ -185,6 +196,7 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
             f"source_val_{task.primary_metric}"
     n_steps = _steps_per_epoch(config, len(labelled_source))
     stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
+                         scheduler=_scheduler(config, opt, n_steps),
                          evaluate=evaluate, metric=metric, higher_is_better=task.higher_is_better,
                          patience=config["early_stopping"]["patience"],
                          on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),

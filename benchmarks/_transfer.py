@@ -1,0 +1,45 @@
+"""Shared pieces of the transfer benchmarks: a cached catalog of the real data, seeded runs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from transferline.catalog import Catalog
+from transferline.connectors import create_reader
+from transferline.train import load_config, prepare_data, train_loop
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def bench_catalog(root: str | Path, data: Path, datasets: dict[str, tuple[str, str]]) -> Catalog:
+    """Ingests ``{name: (format, folder under data)}`` into ``root`` (a no-op when already there)."""
+    catalog = Catalog(root)
+    for name, (fmt, folder) in datasets.items():
+        catalog.ingest(name, create_reader(fmt)(data / folder))
+    return catalog
+
+
+def run_seeds(catalog: Catalog, config_name: str, overrides: list[str], seeds: list[int]) -> list[dict]:
+    """One run per seed; windows are prepared once per seed and shared by nothing else."""
+    out = []
+    for seed in seeds:
+        config = load_config(CONFIGS / config_name, [f"catalog={catalog.root}", "progress=false", f"seed={seed}",
+                                                     *overrides])
+        t0 = time.perf_counter()
+        metrics = train_loop(config, data=prepare_data(config, catalog))
+        metrics["seconds"] = time.perf_counter() - t0
+        out.append(metrics)
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def stats(runs: list[dict], key: str) -> dict:
+    values = [r[key] for r in runs]
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "median": statistics.median(values), "values": values}

@@ -1,0 +1,203 @@
+"""One short CUDA run that checks the GPU path and records its numbers.
+
+Runs on a lent GPU machine (``make``-free: it needs only torch, pyarrow, pandas, scipy, pyyaml,
+safetensors, tqdm, which the GPU image has). It checks, on the vendored C-MAPSS sample:
+
+1. every adaptation method (source_only, mmd, coral, dann) and every pretraining objective
+   (supervised, masked, contrastive, gan) runs a few steps on CUDA with bf16 autocast;
+2. training throughput (windows/s) fp32 vs bf16 for two encoders at batch 1024, with GPU
+   utilization sampled through NVML while it trains;
+3. a DistributedDataParallel step loop over NCCL (one process per GPU present) in bf16.
+
+Writes ``--out``/gpu_check.json (default benchmarks/results/). Usage: ``python benchmarks/gpu_check.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def importable_package() -> None:
+    """Where transferline is not installed, lay out the package as symlinks (platform/ → transferline)."""
+    try:
+        import transferline.catalog  # noqa: F401
+        return
+    except ImportError:
+        pass
+    site = Path(tempfile.mkdtemp(prefix="tl-site-"))
+    pkg = site / "transferline"
+    pkg.mkdir()
+    for entry in (REPO / "platform").iterdir():
+        (pkg / entry.name).symlink_to(entry)
+    (pkg / "connectors").symlink_to(REPO / "connectors")
+    (pkg / "tasks").symlink_to(REPO / "tasks")
+    sys.path.insert(0, str(site))
+
+
+class Utilization:
+    """Samples GPU utilization (%) and memory through NVML every 100 ms while active."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # NVML missing: utilization is recorded as unknown
+            self._nvml = None
+
+    def __enter__(self):
+        if self._nvml:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            util = self._nvml.nvmlDeviceGetUtilizationRates(self._handle)
+            self.samples.append((util.gpu, util.memory))
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        return False
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"gpu_util_mean": None, "gpu_util_max": None}
+        gpu = [s[0] for s in self.samples]
+        return {"gpu_util_mean": sum(gpu) / len(gpu), "gpu_util_max": max(gpu), "samples": len(gpu)}
+
+
+def run_config(catalog, overrides: list[str]) -> dict:
+    from transferline.train import load_config, train_loop
+
+    config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
+                         [f"catalog={catalog.root}", "progress=false", "device=cuda", *overrides])
+    history = []
+    metrics = train_loop(config, report=history.append)
+    return {"metrics": metrics, "history": history}
+
+
+def throughput(catalog, encoder: str, precision: str, batch: int, steps: int) -> dict:
+    import torch
+
+    torch.cuda.synchronize()
+    with Utilization() as util:
+        result = run_config(catalog, [f"encoder={encoder}", f"precision={precision}", f"optim.batch_size={batch}",
+                                      "epochs=3", f"optim.max_steps_per_epoch={steps}", "adaptation=mmd",
+                                      "target.labelled_units=0", "strategy=full"])
+    epochs = result["history"][1:]  # the first epoch includes CUDA warm-up
+    seconds = sum(h["seconds"] for h in epochs)
+    # each step reads one source and one target batch
+    return {"encoder": encoder, "precision": precision, "batch": batch, "steps_per_epoch": steps,
+            "windows_per_s": 2 * batch * steps * len(epochs) / seconds, "test_rmse": result["metrics"]["test_rmse"],
+            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20, **util.summary()}
+
+
+def ddp_worker(rank: int, world: int, port: int, steps: int, out: dict) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from transferline.encoders import create_encoder
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("nccl", rank=rank, world_size=world)
+    torch.cuda.set_device(rank)
+    torch.manual_seed(0)
+    encoder = create_encoder("cnn_small", 14, 30)
+    model = DDP(torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1)).cuda(rank), device_ids=[rank])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.randn(1024, 14, 30, device=rank), torch.rand(1024, 1, device=rank)
+    for i in range(steps + 5):
+        if i == 5:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.mse_loss(model(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    weights = [p.detach().clone() for p in model.parameters()]
+    gathered = [torch.zeros_like(weights[0]) for _ in range(world)]
+    dist.all_gather(gathered, weights[0])
+    if rank == 0:
+        out.update(world_size=world, windows_per_s=world * 1024 * steps / seconds, final_loss=float(loss),
+                   replicas_in_sync=all(torch.equal(g, gathered[0]) for g in gathered))
+    dist.destroy_process_group()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    importable_package()
+    import torch
+    import torch.multiprocessing as mp
+
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check", file=sys.stderr)
+        return 1
+    catalog = Catalog(tempfile.mkdtemp(prefix="tl-gpu-cat-"))
+    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
+    report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "checks": {}, "throughput": [], "ddp": {}}
+
+    quick = ["epochs=1", "optim.max_steps_per_epoch=5", "precision=bf16"]
+    for method in ("source_only", "mmd", "coral", "dann"):
+        m = run_config(catalog, [*quick, f"adaptation={method}", "target.labelled_units=3"])["metrics"]
+        report["checks"][f"transfer/{method}"] = {"ok": bool(m["test_rmse"] == m["test_rmse"]), "test_rmse": m["test_rmse"]}
+        print("transfer", method, report["checks"][f"transfer/{method}"], flush=True)
+    from transferline.train import load_config, train_loop
+    for objective in ("supervised", "masked", "contrastive", "gan"):
+        config = load_config(REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                             [f"catalog={catalog.root}", "progress=false", "device=cuda", *quick,
+                              f"objective={objective}"])
+        m = train_loop(config)
+        report["checks"][f"pretrain/{objective}"] = {"ok": bool(m["val_loss"] == m["val_loss"]), "val_loss": m["val_loss"]}
+        print("pretrain", objective, report["checks"][f"pretrain/{objective}"], flush=True)
+
+    for encoder in ("cnn_small", "lstm"):
+        for precision in ("fp32", "bf16"):
+            row = throughput(catalog, encoder, precision, batch=1024, steps=40)
+            report["throughput"].append(row)
+            print("throughput", row, flush=True)
+
+    world = torch.cuda.device_count()
+    manager = mp.Manager()
+    shared = manager.dict()
+    mp.spawn(ddp_worker, args=(world, 29517, 50, shared), nprocs=world, join=True)
+    report["ddp"] = dict(shared)
+    print("ddp", report["ddp"], flush=True)
+
+    for pair in ("cnn_small", "lstm"):
+        rows = {r["precision"]: r for r in report["throughput"] if r["encoder"] == pair}
+        report.setdefault("summary", {})[f"{pair}_bf16_speedup"] = rows["bf16"]["windows_per_s"] / rows["fp32"]["windows_per_s"]
+    report["summary"]["all_checks_ok"] = all(c["ok"] for c in report["checks"].values())
+    report["summary"]["ddp_replicas_in_sync"] = report["ddp"].get("replicas_in_sync")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
