@@ -25,8 +25,11 @@ test: install
 test-fast: install
 	$(PYTEST) -m "not gpu and not integration and not ray and not slow" -x -q --timeout=300
 
+# Benchmarks write benchmarks/results/<name>.json and .md; they need ../shared/data.
 bench: install
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/cmapss_uda.py --methods mmd dann --set epochs=10
+	$(PY) benchmarks/cwru_crossload.py --methods dann
 
 clean:
 	rm -rf build dist *.egg-info transferline-data

@@ -37,7 +37,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["mmd"])
     parser.add_argument("--scenarios", nargs="*", help="e.g. FD002:FD001 (default: all 12)")
-    parser.add_argument("overrides", nargs="*", help="config overrides applied to every run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to every run (repeatable)")
     args = parser.parse_args()
     catalog = bench_catalog(args.catalog, args.data, {"cmapss": ("cmapss", "cmapss")})
     scenarios = [tuple(s.split(":")) for s in args.scenarios] if args.scenarios else list(ANCHORS)

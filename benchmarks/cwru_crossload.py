@@ -28,7 +28,8 @@ def main() -> int:
     parser.add_argument("--catalog", default="/tmp/transferline-bench")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["dann"])
-    parser.add_argument("overrides", nargs="*", help="config overrides applied to every run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to every run (repeatable)")
     args = parser.parse_args()
     catalog = bench_catalog(args.catalog, args.data, {"cwru": ("cwru", "cwru")})
     methods = ["source_only", *[m for m in args.methods if m != "source_only"]]

@@ -1,4 +1,6 @@
 """End to end on the real vendored sample: FD002 → FD001, short runs, seeded and reproducible."""
+import pytest
+
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from transferline.connectors import create_reader
 from transferline.train import load_config, prepare_data, train_loop
 
 from ..conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
