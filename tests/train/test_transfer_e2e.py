@@ -1,6 +1,4 @@
 """End to end on the real vendored sample: FD002 → FD001, short runs, seeded and reproducible."""
-import pytest
-
 
 from __future__ import annotations
 
