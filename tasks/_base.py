@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-_TASKS: dict[str, Callable[..., "Task"]] = {}
+from transferline.registry import Registry
 
 
 class Task:
@@ -44,33 +42,21 @@ class Task:
         return {"name": self.name}
 
 
-def register_task(name: str) -> Callable:
-    def wrap(builder: Callable[..., Task]) -> Callable[..., Task]:
-        _TASKS[name] = builder
-        return builder
-    return wrap
-
-
-def list_tasks() -> list[str]:
-    _load_builtin()
-    return sorted(_TASKS)
-
-
-def create_task(name: str, **options) -> Task:
-    """Builds task ``name``; options left as None keep the preset's value."""
-    _load_builtin()
-    try:
-        builder = _TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(_TASKS))}") from None
-    task = builder(**{k: v for k, v in options.items() if v is not None})
-    task.name = name
-    return task
-
-
 def mlp_head(in_dim: int, out_dim: int, hidden: int = 64, dropout: float = 0.1) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
 
 def _load_builtin() -> None:
     from . import defect_detection, predictive_maintenance  # noqa: F401
+
+
+TASKS = Registry("task", _load_builtin)
+register_task = TASKS.register
+list_tasks = TASKS.names
+
+
+def create_task(name: str, **options) -> Task:
+    """Builds task ``name``; options left as None keep the preset's value."""
+    task = TASKS.create(name, **options)
+    task.name = name
+    return task

@@ -4,13 +4,12 @@ labelled) target windows. Each method composes plain losses from ``transferline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-_METHODS: dict[str, Callable[..., "Adaptation"]] = {}
+from ..registry import Registry
 
 
 @dataclass
@@ -74,28 +73,16 @@ class Adaptation(nn.Module):
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 
-def register_adaptation(name: str) -> Callable:
-    def wrap(builder):
-        _METHODS[name] = builder
-        return builder
-    return wrap
+def _load_builtin() -> None:
+    from . import methods  # noqa: F401
 
 
-def list_adaptations() -> list[str]:
-    _load_builtin()
-    return sorted(_METHODS)
+ADAPTATIONS = Registry("adaptation", _load_builtin)
+register_adaptation = ADAPTATIONS.register
+list_adaptations = ADAPTATIONS.names
 
 
 def create_adaptation(name: str, encoder: nn.Module, head: nn.Module, task, **options) -> Adaptation:
-    _load_builtin()
-    try:
-        builder = _METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown adaptation {name!r}; known: {', '.join(sorted(_METHODS))}") from None
-    method = builder(encoder, head, task, **{k: v for k, v in options.items() if v is not None})
+    method = ADAPTATIONS.create(name, encoder, head, task, **options)
     method.name = name
     return method
-
-
-def _load_builtin() -> None:
-    from . import methods  # noqa: F401

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-_ENCODERS: dict[str, Callable[..., "Encoder"]] = {}
+from ..registry import Registry
 
 
 class Encoder(nn.Module):
@@ -32,19 +30,13 @@ class Encoder(nn.Module):
         return self.pool(self.forward_features(x))
 
 
-def register_encoder(name: str) -> Callable:
-    """Decorator: registers ``builder(c_in, seq_len, **options) -> Encoder`` under ``name``."""
-    def wrap(builder: Callable[..., Encoder]) -> Callable[..., Encoder]:
-        if name in _ENCODERS:
-            raise ValueError(f"encoder {name!r} is registered twice")
-        _ENCODERS[name] = builder
-        return builder
-    return wrap
+def _load_builtin() -> None:
+    from . import conv, recurrent, tsai_backbones  # noqa: F401  (registration side effects)
 
 
-def list_encoders() -> list[str]:
-    _load_builtin()
-    return sorted(_ENCODERS)
+ENCODERS = Registry("encoder", _load_builtin)
+register_encoder = ENCODERS.register
+list_encoders = ENCODERS.names
 
 
 def create_encoder(name: str, c_in: int, seq_len: int, **options) -> Encoder:
@@ -52,15 +44,6 @@ def create_encoder(name: str, c_in: int, seq_len: int, **options) -> Encoder:
 
     Options left as None keep the preset's value.
     """
-    _load_builtin()
-    try:
-        builder = _ENCODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; known: {', '.join(sorted(_ENCODERS))}") from None
-    encoder = builder(c_in, seq_len, **{k: v for k, v in options.items() if v is not None})
+    encoder = ENCODERS.create(name, c_in, seq_len, **options)
     encoder.name = name
     return encoder
-
-
-def _load_builtin() -> None:
-    from . import conv, recurrent, tsai_backbones  # noqa: F401  (registration side effects)

@@ -7,14 +7,11 @@ training loop runs every objective.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from ..encoders import Encoder
-
-_OBJECTIVES: dict[str, Callable[..., "Objective"]] = {}
+from ..registry import Registry
 
 
 class Objective(nn.Module):
@@ -26,28 +23,6 @@ class Objective(nn.Module):
 
     def step(self, batch: tuple[torch.Tensor, ...], progress: float = 0.0) -> dict[str, torch.Tensor]:
         raise NotImplementedError
-
-
-def register_objective(name: str) -> Callable:
-    def wrap(builder):
-        _OBJECTIVES[name] = builder
-        return builder
-    return wrap
-
-
-def list_objectives() -> list[str]:
-    _load_builtin()
-    return sorted(_OBJECTIVES)
-
-
-def create_objective(name: str, encoder: Encoder, c_in: int, seq_len: int, task=None, **options) -> Objective:
-    """Builds objective ``name`` around ``encoder``; ``task`` is required by supervised pretraining."""
-    _load_builtin()
-    try:
-        builder = _OBJECTIVES[name]
-    except KeyError:
-        raise ValueError(f"unknown objective {name!r}; known: {', '.join(sorted(_OBJECTIVES))}") from None
-    return builder(encoder, c_in=c_in, seq_len=seq_len, task=task, **{k: v for k, v in options.items() if v is not None})
 
 
 def reconstruction_decoder(encoder: Encoder, c_in: int, seq_len: int) -> nn.Module:
@@ -64,3 +39,13 @@ def decode(encoder: Encoder, decoder: nn.Module, x: torch.Tensor) -> torch.Tenso
 
 def _load_builtin() -> None:
     from . import adversarial, contrastive, masked, supervised  # noqa: F401
+
+
+OBJECTIVES = Registry("objective", _load_builtin)
+register_objective = OBJECTIVES.register
+list_objectives = OBJECTIVES.names
+
+
+def create_objective(name: str, encoder: Encoder, c_in: int, seq_len: int, task=None, **options) -> Objective:
+    """Builds objective ``name`` around ``encoder``; ``task`` is required by supervised pretraining."""
+    return OBJECTIVES.create(name, encoder, c_in=c_in, seq_len=seq_len, task=task, **options)

@@ -86,7 +86,7 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             if i % 20 == 0:
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         module.eval()
         with torch.no_grad():
             metrics = evaluate()

@@ -6,12 +6,10 @@ Networks", ICML 2018. Gradual unfreezing and discriminative rates: Howard & Rude
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-_STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
+from ..registry import Registry
 
 
 class Strategy:
@@ -83,25 +81,12 @@ class L2SP(Strategy):
         return 0.5 * self.alpha * sum(((p - p0) ** 2).sum() for p, p0 in zip(encoder.parameters(), self.start))
 
 
-def register_strategy(name: str) -> Callable:
-    def wrap(builder):
-        _STRATEGIES[name] = builder
-        return builder
-    return wrap
-
+STRATEGIES = Registry("strategy")
+register_strategy = STRATEGIES.register
+list_strategies = STRATEGIES.names
+create_strategy = STRATEGIES.create
 
 register_strategy("full")(Strategy)
 register_strategy("linear_probe")(LinearProbe)
 register_strategy("freeze_unfreeze")(FreezeUnfreeze)
 register_strategy("l2sp")(L2SP)
-
-
-def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
-
-
-def create_strategy(name: str, **options) -> Strategy:
-    try:
-        return _STRATEGIES[name](**{k: v for k, v in options.items() if v is not None})
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(_STRATEGIES))}") from None
