@@ -25,6 +25,17 @@ def environment() -> dict:
                         "torch": torch.__version__, "system": platform.platform()}}
 
 
+_STARTED = None
+
+
+def started() -> dict:
+    """The environment as it was when the benchmark started (sha of the code that ran)."""
+    global _STARTED
+    if _STARTED is None:
+        _STARTED = environment()
+    return _STARTED
+
+
 def spread(values: list[float]) -> dict:
     """Median, min, max and std over repeats."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
@@ -35,7 +46,8 @@ def write_results(name: str, config: dict, summary: dict, details: dict, table: 
     """Writes ``results/<name>.json`` (and ``<name>.md`` holding the readable table)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    data = {"name": name, **environment(), "config": config, "summary": summary, "details": details}
+    data = {"name": name, **started(), "finished": environment()["date"], "config": config, "summary": summary,
+            "details": details}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     os.replace(tmp, path)

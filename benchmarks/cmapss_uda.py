@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import started, write_results  # noqa: E402
 from _transfer import DEFAULT_DATA, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
 
 # From the CADA authors' result files (Ragab et al., IEEE TII 2021): RMSE / score.
@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")
     args = parser.parse_args()
+    started()
     catalog = bench_catalog(args.catalog, args.data, {"cmapss": ("cmapss", "cmapss")})
     scenarios = [tuple(s.split(":")) for s in args.scenarios] if args.scenarios else list(ANCHORS)
     methods = ["source_only", *[m for m in args.methods if m != "source_only"]]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import started, write_results  # noqa: E402
 from _transfer import DEFAULT_DATA, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
 
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
@@ -31,6 +31,7 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")
     args = parser.parse_args()
+    started()
     catalog = bench_catalog(args.catalog, args.data, {"cwru": ("cwru", "cwru")})
     methods = ["source_only", *[m for m in args.methods if m != "source_only"]]
     details = {}

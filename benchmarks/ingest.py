@@ -20,7 +20,7 @@ import torch
 from scipy.io import loadmat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import spread, write_results  # noqa: E402
+from _common import spread, started, write_results  # noqa: E402
 
 from transferline.catalog import Catalog  # noqa: E402
 from transferline.connectors import create_reader  # noqa: E402
@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    started()
     cmapss, cwru = args.data / "cmapss", args.data / "cwru"
     sizes = {"cmapss": source_bytes(cmapss, "*.txt.gz"), "cwru": source_bytes(cwru, "*.mat")}
     runs: dict[str, list[float]] = {k: [] for k in ("cmapss", "cmapss_base", "cwru", "cwru_base", "win", "win_base")}

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_results  # noqa: E402
+from _common import RESULTS, started, write_results  # noqa: E402
 from _transfer import CONFIGS, DEFAULT_DATA, bench_catalog, stats  # noqa: E402
 
 from transferline.train import load_config, prepare_data, train_loop  # noqa: E402
@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--engines", type=int, nargs="+", default=[0, 2, 5, 10, 20])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    started()
     catalog = bench_catalog(args.catalog, args.data, {"cmapss": ("cmapss", "cmapss")})
     runs = {"transfer": {n: [] for n in args.engines}, "scratch": {n: [] for n in args.engines if n >= 2},
             "full_label": []}
