@@ -1,0 +1,59 @@
+"""Within-domain C-MAPSS RUL (FD001, FD002) per encoder, against published numbers.
+
+Writes ``benchmarks/results/within_domain.json`` and ``.md``.
+Usage: ``python benchmarks/within_domain.py [--encoders cnn_small lstm] [--seeds 0 1 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import started, write_results  # noqa: E402
+from _transfer import DEFAULT_DATA, bench_catalog, run_seeds, stats  # noqa: E402
+
+ANCHORS = {"FD001": {"MTSTAN": 10.97, "FFVE": 12.31}, "FD002": {"MTSTAN": 16.81, "FFVE": 12.55}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--catalog", default="/tmp/transferline-bench")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--encoders", nargs="+", default=["cnn_small", "lstm"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    started()
+    catalog = bench_catalog(args.catalog, args.data, {"cmapss": ("cmapss", "cmapss")})
+    details = {}
+    for subset in ("FD001", "FD002"):
+        for encoder in args.encoders:
+            options = ["encoder.options={}"] if encoder != "cnn_small" else []
+            runs = run_seeds(catalog, "within_domain.yaml", [f"source.domains=[{subset}]", f"target.domains=[{subset}]",
+                                                              f"encoder={encoder}", *options, *args.overrides],
+                             args.seeds)
+            details[f"{subset}/{encoder}"] = {"rmse": stats(runs, "test_rmse"), "score": stats(runs, "test_score"),
+                                              "seconds": stats(runs, "seconds")}
+            print(f"{subset} {encoder:10s} RMSE {details[f'{subset}/{encoder}']['rmse']['mean']:.2f}", flush=True)
+    best = {s: min((k for k in details if k.startswith(s)), key=lambda k: details[k]["rmse"]["mean"])
+            for s in ("FD001", "FD002")}
+    summary = {"fd001_rmse": details[best["FD001"]]["rmse"]["mean"], "fd001_encoder": best["FD001"].split("/")[1],
+               "fd002_rmse": details[best["FD002"]]["rmse"]["mean"], "fd002_encoder": best["FD002"].split("/")[1],
+               "anchors": ANCHORS}
+    lines = ["| subset | encoder | RMSE (ours) | NASA score | MTSTAN | FFVE |", "|---|---|---|---|---|---|"]
+    for key, d in details.items():
+        subset, encoder = key.split("/")
+        lines.append(f"| {subset} | {encoder} | {d['rmse']['mean']:.2f} ± {d['rmse']['std']:.2f} | "
+                     f"{d['score']['mean']:.0f} | {ANCHORS[subset]['MTSTAN']} | {ANCHORS[subset]['FFVE']} |")
+    table = "\n".join(lines) + f"\n\nLast window of each test engine, RUL cap 125, mean ± std over seeds {args.seeds}."
+    path = write_results("within_domain", {"seeds": args.seeds, "encoders": args.encoders,
+                                           "overrides": args.overrides}, summary, details, table)
+    print(table)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
