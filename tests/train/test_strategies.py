@@ -50,11 +50,11 @@ def test_l2sp_penalty_is_zero_at_start_and_grows():
     encoder = _encoder()
     strategy = create_strategy("l2sp", alpha=0.5)
     strategy.param_groups(encoder, [], lr=1e-3)
-    assert float(strategy.penalty(encoder)) == 0.0
+    assert float(strategy.penalty(encoder).detach()) == 0.0
     with torch.no_grad():
         first = next(encoder.parameters())
         first.add_(1.0)
-    assert float(strategy.penalty(encoder)) == pytest.approx(0.5 * 0.5 * first.numel())
+    assert float(strategy.penalty(encoder).detach()) == pytest.approx(0.5 * 0.5 * first.numel())
 
 
 def test_early_stopping_keeps_best_state():
