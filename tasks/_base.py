@@ -28,6 +28,10 @@ class Task:
         return y
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.sample_losses(output, y).mean()
+
+    def sample_losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of each sample, shape ``[B]`` (``loss`` is their mean)."""
         raise NotImplementedError
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,8 @@ class FaultDiagnosis(Task):
     def build_head(self, in_dim: int) -> nn.Module:
         return mlp_head(in_dim, self.n_classes, self.hidden, self.dropout)
 
-    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, y.long())
+    def sample_losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, y.long(), reduction="none")
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return output.argmax(-1)

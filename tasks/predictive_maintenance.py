@@ -23,8 +23,8 @@ class RULRegression(Task):
     def build_head(self, in_dim: int) -> nn.Module:
         return mlp_head(in_dim, 1, self.hidden, self.dropout)
 
-    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(output.squeeze(-1), y.float() / self.scale)
+    def sample_losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (output.squeeze(-1) - y.float() / self.scale) ** 2
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return output.squeeze(-1) * self.scale
@@ -53,8 +53,8 @@ class FailureWithin(Task):
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         return (y <= self.horizon).long()
 
-    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, self.targets(y))
+    def sample_losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, self.targets(y), reduction="none")
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return output.argmax(-1)

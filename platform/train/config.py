@@ -39,6 +39,8 @@ DEFAULTS: dict = {
     "pretrained": None,  # a pretraining run directory whose encoder to start from
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None,
               "schedule": "cosine"},  # or "constant"
+    # metric: "auto" / "source_val" (held-out source units), "target_val" (held-out labelled target
+    # units), or "dev" (Deep Embedded Validation: source-val losses weighted by target/source density)
     "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
     "progress": True,
 }
@@ -131,6 +133,9 @@ def validate(config: dict) -> None:
             raise TransferlineError(f"config {key}: unknown {value!r}; known: {', '.join(known)}")
     if not config["data"]["dataset"]:
         raise TransferlineError("config data.dataset: a catalog dataset name is required")
+    if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
+        raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val' or 'dev', "
+                                f"not {config['early_stopping']['metric']!r}")
     if config["precision"] not in ("fp32", "bf16"):
         raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {config['precision']!r}")
     if config["optim"]["schedule"] not in ("cosine", "constant"):

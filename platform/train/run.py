@@ -177,19 +177,32 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
             batch.target_labelled_x, batch.target_labelled_y, _ = next(lab)
         return method.step(batch, progress)
 
+    metric = config["early_stopping"]["metric"]
+    dev_sets = None
+    if metric == "dev":
+        if data.target_train is None:
+            raise ValueError("early_stopping.metric=dev needs unlabelled target windows (target.domains)")
+        rng = np.random.default_rng(config["seed"])
+        pick = lambda w: w.subset(np.sort(rng.choice(len(w), min(1024, len(w)), replace=False)))  # noqa: E731
+        dev_sets = (pick(data.source_val), pick(data.target_train))
+
     def evaluate() -> dict:
         out = {f"source_val_{k}": v for k, v in task.metrics(predict(method, data.source_val, device),
                                                                torch.from_numpy(data.source_val.labels)).items()}
         if data.target_val is not None:
             out.update({f"target_val_{k}": v for k, v in task.metrics(
                 predict(method, data.target_val, device), torch.from_numpy(data.target_val.labels)).items()})
+        if dev_sets is not None:
+            out["source_val_dev_risk"] = _dev(method, encoder, task, *dev_sets, device)
         if config["data"]["test"]["monitor"] and data.test is not None:  # learning curves only, never selection
             out.update({f"monitor_test_{k}": v for k, v in task.metrics(
                 predict(method, data.test, device), torch.from_numpy(data.test.labels)).items()})
         return out
 
-    metric = config["early_stopping"]["metric"]
-    if metric in ("auto", "source_val"):
+    higher = task.higher_is_better
+    if metric == "dev":
+        metric, higher = "source_val_dev_risk", False
+    elif metric in ("auto", "source_val"):
         metric = f"source_val_{task.primary_metric}"
     elif metric == "target_val":
         metric = f"target_val_{task.primary_metric}" if data.target_val is not None else \
@@ -197,7 +210,7 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
     n_steps = _steps_per_epoch(config, len(labelled_source))
     stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
                          scheduler=_scheduler(config, opt, n_steps),
-                         evaluate=evaluate, metric=metric, higher_is_better=task.higher_is_better,
+                         evaluate=evaluate, metric=metric, higher_is_better=higher,
                          patience=config["early_stopping"]["patience"],
                          on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
                          penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
@@ -215,6 +228,16 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
                                                "c_in": data.c_in, "seq_len": data.seq_len,
                                                "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
     return metrics
+
+
+@torch.no_grad()
+def _dev(model, encoder, task, source_val: Windows, target: Windows, device) -> float:
+    """Deep Embedded Validation risk of ``model``: importance-weighted source-validation loss."""
+    from ..adaptation import density_ratio, dev_risk
+
+    losses = task.sample_losses(predict(model, source_val, device), torch.from_numpy(source_val.labels))
+    weights = density_ratio(predict(encoder, source_val, device), predict(encoder, target, device))
+    return dev_risk(losses.double(), weights.double())
 
 
 @torch.no_grad()

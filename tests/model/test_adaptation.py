@@ -52,3 +52,13 @@ def test_density_ratio_and_dev():
     assert w[near].mean() > 2 * w[far].mean()  # source points where the target lies get more weight
     losses = torch.ones(400)
     assert dev_risk(losses, w) == pytest.approx(1.0, abs=1e-5)  # a constant loss is its own risk
+
+
+@pytest.mark.parametrize("task_name,y", [("rul", torch.rand(6) * 120), ("fault_diagnosis", torch.randint(0, 10, (6,))),
+                                         ("failure_within", torch.rand(6) * 60)])
+def test_task_loss_is_mean_of_sample_losses(task_name, y):
+    task = create_task(task_name)
+    output = task.build_head(4)(torch.randn(6, 4))
+    per_sample = task.sample_losses(output, y)
+    assert per_sample.shape == (6,)
+    torch.testing.assert_close(task.loss(output, y), per_sample.mean())

@@ -40,6 +40,7 @@ def test_overrides_and_aliases():
     ("adaptation=magic", "adaptation.name: unknown 'magic'"),
     ("nonsense", "key=value"),
     ("optim.epochs=-1", "optim.epochs"),
+    ("early_stopping.metric=test", "early_stopping.metric"),
 ])
 def test_bad_overrides(override, match):
     with pytest.raises(TransferlineError, match=match):

@@ -69,3 +69,12 @@ def test_pretrain_then_transfer_via_cli(sample_catalog, tmp_path, cli):
     code, _, err = cli("transfer", "--config", REPO / "examples" / "configs" / "demo_transfer.yaml",
                        "--catalog", sample_catalog.root, "--quiet", "encoder=lstm", f"pretrained={pre}")
     assert code == 2 and "pretrained encoder is 'cnn_small'" in err
+
+
+def test_dev_selection_uses_no_target_labels(sample_catalog):
+    config = _config(sample_catalog, "adaptation=mmd", "early_stopping.metric=dev")
+    history = []
+    metrics = train_loop(config, report=history.append)
+    assert metrics["selection_metric"] == "source_val_dev_risk"
+    risks = [h["source_val_dev_risk"] for h in history]
+    assert metrics["selection_value"] == min(risks) and all(r > 0 for r in risks)
