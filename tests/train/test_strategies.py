@@ -66,4 +66,4 @@ def test_early_stopping_keeps_best_state():
         stopper.update(value, epoch, module)
     assert stopper.best == 2.0 and stopper.best_epoch == 1 and stopper.should_stop
     stopper.restore(module)
-    assert float(module.weight) == 2.0
+    assert float(module.weight.detach()) == 2.0
