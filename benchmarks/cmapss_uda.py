@@ -35,7 +35,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--catalog", default="/tmp/transferline-bench")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["mmd"])
+    parser.add_argument("--methods", nargs="+", default=["mmd"],
+                        help="adaptation names, optionally with options: dann:weight=0.1")
     parser.add_argument("--scenarios", nargs="*", help="e.g. FD002:FD001 (default: all 12)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")
@@ -49,8 +50,10 @@ def main() -> int:
         t0 = time.perf_counter()
         entry = {}
         for method in methods:
+            name, _, opts = method.partition(":")
+            options = [f"adaptation.options.{kv}" for kv in opts.split(",") if kv]
             runs = run_seeds(catalog, "cmapss_uda.yaml", [f"source.domains=[{src}]", f"target.domains=[{tgt}]",
-                                                           f"adaptation={method}", *args.overrides], args.seeds)
+                                                           f"adaptation={name}", *options, *args.overrides], args.seeds)
             entry[method] = {"rmse": stats(runs, "test_rmse"), "score": stats(runs, "test_score"),
                              "feature_mmd": stats(runs, "feature_mmd"), "best_epoch": [r["best_epoch"] for r in runs]}
             print(f"{src}→{tgt} {method:12s} RMSE {entry[method]['rmse']['mean']:6.2f} ± "
