@@ -22,6 +22,21 @@ def bench_catalog(root: str | Path, data: Path, datasets: dict[str, tuple[str, s
     return catalog
 
 
+def run_once(catalog: Catalog, config_name: str, overrides: list[str], run_dir: str | None = None) -> dict:
+    """One run of ``configs/<config_name>`` with ``overrides`` (weights kept in ``run_dir`` if given)."""
+    config = load_config(CONFIGS / config_name, [f"catalog={catalog.root}", "progress=false", *overrides])
+    if run_dir:
+        config["run_dir"] = run_dir
+    return train_loop(config, data=prepare_data(config, catalog))
+
+
+def add_common_args(parser, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+    """--data, --catalog and --seeds, shared by every transfer benchmark."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the real data folder")
+    parser.add_argument("--catalog", default="/tmp/transferline-bench", help="catalog cache for the benchmarks")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+
+
 def run_seeds(catalog: Catalog, config_name: str, overrides: list[str], seeds: list[int]) -> list[dict]:
     """One run per seed; windows are prepared once per seed and shared by nothing else."""
     out = []

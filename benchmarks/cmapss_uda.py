@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
+from _transfer import add_common_args, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
 
 # From the CADA authors' result files (Ragab et al., IEEE TII 2021): RMSE / score.
 ANCHORS = {
@@ -32,9 +32,7 @@ ANCHORS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--methods", nargs="+", default=["mmd"],
                         help="adaptation names, optionally with options: dann:weight=0.1")
     parser.add_argument("--scenarios", nargs="*", help="e.g. FD002:FD001 (default: all 12)")

@@ -15,23 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import CONFIGS, DEFAULT_DATA, bench_catalog, stats  # noqa: E402
-
-from transferline.train import load_config, prepare_data, train_loop  # noqa: E402
+from _transfer import add_common_args, bench_catalog, run_once, stats  # noqa: E402
 
 
-def run(catalog, name: str, overrides: list[str], run_dir: str | None = None) -> dict:
-    config = load_config(CONFIGS / name, [f"catalog={catalog.root}", "progress=false", *overrides])
-    if run_dir:
-        config["run_dir"] = run_dir
-    return train_loop(config, data=prepare_data(config, catalog))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--engines", type=int, nargs="+", default=[5, 10])
     args = parser.parse_args()
     started()
@@ -41,12 +32,12 @@ def main() -> int:
     runs = {f"{kind}/{n}": [] for kind in ("pretrained_rul", "scratch") for n in args.engines}
     for seed in args.seeds:
         pre = tempfile.mkdtemp(prefix="tl-xt-")
-        run(catalog, "label_efficiency_pretrain.yaml", [f"seed={seed}"], run_dir=pre)
+        run_once(catalog, "label_efficiency_pretrain.yaml", [f"seed={seed}"], run_dir=pre)
         for n in args.engines:
             base = [f"seed={seed}", f"target.labelled_units={n}", *finetune]
-            runs[f"pretrained_rul/{n}"].append(run(catalog, "label_efficiency_transfer.yaml", [*base,
+            runs[f"pretrained_rul/{n}"].append(run_once(catalog, "label_efficiency_transfer.yaml", [*base,
                                                                                                 f"pretrained={pre}"]))
-            runs[f"scratch/{n}"].append(run(catalog, "label_efficiency_transfer.yaml", base))
+            runs[f"scratch/{n}"].append(run_once(catalog, "label_efficiency_transfer.yaml", base))
             print(f"seed {seed} N={n} pretrained F1 {runs[f'pretrained_rul/{n}'][-1]['test_f1']:.3f} "
                   f"scratch F1 {runs[f'scratch/{n}'][-1]['test_f1']:.3f}", flush=True)
     details = {k: {"f1": stats(v, "test_f1"), "accuracy": stats(v, "test_accuracy")} for k, v in runs.items()}

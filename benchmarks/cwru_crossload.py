@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
+from _transfer import add_common_args, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
 
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
 # UDTL (Zhao et al., IEEE TIM 2021), averages over the 12 pairs, percent.
@@ -24,9 +24,7 @@ ANCHORS = {"source_only": 93.27, "coral": 95.11, "mmd": 97.49, "dann": 99.71}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--methods", nargs="+", default=["dann"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")

@@ -18,21 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, started, write_results  # noqa: E402
-from _transfer import CONFIGS, DEFAULT_DATA, bench_catalog, stats  # noqa: E402
-
-from transferline.train import load_config, prepare_data, train_loop  # noqa: E402
+from _transfer import add_common_args, bench_catalog, run_once, stats  # noqa: E402
 
 
-def run(catalog, name: str, overrides: list[str]) -> dict:
-    config = load_config(CONFIGS / name, [f"catalog={catalog.root}", "progress=false", *overrides])
-    return train_loop(config, data=prepare_data(config, catalog))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--engines", type=int, nargs="+", default=[0, 2, 5, 10, 20])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
@@ -41,26 +34,23 @@ def main() -> int:
     runs = {"transfer": {n: [] for n in args.engines}, "scratch": {n: [] for n in args.engines if n >= 2},
             "full_label": []}
     for seed in args.seeds:
-        pre = Path(tempfile.mkdtemp(prefix="tl-le-pre-"))
-        config = load_config(CONFIGS / "label_efficiency_pretrain.yaml",
-                             [f"catalog={catalog.root}", "progress=false", f"seed={seed}", *args.overrides])
-        config["run_dir"] = str(pre)
-        train_loop(config, data=prepare_data(config, catalog))
+        pre = tempfile.mkdtemp(prefix="tl-le-pre-")
+        run_once(catalog, "label_efficiency_pretrain.yaml", [f"seed={seed}", *args.overrides], run_dir=pre)
         for n in args.engines:
             metric = "target_val" if n >= 2 else "source_val"
-            m = run(catalog, "label_efficiency_transfer.yaml",
-                    [f"seed={seed}", f"pretrained={pre}", f"target.labelled_units={n}",
-                     f"early_stopping.metric={metric}", *args.overrides])
+            m = run_once(catalog, "label_efficiency_transfer.yaml",
+                         [f"seed={seed}", f"pretrained={pre}", f"target.labelled_units={n}",
+                          f"early_stopping.metric={metric}", *args.overrides])
             runs["transfer"][n].append(m)
             line = f"seed {seed} N={n:>3} transfer {m['test_rmse']:6.2f}"
             if n >= 2:
-                s = run(catalog, "label_efficiency_transfer.yaml",
+                s = run_once(catalog, "label_efficiency_transfer.yaml",
                         [f"seed={seed}", "source.domains=null", "adaptation=source_only",
                          f"target.labelled_units={n}", *args.overrides])
                 runs["scratch"][n].append(s)
                 line += f"  scratch {s['test_rmse']:6.2f}"
             print(line, flush=True)
-        full = run(catalog, "label_efficiency_transfer.yaml",
+        full = run_once(catalog, "label_efficiency_transfer.yaml",
                    [f"seed={seed}", "source.domains=null", "adaptation=source_only", "target.labelled_units=100",
                     *args.overrides])
         runs["full_label"].append(full)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import CONFIGS, DEFAULT_DATA, bench_catalog, stats  # noqa: E402
+from _transfer import add_common_args, bench_catalog, run_once, stats  # noqa: E402
 
-from transferline.train import load_config, prepare_data, train_loop  # noqa: E402
 
 OBJECTIVES = ["none", "supervised", "masked", "contrastive", "gan"]
 SETUPS = {
@@ -34,18 +33,10 @@ SETUPS = {
 }
 
 
-def run(catalog, name: str, overrides: list[str], run_dir: str | None = None) -> dict:
-    config = load_config(CONFIGS / name, [f"catalog={catalog.root}", "progress=false", *overrides])
-    if run_dir:
-        config["run_dir"] = run_dir
-    return train_loop(config, data=prepare_data(config, catalog))
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--setups", nargs="+", default=list(SETUPS))
     args = parser.parse_args()
     started()
@@ -59,10 +50,10 @@ def main() -> int:
                 overrides = [f"seed={seed}", *cfg["finetune_overrides"]]
                 if objective != "none":
                     pre = tempfile.mkdtemp(prefix="tl-abl-")
-                    run(catalog, cfg["pretrain"], [f"seed={seed}", f"objective={objective}",
+                    run_once(catalog, cfg["pretrain"], [f"seed={seed}", f"objective={objective}",
                                                    *cfg["pretrain_overrides"]], run_dir=pre)
                     overrides.append(f"pretrained={pre}")
-                runs.append(run(catalog, cfg["finetune"], overrides))
+                runs.append(run_once(catalog, cfg["finetune"], overrides))
             details[f"{setup}/{objective}"] = stats(runs, cfg["metric"])
             print(f"{setup:7s} {objective:12s} {cfg['metric']} {details[f'{setup}/{objective}']['mean']:.4f} ± "
                   f"{details[f'{setup}/{objective}']['std']:.4f}", flush=True)

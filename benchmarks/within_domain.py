@@ -12,16 +12,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, bench_catalog, run_seeds, stats  # noqa: E402
+from _transfer import add_common_args, bench_catalog, run_seeds, stats  # noqa: E402
 
 ANCHORS = {"FD001": {"MTSTAN": 10.97, "FFVE": 12.31}, "FD002": {"MTSTAN": 16.81, "FFVE": 12.55}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--catalog", default="/tmp/transferline-bench")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_common_args(parser)
     parser.add_argument("--encoders", nargs="+", default=["cnn_small", "lstm"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
