@@ -7,7 +7,7 @@ recorded in the dataset manifest, not in the column names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -26,10 +26,6 @@ class Kind:
     schema: pa.Schema
     extra_columns: bool = False
     partition_by: tuple[str, ...] = ("split", "plant")
-    finite_columns: tuple[str, ...] = field(default=())
-
-    def field_names(self) -> list[str]:
-        return self.schema.names
 
 
 KINDS: dict[str, Kind] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,6 @@ class WindowSpec:
     normalize: str = "group"  # "group" (per row group, fitted on train rows), "window", or "none"
     row_group: str | None = None  # how rows are grouped for normalization: "operating_condition" or a column
     classes: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
 
 
 WINDOW_SPECS: dict[str, WindowSpec] = {
