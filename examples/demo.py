@@ -73,7 +73,7 @@ def main() -> int:
     for name, m in results.items():
         print(f"  {name:42s} {m['test_rmse']:7.2f} {m['test_score']:11.0f}")
     scratch, transfer = (results[k]["test_rmse"] for k in list(results)[1:])
-    print(f"  transfer vs the same 5 engines from scratch: {100 * (1 - transfer / scratch):+.0f}% RMSE change")
+    print(f"  transfer vs the same 5 engines from scratch: RMSE {100 * (transfer / scratch - 1):+.0f}%")
     return 0
 
 
