@@ -41,13 +41,22 @@ def run_seeds(catalog: Catalog, config_name: str, overrides: list[str], seeds: l
     """One run per seed; windows are prepared once per seed and shared by nothing else."""
     out = []
     for seed in seeds:
-        config = load_config(CONFIGS / config_name, [f"catalog={catalog.root}", "progress=false", f"seed={seed}",
-                                                     *overrides])
         t0 = time.perf_counter()
-        metrics = train_loop(config, data=prepare_data(config, catalog))
+        metrics = run_once(catalog, config_name, [f"seed={seed}", *overrides])
         metrics["seconds"] = time.perf_counter() - t0
         out.append(metrics)
     return out
+
+
+def method_overrides(spec: str) -> list[str]:
+    """``"dann:weight=0.1,ramp=false"`` → ``["adaptation=dann", "adaptation.options.weight=0.1", ...]``."""
+    name, _, options = spec.partition(":")
+    return [f"adaptation={name}", *[f"adaptation.options.{kv}" for kv in options.split(",") if kv]]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                      *["| " + " | ".join(row) + " |" for row in rows]])
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

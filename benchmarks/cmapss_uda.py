@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import add_common_args, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
+from _transfer import (add_common_args, bench_catalog, markdown_table, mean_std, method_overrides,  # noqa: E402
+                       run_seeds, stats)
 
 # From the CADA authors' result files (Ragab et al., IEEE TII 2021): RMSE / score.
 ANCHORS = {
@@ -48,10 +49,8 @@ def main() -> int:
         t0 = time.perf_counter()
         entry = {}
         for method in methods:
-            name, _, opts = method.partition(":")
-            options = [f"adaptation.options.{kv}" for kv in opts.split(",") if kv]
             runs = run_seeds(catalog, "cmapss_uda.yaml", [f"source.domains=[{src}]", f"target.domains=[{tgt}]",
-                                                           f"adaptation={name}", *options, *args.overrides], args.seeds)
+                                                           *method_overrides(method), *args.overrides], args.seeds)
             entry[method] = {"rmse": stats(runs, "test_rmse"), "score": stats(runs, "test_score"),
                              "feature_mmd": stats(runs, "feature_mmd"), "best_epoch": [r["best_epoch"] for r in runs]}
             print(f"{src}→{tgt} {method:12s} RMSE {entry[method]['rmse']['mean']:6.2f} ± "
@@ -71,17 +70,16 @@ def main() -> int:
         "anchor_cada_mean_rmse": 24.21, "anchor_source_only_mean_rmse": 33.99,
         "wall_minutes": sum(d["wall_seconds"] for d in details.values()) / 60,
     }
-    header = "| scenario | source-only (ours) | " + " | ".join(f"{m} (ours)" for m in adapted) + \
-             " | source-only (CADA paper) | CADA | s |"
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    rows = []
     for s, t in scenarios:
-        d = details[f"{s}->{t}"]
-        cells = [f"{d[m]['rmse']['mean']:.2f} ± {d[m]['rmse']['std']:.2f}" for m in methods]
-        a = ANCHORS[(s, t)]
-        lines.append(f"| {s[-1]}→{t[-1]} | " + " | ".join(cells) + f" | {a[0]:.2f} | {a[1]:.2f} | {d['wall_seconds']:.0f} |")
-    lines.append(f"| mean | " + " | ".join(f"{per_method[m]:.2f}" for m in methods) + " | 33.99 | 24.21 | |")
-    table = "\n".join(lines) + (f"\n\nRMSE on the last window of each target test engine, mean ± std over seeds "
-                                f"{args.seeds}; best method {best}: {beating}/{len(scenarios)} scenarios below CADA.")
+        d, a = details[f"{s}->{t}"], ANCHORS[(s, t)]
+        rows.append([f"{s[-1]}→{t[-1]}", *[f"{d[m]['rmse']['mean']:.2f} ± {d[m]['rmse']['std']:.2f}" for m in methods],
+                     f"{a[0]:.2f}", f"{a[1]:.2f}", f"{d['wall_seconds']:.0f}"])
+    rows.append(["mean", *[f"{per_method[m]:.2f}" for m in methods], "33.99", "24.21", ""])
+    header = ["scenario", *[f"{m} (ours)" for m in methods], "source-only (CADA paper)", "CADA", "s"]
+    table = markdown_table(header, rows) + (
+        f"\n\nRMSE on the last window of each target test engine, mean ± std over seeds {args.seeds}; "
+        f"best method {best}: {beating}/{len(scenarios)} scenarios below CADA.")
     path = write_results("cmapss_uda", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
                                         "config": "benchmarks/configs/cmapss_uda.yaml"}, summary, details, table)
     print(table)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import add_common_args, bench_catalog, mean_std, run_seeds, stats  # noqa: E402
+from _transfer import (add_common_args, bench_catalog, markdown_table, mean_std, method_overrides,  # noqa: E402
+                       run_seeds, stats)
 
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
 # UDTL (Zhao et al., IEEE TIM 2021), averages over the 12 pairs, percent.
@@ -25,7 +26,8 @@ ANCHORS = {"source_only": 93.27, "coral": 95.11, "mmd": 97.49, "dann": 99.71}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--methods", nargs="+", default=["dann"])
+    parser.add_argument("--methods", nargs="+", default=["dann"],
+                        help="adaptation names, optionally with options: dann:weight=0.1")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")
     args = parser.parse_args()
@@ -38,7 +40,7 @@ def main() -> int:
         entry = {}
         for method in methods:
             runs = run_seeds(catalog, "cwru_crossload.yaml", [f'source.domains=["{src}"]', f'target.domains=["{tgt}"]',
-                                                              f"adaptation={method}", *args.overrides], args.seeds)
+                                                              *method_overrides(method), *args.overrides], args.seeds)
             for r in runs:
                 r["test_accuracy_pct"] = 100 * r["test_accuracy"]
             entry[method] = {"accuracy": stats(runs, "test_accuracy_pct"), "macro_f1": stats(runs, "test_macro_f1")}
@@ -52,14 +54,11 @@ def main() -> int:
     summary = {"best_method": best, "mean_accuracy": per_method[best],
                "source_only_mean_accuracy": per_method["source_only"], "per_method_mean_accuracy": per_method,
                "anchors_udtl": ANCHORS, "wall_minutes": sum(d["wall_seconds"] for d in details.values()) / 60}
-    header = "| pair | " + " | ".join(f"{m} (ours)" for m in methods) + " |"
-    lines = [header, "|" + "---|" * (len(methods) + 1)]
-    for s, t in PAIRS:
-        d = details[f"{s}->{t}"]
-        lines.append(f"| {s}→{t} | " + " | ".join(f"{d[m]['accuracy']['mean']:.2f} ± {d[m]['accuracy']['std']:.2f}"
-                                                 for m in methods) + " |")
-    lines.append("| mean | " + " | ".join(f"{per_method[m]:.2f}" for m in methods) + " |")
-    table = "\n".join(lines) + (f"\n\nTarget accuracy %, mean ± std over seeds {args.seeds}. UDTL averages "
+    rows = [[f"{s}→{t}", *[f"{details[f'{s}->{t}'][m]['accuracy']['mean']:.2f} ± "
+                             f"{details[f'{s}->{t}'][m]['accuracy']['std']:.2f}" for m in methods]] for s, t in PAIRS]
+    rows.append(["mean", *[f"{per_method[m]:.2f}" for m in methods]])
+    header = ["pair", *[f"{m} (ours)" for m in methods]]
+    table = markdown_table(header, rows) + (f"\n\nTarget accuracy %, mean ± std over seeds {args.seeds}. UDTL averages "
                                 f"(random window split): source-only 93.27, DANN 99.71.")
     path = write_results("cwru_crossload", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
                                             "config": "benchmarks/configs/cwru_crossload.yaml"}, summary, details, table)

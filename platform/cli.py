@@ -11,14 +11,11 @@ from collections.abc import Sequence
 
 from .errors import TransferlineError
 
-# CLI flag -> reader keyword; a flag is passed only when given, and only to readers that take it.
-_READER_FLAGS = {
-    "plant": "plant", "asset": "asset", "layout": "layout", "time_col": "time_col", "asset_col": "asset_col",
-    "plant_col": "plant_col", "signal_col": "signal_col", "value_col": "value_col", "quality_col": "quality_col",
-    "value_cols": "value_cols", "label_cols": "label_cols", "split_col": "split_col", "split": "split",
-    "text_col": "text_col", "id_col": "id_col", "label_col": "label_col", "paired_col": "paired_col",
-    "manifest": "manifest", "annotations": "annotations", "subsets": "subsets",
-}
+# Reader keywords settable from the CLI (--time-col → time_col); each is passed only when given, and only
+# to readers that take it.
+_READER_FLAGS = ("plant", "asset", "layout", "time_col", "asset_col", "plant_col", "signal_col", "value_col",
+                 "quality_col", "value_cols", "label_cols", "split_col", "split", "text_col", "id_col", "label_col",
+                 "paired_col", "manifest", "annotations", "subsets")
 _LIST_FLAGS = {"value_cols", "label_cols", "subsets"}
 
 
@@ -111,13 +108,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     params = inspect.signature(reader).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # checked by the reader
     options = {}
-    for flag, keyword in _READER_FLAGS.items():
+    for flag in _READER_FLAGS:
         value = getattr(args, flag)
         if value is None:
             continue
-        if keyword not in params and not takes_any:
+        if flag not in params and not takes_any:
             raise TransferlineError(f"option --{flag.replace('_', '-')} does not apply to format {args.format!r}")
-        options[keyword] = [v.strip() for v in value.split(",") if v.strip()] if flag in _LIST_FLAGS else value
+        options[flag] = [v.strip() for v in value.split(",") if v.strip()] if flag in _LIST_FLAGS else value
     plan = reader(os.path.abspath(args.src), **options)
     catalog = Catalog(args.catalog)
     result = catalog.ingest(args.name, plan, append=args.append, replace=args.replace, progress=not args.quiet)

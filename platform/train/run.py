@@ -131,9 +131,11 @@ def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
     val = WindowDataset(data.source_val)
 
     def evaluate() -> dict:
-        torch.manual_seed(config["seed"])  # the same masks / augmentations every epoch
-        losses = [float(objective.step(tuple(t.to(device) for t in b))["loss"])
-                  for b in val.loader(batch_size=optim["batch_size"])]
+        # NOTE: the same masks / augmentations every epoch, without resetting the training stream
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(config["seed"])
+            losses = [float(objective.step(tuple(t.to(device) for t in b))["loss"])
+                      for b in val.loader(batch_size=optim["batch_size"])]
         return {"val_loss": float(np.mean(losses))}
 
     n_steps = _steps_per_epoch(config, len(data.source_train))
@@ -164,8 +166,7 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
     opt = torch.optim.AdamW(strategy.param_groups(encoder, rest, optim["lr"]), lr=optim["lr"],
                             weight_decay=optim["weight_decay"])
     bs, seed = optim["batch_size"], config["seed"]
-    labelled_source = data.source_train
-    src = cycle(_batches(labelled_source, bs, seed, device))
+    src = cycle(_batches(data.source_train, bs, seed, device))
     use_target = data.target_train is not None and method.supports_unlabeled_target
     tgt = cycle(_batches(data.target_train, bs, seed + 1, device)) if use_target else None
     lab = cycle(_batches(data.target_labelled, bs, seed + 2, device)) if data.target_labelled is not None else None
@@ -207,7 +208,7 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
     elif metric == "target_val":
         metric = f"target_val_{task.primary_metric}" if data.target_val is not None else \
             f"source_val_{task.primary_metric}"
-    n_steps = _steps_per_epoch(config, len(labelled_source))
+    n_steps = _steps_per_epoch(config, len(data.source_train))
     stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
                          scheduler=_scheduler(config, opt, n_steps),
                          evaluate=evaluate, metric=metric, higher_is_better=higher,
