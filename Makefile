@@ -25,11 +25,12 @@ test: install
 test-fast: install
 	$(PYTEST) -m "not gpu and not integration and not ray and not slow" -x -q --timeout=300
 
-# Benchmarks write benchmarks/results/<name>.json and .md; they need ../shared/data.
+# Benchmarks write benchmarks/results/<name>.json and .md; most need ../shared/data, opcua_ingest node and npm.
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cmapss_uda.py --methods mmd dann --set epochs=10
 	$(PY) benchmarks/cwru_crossload.py --methods dann
+	$(PY) benchmarks/opcua_ingest.py
 
 clean:
-	rm -rf build dist *.egg-info transferline-data
+	rm -rf build dist *.egg-info transferline-data tests/opcua/node/node_modules

@@ -1,10 +1,15 @@
 """The main job on embedded defaults, on the vendored real C-MAPSS sample:
 
-1. ingest it into a local catalog;
-2. cut windows (30 cycles x 14 sensors) per plant;
-3. pretrain an encoder on the source plant (FD002: six operating conditions, labelled);
-4. transfer to the target plant (FD001) with five labelled engines, and print the target test
-   metrics of the source model alone, of the five engines alone (from scratch), and of the transfer.
+1. ingest the files into a local catalog (source plant FD002, and FD001's test engines with their
+   true RUL);
+2. bring the target plant FD001 live: the built-in plant simulator serves its 100 training engines
+   over OPC UA on 127.0.0.1, played back in accelerated time, and the capture writes every value
+   into the catalog (then pivots it into one row per engine cycle and checks it against the files);
+3. cut windows (30 cycles x 14 sensors) per plant;
+4. pretrain an encoder on the source plant (FD002: six operating conditions, labelled);
+5. transfer to the target plant (FD001, the rows that came over OPC UA) with five labelled engines,
+   and print the target test metrics of the source model alone, of the five engines alone (from
+   scratch), and of the transfer.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -12,16 +17,92 @@ Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
+import subprocess
+import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import numpy as np
 
 from transferline.catalog import Catalog
 from transferline.cli import format_manifest
 from transferline.connectors import create_reader
+from transferline.data import timeseries_to_runs
 from transferline.sample_data import sample_path
 from transferline.train import load_config, prepare_data, train_loop
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
+# What the plant publishes per engine: the cycle, the operating setting that defines the operating
+# condition, the 14 informative sensors, and the run-to-failure label.
+SIGNALS = ["step", "setting_1", "s2", "s3", "s4", "s7", "s8", "s9", "s11", "s12", "s13", "s14", "s15", "s17",
+           "s20", "s21", "rul"]
+
+
+def stream_plant(catalog: Catalog, source: str, dest: str, *, speed: float, assets: int | None) -> dict:
+    """Serves plant FD001's training engines from the simulator (a separate process) and captures
+    them over OPC UA into ``dest`` until every published value is durable."""
+    from tqdm.auto import tqdm
+
+    from transferline.connectors.opcua import Capture, CaptureOptions, SimulatorOptions
+    from transferline.connectors.opcua.simulator import load_streams
+
+    sim = SimulatorOptions(source, split="train", plants=["FD001"], max_assets=assets, signals=SIGNALS)
+    total = sum(int(np.isfinite(s.values).sum()) for s in load_streams(catalog, sim)[0])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"opc.tcp://127.0.0.1:{port}"
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "transferline.cli", "simulate", "--dataset", source, "--catalog", str(catalog.root),
+         "--endpoint", endpoint, "--speed", str(speed), "--split", "train", "--plant", "FD001", "--historize",
+         "--signals", ",".join(SIGNALS), *(["--assets", str(assets)] if assets else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while socket.socket().connect_ex(("127.0.0.1", port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if catalog.exists(dest):
+            catalog.delete(dest)  # a fresh capture each run: new playback, new source timestamps
+        options = CaptureOptions(endpoint, dest, mapping="plant=0,split=1,asset=2,signal=3", since=since)
+        with tqdm(total=total, desc="OPC UA → catalog", unit=" values") as bar:
+            capture = Capture(options, catalog, progress=bar)
+            stats = asyncio.run(_capture_all(capture, total, timeout=max(120.0, 3 * 362 / speed)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {**stats.summary(), "published": total, "endpoint": endpoint}
+
+
+async def _capture_all(capture, total: int, timeout: float):
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while capture.stats.written < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        stop.set()
+
+    watcher = asyncio.create_task(watch())
+    stats = await capture.run(stop)
+    await watcher
+    if stats.written != total:
+        raise SystemExit(f"the capture holds {stats.written:,} of {total:,} published values after {timeout:.0f} s")
+    return stats
+
+
+def check_against_files(catalog: Catalog, captured: str, files: str) -> int:
+    """Rows captured over OPC UA that equal the file rows of the same engine and cycle."""
+    got = catalog.read(captured).to_pandas()
+    ref = catalog.read(files, split="train").to_pandas()
+    merged = got.merge(ref[ref["plant"] == "FD001"], on=["plant", "asset", "step"], suffixes=("", "_file"))
+    same = np.ones(len(merged), dtype=bool)
+    for column in SIGNALS[1:]:
+        same &= merged[column].to_numpy() == merged[f"{column}_file"].to_numpy()
+    return int(same.sum())
 
 
 def main() -> int:
@@ -36,21 +117,33 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/4] ingest: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/5] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
-    common = [f"catalog={catalog.root}", "progress=false", *quick]
+    t0 = time.perf_counter()
+    live = stream_plant(catalog, "cmapss-sample", "fd001-opcua", speed=60 if args.quick else 12,
+                        assets=10 if args.quick else None)
+    runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
+    same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
+    seconds = time.perf_counter() - t0
+    print(f"[2/5] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+          f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
+          f"{live['backfilled']:,} read back from history), source→durable latency p50 "
+          f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
+    print(f"      pivoted into {runs_table.new_rows:,} engine cycles; {same:,} equal the file rows exactly")
+
+    common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[2/4] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
-          f"target FD001 {len(data.target_train):,} unlabelled windows, "
+    print(f"\n[3/5] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+          f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[3/4] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/5] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -67,7 +160,7 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[4/4] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/5] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transferline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ingest = sub.add_parser("ingest", help="read a source into a catalog dataset")
+    ingest = sub.add_parser("ingest", help="read a source into a catalog dataset",
+                            epilog="OPC UA: `transferline ingest opcua --help` (live capture) and "
+                                   "`transferline ingest opcua-history --help` (historian backfill).")
     ingest.add_argument("format", choices=list_formats())
     ingest.add_argument("src", help="file or folder to read")
     ingest.add_argument("--name", required=True, help="dataset name in the catalog")
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/<mode>-<time>)")
         run.add_argument("--quiet", action="store_true", help="no progress bars")
         _catalog_arg(run)
+
+    from transferline.connectors.opcua import _cli as opcua_cli
+
+    opcua_cli.add_simulate_parser(sub)
+    opcua_cli.add_cert_parser(sub)
     return parser
 
 
@@ -160,10 +167,15 @@ def format_manifest(m) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train}[
-        args.command]
+    from transferline.connectors.opcua import _cli as opcua_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if len(argv) >= 2 and argv[0] == "ingest" and argv[1] in opcua_cli.COMMANDS:
+            return opcua_cli.run_ingest(argv[1], argv[2:])
+        args = build_parser().parse_args(argv)
+        handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train,
+                   "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {exc}", file=sys.stderr)

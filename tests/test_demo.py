@@ -1,7 +1,9 @@
-"""The README's main job runs end to end (a few steps per run) and prints the three FD001 results."""
+"""The README's main job runs end to end (a few steps per run): the target plant arrives over OPC UA from
+the simulator, every value once, and the three FD001 results are printed."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -15,7 +17,11 @@ def test_demo_quick(tmp_path):
     done = subprocess.run([sys.executable, "examples/demo.py", "--quick", "--catalog", tmp_path / "cat", "--runs",
                            tmp_path / "runs"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/4] ingest: created", "source model only, no FD001 labels", "5 FD001 engines alone, from scratch",
-                 "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
+    for line in ("[1/5] ingest files: created", "[2/5] plant FD001 over OPC UA", "source model only, no FD001 labels",
+                 "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
         assert line in done.stdout, line
+    captured = re.search(r"([\d,]+) of ([\d,]+) published values captured", done.stdout)
+    assert captured and captured.group(1) == captured.group(2), done.stdout
+    pivoted = re.search(r"pivoted into ([\d,]+) engine cycles; ([\d,]+) equal the file rows exactly", done.stdout)
+    assert pivoted and pivoted.group(1) == pivoted.group(2) and pivoted.group(1) != "0", done.stdout
     assert (tmp_path / "runs" / "transfer" / "model.safetensors").is_file()

@@ -58,7 +58,7 @@ class IngestPlan:
     parts: Sequence[Part]
     roles: dict[str, list[str]] = field(default_factory=dict)
     domain_columns: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # stored in the manifest; top-level keys replaced on append
 
 
 @dataclass
@@ -149,6 +149,8 @@ class Catalog:
                                            source=plan.source, reader=plan.reader, roles=plan.roles,
                                            domain_columns=plan.domain_columns, created=now_iso(),
                                            extra=plan.extra)
+                if old is not None:  # e.g. a live capture's watermarks, committed with its data
+                    manifest.extra.update(plan.extra)
                 staged, schema = _stage_parts(stage, todo, kind, progress)
                 if old is not None and old.arrow_schema != schema.to_string(show_schema_metadata=False):
                     raise DataError(f"columns differ from dataset {name!r}: {schema.names}", file=todo[0].file)

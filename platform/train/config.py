@@ -25,9 +25,10 @@ DEFAULTS: dict = {
         "dataset": None,
         "spec": None,
         "spec_options": {},
-        "source": {"domains": None, "split": "train"},
-        "target": {"domains": None, "split": "train", "labelled_units": 0, "unlabelled": True},
-        "test": {"domains": None, "split": "test", "last_only": True, "monitor": False},
+        # each role may read another dataset than data.dataset (e.g. target rows captured over OPC UA)
+        "source": {"domains": None, "split": "train", "dataset": None},
+        "target": {"domains": None, "split": "train", "labelled_units": 0, "unlabelled": True, "dataset": None},
+        "test": {"domains": None, "split": "test", "last_only": True, "monitor": False, "dataset": None},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
     },

@@ -44,7 +44,7 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
     group_norm = spec.normalize == "group" and spec.kind == "runs"
     if not data["source"]["domains"]:
         return _target_only(config, catalog, spec, group_norm)
-    source_all = load_windows(catalog, data["dataset"], spec, split=data["source"]["split"] if not data["time_split"]
+    source_all = load_windows(catalog, _dataset(data, "source"), spec, split=data["source"]["split"] if not data["time_split"]
                               else None, domains=data["source"]["domains"])
     if data["time_split"]:
         source_all, _ = split_by_time(source_all, data["time_split"])
@@ -62,12 +62,14 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
     if not target.get("domains"):
         return out
     if data["time_split"]:
-        target_all, test = split_by_time(load_windows(catalog, data["dataset"], spec, domains=target["domains"]),
+        target_all, test = split_by_time(load_windows(catalog, _dataset(data, "target"), spec,
+                                                      domains=target["domains"]),
                                          data["time_split"])
     else:
-        target_all = load_windows(catalog, data["dataset"], spec, split=target["split"], domains=target["domains"])
+        target_all = load_windows(catalog, _dataset(data, "target"), spec, split=target["split"],
+                                  domains=target["domains"])
         test_cfg = data["test"]
-        test = load_windows(catalog, data["dataset"], spec, split=test_cfg["split"],
+        test = load_windows(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
                             domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
     if group_norm:
         normalizers["target"] = GroupNormalizer.fit(target_all)  # target train rows, no labels used
@@ -81,6 +83,10 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
     if not target.get("unlabelled", True):
         out.target_train = None
     return out
+
+
+def _dataset(data: dict, role: str) -> str:
+    return data[role].get("dataset") or data["dataset"]
 
 
 def labelled_units(windows: Windows, n: int, seed: int) -> Windows:
@@ -105,8 +111,9 @@ def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunD
     n = int(target.get("labelled_units") or 0)
     if not target.get("domains") or n < 2:
         raise ValueError("without source domains, give target.domains and target.labelled_units >= 2")
-    target_all = load_windows(catalog, data["dataset"], spec, split=target["split"], domains=target["domains"])
-    test = load_windows(catalog, data["dataset"], spec, split=data["test"]["split"],
+    target_all = load_windows(catalog, _dataset(data, "target"), spec, split=target["split"],
+                              domains=target["domains"])
+    test = load_windows(catalog, _dataset(data, "test"), spec, split=data["test"]["split"],
                         domains=data["test"]["domains"] or target["domains"], last_only=data["test"]["last_only"])
     train, val = _hold_out_units(labelled_units(target_all, n, config["seed"]))
     normalizers = {}
