@@ -9,7 +9,9 @@
 4. pretrain an encoder on the source plant (FD002: six operating conditions, labelled);
 5. transfer to the target plant (FD001, the rows that came over OPC UA) with five labelled engines,
    and print the target test metrics of the source model alone, of the five engines alone (from
-   scratch), and of the transfer.
+   scratch), and of the transfer;
+6. register the transferred model, serve it with Ray Serve on 127.0.0.1, send FD001's test engines
+   as HTTP requests and print the predictions next to the true RUL.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -109,6 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", help="catalog directory (default: $TRANSFERLINE_HOME or ./transferline-data)")
     parser.add_argument("--runs", default="runs/demo", help="where run directories go")
+    parser.add_argument("--models", default="transferline-models", help="model registry directory")
     parser.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
     args = parser.parse_args()
     catalog = Catalog(args.catalog)
@@ -117,7 +120,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/5] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/6] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
@@ -127,7 +130,7 @@ def main() -> int:
     runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
     same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
     seconds = time.perf_counter() - t0
-    print(f"[2/5] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+    print(f"[2/6] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
           f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
           f"{live['backfilled']:,} read back from history), source→durable latency p50 "
           f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
@@ -136,14 +139,14 @@ def main() -> int:
     common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[3/5] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+    print(f"\n[3/6] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
           f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[4/5] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/6] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -160,14 +163,60 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[5/5] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/6] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():
         print(f"  {name:42s} {m['test_rmse']:7.2f} {m['test_score']:11.0f}")
     scratch, transfer = (results[k]["test_rmse"] for k in list(results)[1:])
     print(f"  transfer vs the same 5 engines from scratch: RMSE {100 * (transfer / scratch - 1):+.0f}%")
+
+    t0 = time.perf_counter()
+    served = serve_and_query(catalog, runs / "transfer", Path(args.models))
+    print(f"[6/6] registered {served['ref']} and served it (Ray Serve on {served['url']}) in "
+          f"{time.perf_counter() - t0:.0f} s; {served['n']} FD001 test engines sent over HTTP:")
+    print(f"  {'engine':>6s} {'predicted RUL':>14s} {'true RUL':>9s}")
+    for engine, pred, true in served["rows"][:8]:
+        print(f"  {engine:>6s} {pred:14.1f} {true:9.0f}")
+    print(f"  ... served RMSE over all {served['n']} engines {served['rmse']:.2f} "
+          f"(the run's own test RMSE: {results['transfer: source model + 5 engines + MMD']['test_rmse']:.2f})")
     return 0
+
+
+def serve_and_query(catalog: Catalog, run_dir: Path, models_root: Path) -> dict:
+    """Registers the transfer run, serves it with Ray Serve on loopback, and sends every FD001 test
+    engine's last window (raw sensor values and operating condition) as real HTTP requests."""
+    import httpx
+    from ray import serve
+
+    from transferline.data import load_windows
+    from transferline.model_registry import ModelRegistry
+    from transferline.serve.app import application
+    from transferline.serve.runtime import start
+
+    registry = ModelRegistry(models_root)
+    entry = registry.register(run_dir, "fd001-rul", stage="production")
+    test = load_windows(catalog, "cmapss-sample", "cmapss", split="test", domains=["FD001"], last_only=True)
+    rows = np.maximum(test.ends[:, None] - test.length + np.arange(test.length)[None, :], test.asset_starts[:, None])
+    raw = test.values[:, rows].transpose(1, 2, 0)  # [engines, time, sensors]
+    groups = test.row_groups[rows]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start("127.0.0.1", port)
+    try:
+        serve.run(application(str(registry.root)), name="transferline", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        reply = httpx.post(f"{url}/v1/models/fd001-rul/predict", params={"stage": "production"}, timeout=120,
+                           json={"windows": raw.tolist(), "groups": groups.tolist(), "signals": entry.input["signals"]})
+        reply.raise_for_status()
+        predicted = np.clip(np.asarray(reply.json()["predictions"]), 0, None)
+    finally:
+        serve.shutdown()
+    true = test.labels
+    return {"ref": entry.ref, "url": url, "n": len(true), "rmse": float(np.sqrt(np.mean((predicted - true) ** 2))),
+            "rows": [(test.asset_names[a].split("/")[-1], float(p), float(t))
+                     for a, p, t in zip(test.assets, predicted, true)]}
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     opcua_cli.add_simulate_parser(sub)
     opcua_cli.add_cert_parser(sub)
+
+    from .serve import _cli as serve_cli
+
+    serve_cli.add_parsers(sub)
     return parser
 
 
@@ -173,9 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if len(argv) >= 2 and argv[0] == "ingest" and argv[1] in opcua_cli.COMMANDS:
             return opcua_cli.run_ingest(argv[1], argv[2:])
+        from .serve import _cli as serve_cli
+
         args = build_parser().parse_args(argv)
         handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train,
-                   "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert}[args.command]
+                   "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
+                   "serve": serve_cli.run_serve, "predict": serve_cli.run_predict}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,11 +13,13 @@ from .conftest import REPO
 
 
 @pytest.mark.integration
+@pytest.mark.ray
 def test_demo_quick(tmp_path):
     done = subprocess.run([sys.executable, "examples/demo.py", "--quick", "--catalog", tmp_path / "cat", "--runs",
-                           tmp_path / "runs"], cwd=REPO, capture_output=True, text=True, timeout=600)
+                           tmp_path / "runs", "--models", tmp_path / "models"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/5] ingest files: created", "[2/5] plant FD001 over OPC UA", "source model only, no FD001 labels",
+    for line in ("[1/6] ingest files: created", "[2/6] plant FD001 over OPC UA", "[6/6] registered fd001-rul@1", "source model only, no FD001 labels",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
         assert line in done.stdout, line
     captured = re.search(r"([\d,]+) of ([\d,]+) published values captured", done.stdout)
@@ -25,3 +27,5 @@ def test_demo_quick(tmp_path):
     pivoted = re.search(r"pivoted into ([\d,]+) engine cycles; ([\d,]+) equal the file rows exactly", done.stdout)
     assert pivoted and pivoted.group(1) == pivoted.group(2) and pivoted.group(1) != "0", done.stdout
     assert (tmp_path / "runs" / "transfer" / "model.safetensors").is_file()
+    served = re.search(r"served RMSE over all 100 engines ([\d.]+) \(the run's own test RMSE: ([\d.]+)\)", done.stdout)
+    assert served and abs(float(served.group(1)) - float(served.group(2))) < 0.01, done.stdout

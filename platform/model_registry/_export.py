@@ -1,0 +1,56 @@
+"""A trained run → the module that serves it (encoder, head, and the task's output transform),
+exported as TorchScript so that loading it needs torch alone: no tsai, no fastai, no transferline."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class InferenceModel(nn.Module):
+    """Windows ``[B, C, T]`` (already normalized) → predictions in label units (RUL cycles, class ids)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, task) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+        self._predict = task.predict
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._predict(self.head(self.encoder(x)))
+
+
+def build_inference_model(meta: dict, state: dict[str, torch.Tensor]) -> InferenceModel:
+    """Rebuilds encoder and head from a transfer run's ``model.json`` and loads ``model.safetensors``."""
+    from transferline.encoders import create_encoder
+    from transferline.tasks import create_task
+
+    task_cfg = dict(meta["task"])
+    task = create_task(task_cfg.pop("name"), **task_cfg)
+    encoder = create_encoder(meta["encoder"], meta["c_in"], meta["seq_len"], **(meta.get("options") or {}))
+    head = task.build_head(encoder.out_dim)
+    model = InferenceModel(encoder, head, task)
+    own = {k: v for k, v in state.items() if k.split(".")[0] in ("encoder", "head")}
+    missing, unexpected = model.load_state_dict(own, strict=False)
+    if missing:
+        raise ValueError(f"the run's weights lack {len(missing)} tensors of {meta['encoder']}: {missing[:3]}")
+    return model.eval()
+
+
+def export_torchscript(model: InferenceModel, c_in: int, seq_len: int, path: Path) -> torch.Tensor:
+    """Traces ``model`` on a fixed example and saves it; returns the example (for equality checks)."""
+    example = torch.randn(2, c_in, seq_len, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+        traced = torch.jit.trace(model, example, check_trace=False)
+    traced.save(str(path))
+    return example
+
+
+def load_exported(path: str | Path) -> torch.jit.ScriptModule:
+    """The exported module; needs torch only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
+        return torch.jit.load(str(path), map_location="cpu").eval()

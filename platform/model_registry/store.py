@@ -1,0 +1,208 @@
+"""The model registry: versioned, self-describing models with lineage, stages and exported artifacts.
+
+Layout::
+
+    <root>/<name>/<version>/entry.json          what the model is, takes, returns, came from, scored
+    <root>/<name>/<version>/model.safetensors   weights (+ model.json: how to rebuild it)
+    <root>/<name>/<version>/model.ts            TorchScript: loads with torch alone
+    <root>/<name>/stages.json                   {"production": 3, "staging": 4}
+    <root>/.tmp/                                staging; a crash leaves files here, never an entry
+
+Registration is staged and renamed into place; nothing is ever unpickled (safetensors, JSON,
+TorchScript).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..catalog._manifest import write_json_atomic
+from ..errors import TransferlineError
+
+DEFAULT_ROOT = "transferline-models"
+ENV_ROOT = "TRANSFERLINE_MODELS"
+STAGES = ("staging", "production")
+_FILES = ("model.safetensors", "model.json", "model.ts")
+
+
+class RegistryError(TransferlineError):
+    """An unknown model, version or stage, or a run that cannot be registered."""
+
+
+@dataclass
+class ModelEntry:
+    """Everything a client or a server needs to know about one registered model version."""
+
+    name: str
+    version: int
+    task: dict
+    modality: str
+    encoder: dict
+    input: dict  # signals, window, group_by, normalizer (mean/std per group)
+    output: dict  # kind, unit or classes
+    lineage: dict
+    metrics: dict
+    created: str
+    content_hash: str
+    files: list[str] = field(default_factory=lambda: list(_FILES))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelEntry":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def resolve_models_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else $TRANSFERLINE_MODELS, else ./transferline-models."""
+    return Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).expanduser().resolve()
+
+
+class ModelRegistry:
+    """Named models, each with integer versions and optional stage pointers."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = resolve_models_root(root)
+
+    # -- reading -------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and self.versions(p.name))
+
+    def versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "entry.json").is_file())
+
+    def stages(self, name: str) -> dict[str, int]:
+        path = self.root / name / "stages.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def resolve(self, ref: str, stage: str | None = None) -> tuple[str, int]:
+        """``name``, ``name@3`` or ``name@production`` (or ``stage=``) → (name, version); latest by default."""
+        name, _, which = ref.partition("@")
+        which = which or stage or ""
+        versions = self.versions(name)
+        if not versions:
+            known = ", ".join(self.names()) or "none"
+            raise RegistryError(f"no model {name!r} in {self.root} (models: {known})")
+        if not which or which == "latest":
+            return name, versions[-1]
+        if which.isdigit():
+            if int(which) not in versions:
+                raise RegistryError(f"model {name!r} has no version {which} (versions: {versions})")
+            return name, int(which)
+        if which not in STAGES:
+            raise RegistryError(f"{which!r} is neither a version nor a stage ({', '.join(STAGES)})")
+        stages = self.stages(name)
+        if which not in stages:
+            raise RegistryError(f"model {name!r} has no {which} version (stages: {stages or 'none'})")
+        return name, stages[which]
+
+    def get(self, ref: str, stage: str | None = None) -> ModelEntry:
+        name, version = self.resolve(ref, stage)
+        return ModelEntry.from_dict(json.loads((self.path(name, version) / "entry.json").read_text()))
+
+    def path(self, name: str, version: int) -> Path:
+        return self.root / name / str(version)
+
+    def artifact(self, ref: str, stage: str | None = None) -> Path:
+        """The exported TorchScript file of a model version."""
+        name, version = self.resolve(ref, stage)
+        return self.path(name, version) / "model.ts"
+
+    # -- writing -------------------------------------------------------------------------------
+    def register(self, run_dir: str | os.PathLike, name: str, *, stage: str | None = None,
+                 lineage: dict | None = None) -> ModelEntry:
+        """Registers a transfer run directory as the next version of ``name`` (atomically)."""
+        from ._describe import describe_run
+
+        _check_name(name)
+        run_dir = Path(run_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        stage_dir = self.root / ".tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
+        stage_dir.mkdir(parents=True)
+        try:
+            description = describe_run(run_dir, stage_dir)
+            digest = hashlib.sha256()
+            for fname in _FILES:
+                digest.update((stage_dir / fname).read_bytes())
+            (self.root / name).mkdir(exist_ok=True)
+            with _lock(self.root / name):
+                version = (self.versions(name) or [0])[-1] + 1
+                entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
+                    timespec="seconds"), content_hash=digest.hexdigest(), **description)
+                entry.lineage.update(lineage or {})
+                write_json_atomic(stage_dir / "entry.json", entry.to_dict())
+                os.rename(stage_dir, self.path(name, version))
+        finally:
+            shutil.rmtree(stage_dir, ignore_errors=True)
+        if stage:
+            self.promote(entry.ref, stage)
+        return entry
+
+    def promote(self, ref: str, stage: str) -> dict[str, int]:
+        """Points ``stage`` of the model at the given version."""
+        if stage not in STAGES:
+            raise RegistryError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+        name, version = self.resolve(ref)
+        with _lock(self.root / name):
+            stages = {**self.stages(name), stage: version}
+            write_json_atomic(self.root / name / "stages.json", stages)
+        return stages
+
+    def delete(self, ref: str) -> None:
+        """Deletes one version (``name@3``) or, given a bare name, every version of the model."""
+        name, _, which = ref.partition("@")
+        targets = [self.resolve(ref)[1]] if which else self.versions(name)
+        if not targets:
+            raise RegistryError(f"no model {name!r} in {self.root}")
+        with _lock(self.root / name):
+            for version in targets:
+                trash = self.root / ".tmp" / f"deleted-{name}-{version}-{uuid.uuid4().hex[:6]}"
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(self.path(name, version), trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            stages = {k: v for k, v in self.stages(name).items() if v not in targets}
+            write_json_atomic(self.root / name / "stages.json", stages)
+        if not self.versions(name):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
+
+def _check_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise RegistryError(f"model name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
+
+
+class _lock:
+    """An exclusive flock on ``<folder>/.lock`` for read-modify-write of versions and stages."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(self.path, "w")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()

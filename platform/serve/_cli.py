@@ -1,0 +1,139 @@
+"""`transferline models ...`, `transferline serve` and `transferline predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _root_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", metavar="DIR", dest="models_root",
+                   help="model registry directory (default: $TRANSFERLINE_MODELS, else ./transferline-models)")
+
+
+def add_parsers(sub) -> None:
+    models = sub.add_parser("models", help="the model registry: register, list, show, promote, delete")
+    msub = models.add_subparsers(dest="action", required=True)
+    reg = msub.add_parser("register", help="register a finished transfer run as the next version")
+    reg.add_argument("run_dir")
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--stage", choices=["staging", "production"])
+    _root_arg(reg)
+    _root_arg(msub.add_parser("list", help="one line per model"))
+    show = msub.add_parser("show", help="one version's entry (name, name@3 or name@production)")
+    show.add_argument("ref")
+    _root_arg(show)
+    promote = msub.add_parser("promote", help="point a stage at a version")
+    promote.add_argument("ref")
+    promote.add_argument("stage", choices=["staging", "production"])
+    _root_arg(promote)
+    delete = msub.add_parser("delete", help="delete a version (name@3) or a whole model (name)")
+    delete.add_argument("ref")
+    _root_arg(delete)
+
+    serve = sub.add_parser("serve", help="serve registered models over HTTP (Ray Serve, FastAPI)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--replicas", type=int, default=1, help="model-server replicas")
+    serve.add_argument("--no-batching", action="store_true")
+    _root_arg(serve)
+
+    predict = sub.add_parser("predict", help="predict with a registered model (locally, or over HTTP with --url)")
+    predict.add_argument("ref", help="name, name@3 or name@production")
+    predict.add_argument("--input", required=True, type=Path,
+                         help='JSON file: {"windows": [batch][time][signal], "signals": [...], "groups": [...]}')
+    predict.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
+    _root_arg(predict)
+
+
+def run_models(args) -> int:
+    from ..model_registry import ModelRegistry
+
+    registry = ModelRegistry(args.models_root)
+    if args.action == "register":
+        entry = registry.register(args.run_dir, args.name, stage=args.stage)
+        print(f"registered {entry.ref} ({entry.task['name']}, {entry.encoder['name']}, hash "
+              f"{entry.content_hash[:12]}) → {registry.path(entry.name, entry.version)}")
+    elif args.action == "list":
+        names = registry.names()
+        if not names:
+            print(f"no models in {registry.root}")
+        for name in names:
+            entry = registry.get(name)
+            stages = ", ".join(f"{k}={v}" for k, v in registry.stages(name).items()) or "-"
+            metric = next((f"{k} {v:.3f}" for k, v in entry.metrics.items() if k.startswith("test_")), "")
+            print(f"{name:24s} v{entry.version:<4d} {entry.task['name']:16s} {stages:28s} {metric}")
+    elif args.action == "show":
+        print(json.dumps(registry.get(args.ref).to_dict(), indent=2))
+    elif args.action == "promote":
+        print(json.dumps(registry.promote(args.ref, args.stage)))
+    elif args.action == "delete":
+        registry.delete(args.ref)
+        print(f"deleted {args.ref}")
+    return 0
+
+
+def run_serve(args) -> int:
+    import signal
+    import threading
+
+    from ray import serve
+
+    from .app import application
+    from .runtime import start
+
+    start(args.host, args.port)
+    serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
+              name="transferline", route_prefix="/")
+    print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
+          "(docs at /docs); Ctrl-C stops", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    serve.shutdown()
+    return 0
+
+
+def run_predict(args) -> int:
+    from ..errors import TransferlineError
+
+    try:
+        body = json.loads(args.input.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TransferlineError(f"--input {args.input}: {exc}") from None
+    if args.url:
+        import httpx
+
+        name, _, which = args.ref.partition("@")
+        params = {"version": which} if which.isdigit() else {"stage": which} if which else {}
+        reply = httpx.post(f"{args.url.rstrip('/')}/v1/models/{name}/predict", json=body, params=params, timeout=60)
+        if reply.status_code != 200:
+            raise TransferlineError(f"{reply.status_code}: {reply.text}")
+        out = reply.json()
+    else:
+        from .predictor import Predictor, RequestError
+
+        try:
+            out = Predictor(args.models_root).predict(args.ref.partition("@")[0], body.get("windows"),
+                                                      signals=body.get("signals"), groups=body.get("groups"),
+                                                      version=_version(args.ref), stage=_stage(args.ref))
+        except RequestError as exc:
+            raise TransferlineError(f"--input {args.input}: {exc}") from None
+    json.dump(out, sys.stdout)
+    print()
+    return 0
+
+
+def _version(ref: str) -> int | None:
+    which = ref.partition("@")[2]
+    return int(which) if which.isdigit() else None
+
+
+def _stage(ref: str) -> str | None:
+    which = ref.partition("@")[2]
+    return which if which and not which.isdigit() else None

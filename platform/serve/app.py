@@ -1,0 +1,140 @@
+"""The Ray Serve application: a FastAPI gateway that validates requests, and a multiplexed model
+server that batches them.
+
+``POST /v1/models/{name}/predict`` (``?version=3`` or ``?stage=production``), ``GET /v1/models``,
+``GET /healthz``, OpenAPI docs at ``/docs``. Requests are validated against the model's input spec
+in the gateway (422 naming the field); the model server keeps up to ``models_per_replica`` models
+loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.batch``).
+
+# NOTE: a batch may hold requests for several models (Ray < 2.53 once mixed them up, ray #56633);
+# each request carries its resolved ``name@version`` and the batch is split by it, so no request
+# can be answered by another model whatever the batcher does.
+"""
+
+# NOTE: no `from __future__ import annotations` here: FastAPI must resolve the request model's
+# annotation at runtime, and Serve's ingress re-creates the methods outside this module's globals.
+import os
+
+import numpy as np
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from ray import serve
+
+from ..model_registry import ModelRegistry, RegistryError
+from .predictor import Predictor, RequestError, response, validate
+
+API_KEY_ENV = "TRANSFERLINE_API_KEY"
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class PredictRequest(BaseModel):
+    windows: list[list[list[float]]] = Field(description="[batch][time][signal] raw sensor values")
+    signals: list[str] | None = Field(None, description="signal names in column order (checked against the model)")
+    groups: list[list[int]] | None = Field(None, description="[batch][time] normalization group, e.g. "
+                                                             "operating condition round(setting_1)")
+
+
+def _unprocessable(exc: RequestError) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
+
+
+def build_api(models_root: str | None) -> FastAPI:
+    api = FastAPI(title="transferline", description="Predictions from registered transferline models.")
+
+    @api.middleware("http")
+    async def limits(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and int(size) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        key = os.environ.get(API_KEY_ENV)
+        if key and request.url.path.startswith("/v1/") and request.headers.get("x-api-key") != key:
+            return JSONResponse({"detail": "missing or wrong x-api-key"}, status_code=401)
+        return await call_next(request)
+
+    return api
+
+
+api = build_api(None)
+
+
+@serve.deployment(max_ongoing_requests=256)
+class ModelServer:
+    """Holds loaded models (multiplexed, LRU) and answers batches of validated requests."""
+
+    def __init__(self, models_root: str, models_per_replica: int = 8, batch_size: int = 64,
+                 batch_wait_s: float = 0.005) -> None:
+        self.predictor = Predictor(ModelRegistry(models_root), max_models=models_per_replica)
+        self.predict.set_max_batch_size(batch_size)
+        self.predict.set_batch_wait_timeout_s(batch_wait_s)
+
+    @serve.multiplexed(max_num_models_per_replica=8)
+    async def get_model(self, ref: str):
+        return self.predictor.load(ref)
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
+    async def predict(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
+        out: list[dict | None] = [None] * len(requests)
+        for ref in dict.fromkeys(r[0] for r in requests):
+            idx = [i for i, r in enumerate(requests) if r[0] == ref]
+            model = await self.get_model(ref)
+            xs = [model.prepare(requests[i][1], requests[i][2]) for i in idx]
+            y = model.run(np.concatenate(xs))
+            lo = 0
+            for i, x in zip(idx, xs):
+                out[i] = response(model.entry, y[lo:lo + len(x)])
+                lo += len(x)
+        return out
+
+    async def unbatched(self, request: tuple[str, np.ndarray, np.ndarray | None]) -> dict:
+        ref, windows, groups = request
+        model = await self.get_model(ref)
+        return response(model.entry, model.run(model.prepare(windows, groups)))
+
+
+@serve.deployment(max_ongoing_requests=256)
+@serve.ingress(api)
+class Gateway:
+    """HTTP in front of the model server; validation happens here, next to the registry's JSON."""
+
+    def __init__(self, model_server, models_root: str, batching: bool = True) -> None:
+        self.server = model_server
+        self.registry = ModelRegistry(models_root)
+        self.batching = batching
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok", "models": len(self.registry.names())}
+
+    @api.get("/v1/models")
+    async def models(self) -> list[dict]:
+        out = []
+        for name in self.registry.names():
+            entry = self.registry.get(name)
+            out.append({"name": name, "versions": self.registry.versions(name), "stages": self.registry.stages(name),
+                        "latest": entry.version, "task": entry.task["name"], "input": {
+                            k: entry.input[k] for k in ("signals", "window", "layout", "group_by")}})
+        return out
+
+    @api.post("/v1/models/{name}/predict")
+    async def predict(self, name: str, body: PredictRequest, version: int | None = None,
+                      stage: str | None = None) -> dict:
+        try:
+            entry = self.registry.get(f"{name}@{version}" if version is not None else name, stage)
+        except RegistryError as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        try:
+            windows, groups = validate(entry, body.windows, body.signals, body.groups)
+        except RequestError as exc:
+            raise _unprocessable(exc) from None
+        handle = self.server.options(multiplexed_model_id=entry.ref)
+        method = handle.predict if self.batching else handle.unbatched
+        return await method.remote((entry.ref, windows, groups))
+
+
+def application(models_root: str | None = None, *, batching: bool = True, models_per_replica: int = 8,
+                replicas: int = 1):
+    """The bound Serve application for ``serve.run``."""
+    root = str(ModelRegistry(models_root).root)
+    server = ModelServer.options(num_replicas=replicas).bind(root, models_per_replica)
+    return Gateway.bind(server, root, batching)

@@ -1,0 +1,49 @@
+"""Two short real transfer runs on the vendored sample (different seeds, so different weights),
+registered in a fresh model registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import REPO
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+    from transferline.train import load_config, train_loop
+
+    root = tmp_path_factory.mktemp("serve-runs")
+    catalog = Catalog(root / "catalog")
+    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
+    out = {}
+    for seed in (0, 1):
+        config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
+                             [f"catalog={catalog.root}", "epochs=1", "optim.max_steps_per_epoch=3", "progress=false",
+                              f"seed={seed}", "strategy=full"])
+        config["run_dir"] = str(root / f"run{seed}")
+        train_loop(config)
+        out[seed] = root / f"run{seed}"
+    return out
+
+
+@pytest.fixture()
+def registry(tmp_path, runs):
+    from transferline.model_registry import ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "models")
+    reg.register(runs[0], "plant-a", stage="production")
+    reg.register(runs[1], "plant-b")
+    return reg
+
+
+def windows(n: int = 4, seed: int = 0):
+    """Raw FD001-like windows [n, 30, 14] around the sensors' typical values."""
+    import numpy as np
+
+    typical = np.array([642.5, 1590.0, 1409.0, 553.4, 2388.1, 9065.0, 47.5, 521.4, 2388.1, 8143.0, 8.44, 393.0,
+                        38.8, 23.3])
+    rng = np.random.default_rng(seed)
+    return typical * (1 + 0.001 * rng.standard_normal((n, 30, 14)))

@@ -1,0 +1,56 @@
+"""The plain-Python predictor: normalization like training, and requests checked field by field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferline.serve import Predictor, RequestError
+
+from .conftest import windows
+
+
+def test_predictions_match_the_training_pipeline(registry, runs):
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from transferline.data import GroupNormalizer
+    from transferline.model_registry import build_inference_model
+
+    x = windows(3)
+    got = Predictor(registry).predict("plant-a", x.tolist(), groups=np.zeros((3, 30), int).tolist())
+    meta = json.loads((runs[0] / "model.json").read_text())
+    norm = GroupNormalizer.from_dict(meta["normalizers"]["target"])
+    z = (x - norm.mean[0]) / norm.std[0]  # FD001: operating condition 0
+    model = build_inference_model(meta, load_file(str(runs[0] / "model.safetensors")))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(z.transpose(0, 2, 1).astype(np.float32))).numpy()
+    assert got["model"] == "plant-a@1" and got["unit"] == "cycles"
+    np.testing.assert_allclose(got["predictions"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("change,loc,message", [
+    (lambda w: w[:, :20], ["body", "windows"], "shape [2, 20, 14]"),
+    (lambda w: np.where(np.arange(14) == 5, np.nan, w), ["body", "windows", 0, 0, 5], "signal 's9'"),
+])
+def test_bad_windows_name_the_field(registry, change, loc, message):
+    with pytest.raises(RequestError) as err:
+        Predictor(registry).predict("plant-a", change(windows(2)).tolist())
+    assert err.value.loc == loc and message in err.value.message
+
+
+def test_wrong_signals_and_groups_are_refused(registry):
+    p = Predictor(registry)
+    with pytest.raises(RequestError, match="takes signals"):
+        p.predict("plant-a", windows(1).tolist(), signals=["s3", "s2"])
+    with pytest.raises(RequestError, match=r"shape \[1, 5\]"):
+        p.predict("plant-a", windows(1).tolist(), groups=[[0] * 5])
+
+
+def test_lru_keeps_at_most_max_models(registry):
+    p = Predictor(registry, max_models=1)
+    p.load("plant-a@1")
+    p.load("plant-b@1")
+    assert list(p._loaded) == ["plant-b@1"]

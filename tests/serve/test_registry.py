@@ -1,0 +1,104 @@
+"""The model registry: versions, stages, lineage, atomic registration, and exported artifacts that
+match the eager model and load without tsai or fastai."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from transferline.model_registry import ModelRegistry, RegistryError
+
+
+def test_register_describes_the_model_and_its_lineage(registry, runs):
+    entry = registry.get("plant-a")
+    assert entry.ref == "plant-a@1"
+    assert entry.task == {"name": "rul", "type": "regression", "options": {"scale": 125, "hidden": 64, "dropout": 0.1}}
+    assert entry.input["signals"][:2] == ["s2", "s3"] and entry.input["window"] == 30
+    assert entry.input["group_by"] == "operating_condition" and entry.input["normalizer"]["groups"][-1] == -1
+    assert entry.lineage["source"] == {"dataset": "cmapss-sample", "domains": ["FD002"], "split": "train"}
+    assert entry.lineage["target"]["domains"] == ["FD001"] and entry.lineage["adaptation"] == "mmd"
+    assert entry.metrics["test_rmse"] > 0
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "model.json", "model.ts"):
+        digest.update((registry.path("plant-a", 1) / name).read_bytes())
+    assert entry.content_hash == digest.hexdigest()
+
+
+def test_versions_stages_and_delete(registry, runs):
+    second = registry.register(runs[1], "plant-a")
+    assert second.ref == "plant-a@2" and registry.versions("plant-a") == [1, 2]
+    assert registry.get("plant-a@production").version == 1 and registry.get("plant-a").version == 2
+    registry.promote("plant-a@2", "production")
+    assert registry.get("plant-a", stage="production").version == 2
+    with pytest.raises(RegistryError, match="no staging version"):
+        registry.get("plant-a@staging")
+    with pytest.raises(RegistryError, match="no version 7"):
+        registry.get("plant-a@7")
+    with pytest.raises(RegistryError, match="no model 'nope'.*plant-a, plant-b"):
+        registry.get("nope")
+    registry.delete("plant-a@2")
+    assert registry.versions("plant-a") == [1] and registry.stages("plant-a") == {}
+    registry.delete("plant-b")
+    assert registry.names() == ["plant-a"]
+
+
+def test_a_run_that_cannot_be_registered_leaves_nothing(tmp_path, runs):
+    registry = ModelRegistry(tmp_path / "models")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model.json").write_text("{}")
+    with pytest.raises(Exception, match="not a finished transfer run: no model.safetensors"):
+        registry.register(tmp_path / "half", "broken")
+    with pytest.raises(RegistryError, match="must be letters"):
+        registry.register(runs[0], "../escape")
+    assert registry.names() == [] and list((tmp_path / "models" / ".tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "lstm", "wdcnn", "inception_small", "resnet", "tst", "lstm_fcn"])
+def test_export_matches_eager_for_each_encoder(tmp_path, name):
+    from transferline.encoders import create_encoder
+    from transferline.model_registry import build_inference_model, export_torchscript, load_exported
+
+    c_in, length = (1, 1024) if name == "wdcnn" else (14, 30)
+    meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}, "c_in": c_in,
+            "seq_len": length}
+    torch.manual_seed(0)
+    encoder = create_encoder(name, c_in, length)
+    from transferline.tasks import create_task
+
+    head = create_task("fault_diagnosis", n_classes=4).build_head(encoder.out_dim)
+    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
+             **{f"head.{k}": v for k, v in head.state_dict().items()}}
+    model = build_inference_model(meta, state)
+    export_torchscript(model, c_in, length, tmp_path / "m.ts")
+    x = torch.randn(5, c_in, length)
+    with torch.no_grad():
+        assert torch.equal(model(x), load_exported(tmp_path / "m.ts")(x))
+        logits_eager = model.head(model.encoder(x))
+    assert logits_eager.shape == (5, 4)
+
+
+def test_serving_imports_neither_tsai_nor_fastai(registry):
+    code = ("import sys, numpy as np; from transferline.serve import Predictor; "
+            f"p = Predictor({str(registry.root)!r}); "
+            "out = p.predict('plant-a', (np.ones((1, 30, 14)) * 500).tolist(), groups=[[0] * 30]); "
+            "print(len(out['predictions'])); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tsai', 'fastai', 'ray')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "[]"], done.stdout
+
+
+def test_cli_models_list_show_promote(registry, cli):
+    code, out, _ = cli("models", "list", "--models", registry.root)
+    assert code == 0 and "plant-a" in out and "production=1" in out
+    code, out, _ = cli("models", "promote", "plant-b@1", "staging", "--models", registry.root)
+    assert code == 0 and json.loads(out) == {"staging": 1}
+    code, out, _ = cli("models", "show", "plant-b@staging", "--models", registry.root)
+    assert code == 0 and json.loads(out)["version"] == 1
+    code, _, err = cli("models", "show", "plant-z", "--models", registry.root)
+    assert code == 2 and "no model 'plant-z'" in err
