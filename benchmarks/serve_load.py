@@ -10,8 +10,8 @@ Writes ``benchmarks/results/serve_load.json`` and ``.md``. ``summary``: errors, 
 answer), replica_rss_mb. Usage: ``python benchmarks/serve_load.py [--seconds 10]``.
 """
 
-from __future__ import annotations
 
+# NOTE: no `from __future__ import annotations`: the baseline's FastAPI route needs real annotations.
 import argparse
 import asyncio
 import socket
@@ -107,11 +107,14 @@ def sweep(url: str, seconds: float, label: str) -> list[dict]:
 
 
 def replica_rss_mb() -> float:
+    """Resident memory of the model-server replica process(es) (Ray titles them ServeReplica:...)."""
     import psutil
-    from ray.util.state import list_actors
 
-    pids = [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ModelServer" in (a.class_name or "")]
-    return max(psutil.Process(p).memory_info().rss for p in pids) / 2**20
+    rss = [p.info["memory_info"].rss for p in psutil.process_iter(["cmdline", "memory_info"])
+           if "ModelServer" in " ".join(p.info["cmdline"] or [])]
+    if not rss:
+        raise RuntimeError("no ModelServer replica process found")
+    return max(rss) / 2**20
 
 
 def plain_server(models_root: str, port: int) -> None:

@@ -90,12 +90,16 @@ def run_serve(args) -> int:
     print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
           "(docs at /docs); Ctrl-C stops", flush=True)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())  # NOTE: Ray's core worker may take SIGTERM over
     try:
-        done.wait()
+        while not done.wait(1.0):
+            pass
     except KeyboardInterrupt:
         pass
-    serve.shutdown()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        serve.shutdown()
+    print("stopped", flush=True)
     return 0
 
 

@@ -1,9 +1,9 @@
-"""The Ray Serve application: a FastAPI gateway that validates requests, and a multiplexed model
-server that batches them.
+"""The Ray Serve application: one FastAPI deployment that validates requests, keeps models loaded
+(multiplexed) and batches them.
 
 ``POST /v1/models/{name}/predict`` (``?version=3`` or ``?stage=production``), ``GET /v1/models``,
 ``GET /healthz``, OpenAPI docs at ``/docs``. Requests are validated against the model's input spec
-in the gateway (422 naming the field); the model server keeps up to ``models_per_replica`` models
+(422 naming the field); each replica keeps up to ``models_per_replica`` models
 loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.batch``).
 
 # NOTE: a batch may hold requests for several models (Ray < 2.53 once mixed them up, ray #56633);
@@ -16,7 +16,7 @@ loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.b
 import os
 
 import numpy as np
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -59,21 +59,25 @@ api = build_api(None)
 
 
 @serve.deployment(max_ongoing_requests=256)
+@serve.ingress(api)
 class ModelServer:
-    """Holds loaded models (multiplexed, LRU) and answers batches of validated requests."""
+    """One deployment: HTTP, validation next to the registry's JSON, loaded models (multiplexed,
+    LRU) and batched prediction. One hop per request; replicas scale it out."""
 
-    def __init__(self, models_root: str, models_per_replica: int = 8, batch_size: int = 64,
-                 batch_wait_s: float = 0.005) -> None:
-        self.predictor = Predictor(ModelRegistry(models_root), max_models=models_per_replica)
-        self.predict.set_max_batch_size(batch_size)
-        self.predict.set_batch_wait_timeout_s(batch_wait_s)
+    def __init__(self, models_root: str, batching: bool = True, models_per_replica: int = 8,
+                 batch_size: int = 64, batch_wait_s: float = 0.005) -> None:
+        self.registry = ModelRegistry(models_root)
+        self.predictor = Predictor(self.registry, max_models=models_per_replica)
+        self.batching = batching
+        self.predict_batch.set_max_batch_size(batch_size)
+        self.predict_batch.set_batch_wait_timeout_s(batch_wait_s)
 
     @serve.multiplexed(max_num_models_per_replica=8)
     async def get_model(self, ref: str):
         return self.predictor.load(ref)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
-    async def predict(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
+    async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
         out: list[dict | None] = [None] * len(requests)
         for ref in dict.fromkeys(r[0] for r in requests):
             idx = [i for i, r in enumerate(requests) if r[0] == ref]
@@ -85,22 +89,6 @@ class ModelServer:
                 out[i] = response(model.entry, y[lo:lo + len(x)])
                 lo += len(x)
         return out
-
-    async def unbatched(self, request: tuple[str, np.ndarray, np.ndarray | None]) -> dict:
-        ref, windows, groups = request
-        model = await self.get_model(ref)
-        return response(model.entry, model.run(model.prepare(windows, groups)))
-
-
-@serve.deployment(max_ongoing_requests=256)
-@serve.ingress(api)
-class Gateway:
-    """HTTP in front of the model server; validation happens here, next to the registry's JSON."""
-
-    def __init__(self, model_server, models_root: str, batching: bool = True) -> None:
-        self.server = model_server
-        self.registry = ModelRegistry(models_root)
-        self.batching = batching
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
@@ -127,14 +115,14 @@ class Gateway:
             windows, groups = validate(entry, body.windows, body.signals, body.groups)
         except RequestError as exc:
             raise _unprocessable(exc) from None
-        handle = self.server.options(multiplexed_model_id=entry.ref)
-        method = handle.predict if self.batching else handle.unbatched
-        return await method.remote((entry.ref, windows, groups))
+        if self.batching:
+            return await self.predict_batch((entry.ref, windows, groups))
+        model = await self.get_model(entry.ref)
+        return response(entry, model.run(model.prepare(windows, groups)))
 
 
 def application(models_root: str | None = None, *, batching: bool = True, models_per_replica: int = 8,
                 replicas: int = 1):
     """The bound Serve application for ``serve.run``."""
     root = str(ModelRegistry(models_root).root)
-    server = ModelServer.options(num_replicas=replicas).bind(root, models_per_replica)
-    return Gateway.bind(server, root, batching)
+    return ModelServer.options(num_replicas=replicas).bind(root, batching, models_per_replica)

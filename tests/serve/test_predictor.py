@@ -54,3 +54,38 @@ def test_lru_keeps_at_most_max_models(registry):
     p.load("plant-a@1")
     p.load("plant-b@1")
     assert list(p._loaded) == ["plant-b@1"]
+
+
+def test_cli_predict_locally(registry, cli, tmp_path):
+    import json
+
+    body = {"windows": windows(2).tolist()}
+    (tmp_path / "in.json").write_text(json.dumps(body))
+    code, out, err = cli("predict", "plant-a@production", "--input", tmp_path / "in.json", "--models", registry.root)
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["model"] == "plant-a@1" and len(reply["predictions"]) == 2
+    (tmp_path / "bad.json").write_text(json.dumps({"windows": windows(1)[:, :3].tolist()}))
+    code, _, err = cli("predict", "plant-a", "--input", tmp_path / "bad.json", "--models", registry.root)
+    assert code == 2 and "body.windows: shape [1, 3, 14]" in err
+
+
+def test_api_key_and_body_limit(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from transferline.serve.app import API_KEY_ENV, MAX_BODY_BYTES, build_api
+
+    api = build_api(None)
+
+    @api.post("/v1/echo")
+    async def echo() -> dict:
+        return {"ok": True}
+
+    client = TestClient(api)
+    assert client.post("/v1/echo").status_code == 200
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    assert client.post("/v1/echo").status_code == 401
+    assert client.post("/v1/echo", headers={"x-api-key": "k3y"}).status_code == 200
+    big = client.post("/v1/echo", headers={"x-api-key": "k3y", "content-length": str(MAX_BODY_BYTES + 1)},
+                      content=b"x" * (MAX_BODY_BYTES + 1))
+    assert big.status_code == 413
