@@ -76,6 +76,7 @@ def run_models(args) -> int:
 
 
 def run_serve(args) -> int:
+    import contextlib
     import signal
     import threading
 
@@ -84,21 +85,22 @@ def run_serve(args) -> int:
     from .app import application
     from .runtime import start
 
-    start(args.host, args.port)
-    serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
-              name="transferline", route_prefix="/")
-    print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
-          "(docs at /docs); Ctrl-C stops", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())  # NOTE: Ray's core worker may take SIGTERM over
     try:
+        start(args.host, args.port)
+        serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
+                  name="transferline", route_prefix="/")
+        print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
+              "(docs at /docs); Ctrl-C stops", flush=True)
         while not done.wait(1.0):
             pass
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        serve.shutdown()
+        with contextlib.suppress(Exception):
+            serve.shutdown()
     print("stopped", flush=True)
     return 0
 

@@ -1,0 +1,45 @@
+"""`transferline serve` as a process: it answers over HTTP and stops cleanly on Ctrl-C. (A module of
+its own, so that no other Ray instance of the test session is running beside it.)"""
+
+import socket
+
+import httpx
+import pytest
+
+from .conftest import windows
+
+pytestmark = [pytest.mark.ray, pytest.mark.integration]
+
+
+def test_cli_serve_answers_then_stops_on_ctrl_c(runs, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from transferline.model_registry import ModelRegistry
+
+    ModelRegistry(tmp_path / "models").register(runs[0], "plant-a")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "transferline.cli", "serve", "--port", str(port), "--models",
+                             str(tmp_path / "models")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    try:
+        deadline, reply = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                reply = httpx.post(f"http://127.0.0.1:{port}/v1/models/plant-a/predict",
+                                   json={"windows": windows(1).tolist()}, timeout=10)
+                break
+            except httpx.HTTPError:
+                time.sleep(1)
+        assert reply is not None and reply.status_code == 200, proc.stdout.read() if proc.poll() is not None else ""
+        assert reply.json()["model"] == "plant-a@1"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out[-2000:]
