@@ -86,15 +86,22 @@ def run_serve(args) -> int:
     from .runtime import start
 
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())  # NOTE: Ray's core worker may take SIGTERM over
+
+    def on_signal(*_) -> None:
+        done.set()
+
     try:
         start(args.host, args.port)
         serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
                   name="transferline", route_prefix="/")
         print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
               "(docs at /docs); Ctrl-C stops", flush=True)
-        while not done.wait(1.0):
-            pass
+        while not done.is_set():
+            # NOTE: Ray's core worker installs its own signal handlers after start-up; take SIGINT back
+            # every second so that Ctrl-C always stops the server cleanly. (SIGTERM stays Ray's: it
+            # ends the process without Serve's shutdown.)
+            signal.signal(signal.SIGINT, on_signal)
+            done.wait(1.0)
     except KeyboardInterrupt:
         pass
     finally:

@@ -126,3 +126,11 @@ def application(models_root: str | None = None, *, batching: bool = True, models
     """The bound Serve application for ``serve.run``."""
     root = str(ModelRegistry(models_root).root)
     return ModelServer.options(num_replicas=replicas).bind(root, batching, models_per_replica)
+
+
+def app_builder(args: dict):
+    """Serve's application builder (``import_path: transferline.serve.app:app_builder`` with ``args``:
+    models_root, batching, models_per_replica, replicas), e.g. for a KubeRay RayService."""
+    return application(args.get("models_root"), batching=bool(args.get("batching", True)),
+                       models_per_replica=int(args.get("models_per_replica", 8)),
+                       replicas=int(args.get("replicas", 1)))

@@ -11,7 +11,7 @@ from .conftest import windows
 pytestmark = [pytest.mark.ray, pytest.mark.integration]
 
 
-def test_cli_serve_answers_then_stops_on_ctrl_c(runs, tmp_path):
+def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(runs, tmp_path):
     import os
     import signal
     import subprocess
@@ -41,5 +41,6 @@ def test_cli_serve_answers_then_stops_on_ctrl_c(runs, tmp_path):
         assert reply.json()["model"] == "plant-a@1"
     finally:
         proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=60)[0]
+        out = proc.communicate(timeout=90)[0]
     assert proc.returncode == 0, out[-2000:]
+    assert out.rstrip().endswith("stopped"), out[-2000:]

@@ -1,0 +1,94 @@
+"""Every cluster configuration loads, has the fields its tool requires, and matches the package:
+image tag = package version, Ray version = installed Ray, commands parse with the CLI."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO
+
+CLUSTER = REPO / "cluster"
+
+
+def _version() -> str:
+    return re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
+IMAGE = f"transferline:{_version()}"
+
+
+def _images(node) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "image" and isinstance(v, str)] + \
+            [i for v in node.values() for i in _images(v)]
+    if isinstance(node, list):
+        return [i for v in node for i in _images(v)]
+    return []
+
+
+@pytest.mark.parametrize("path", sorted((CLUSTER / "launcher").glob("*.yaml")), ids=lambda p: p.name)
+def test_launcher_configs(path):
+    cfg = yaml.safe_load(path.read_text())
+    for key in ("cluster_name", "provider", "available_node_types", "head_node_type", "docker"):
+        assert key in cfg, f"{path.name}: no {key}"
+    assert cfg["provider"]["type"] in ("aws", "gcp") and cfg["provider"]["region"]
+    nodes = cfg["available_node_types"]
+    assert cfg["head_node_type"] in nodes
+    assert any(n.get("resources", {}).get("GPU", 0) >= 1 for n in nodes.values()), "no GPU worker group"
+    assert all("node_config" in n for n in nodes.values())
+    assert cfg["docker"]["image"] == IMAGE
+
+
+@pytest.mark.parametrize("path", sorted((CLUSTER / "kuberay").glob("*.yaml")), ids=lambda p: p.name)
+def test_kuberay_manifests(path):
+    import ray
+
+    doc = yaml.safe_load(path.read_text())
+    assert doc["apiVersion"] == "ray.io/v1"
+    kind = doc["kind"]
+    assert kind in ("RayCluster", "RayJob", "RayService")
+    cluster = {"RayCluster": lambda d: d["spec"], "RayJob": lambda d: d["spec"]["rayClusterSpec"],
+               "RayService": lambda d: d["spec"]["rayClusterConfig"]}[kind](doc)
+    assert cluster["rayVersion"] == ray.__version__
+    assert cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    assert set(_images(doc)) == {IMAGE}
+
+
+@pytest.mark.parametrize("path", sorted((CLUSTER / "kuberay").glob("rayjob-*.yaml")), ids=lambda p: p.name)
+def test_job_entrypoints_parse_with_the_cli(path):
+    from transferline.cli import build_parser
+
+    argv = shlex.split(yaml.safe_load(path.read_text())["spec"]["entrypoint"])
+    assert argv[0] == "transferline"
+    args = build_parser().parse_args(argv[1:])
+    assert args.command in ("pretrain", "transfer")
+    config = Path(args.config.replace("/home/ray/transferline/", str(REPO) + "/"))
+    assert config.is_file(), f"{path.name}: no config {args.config} in the image"
+
+
+def test_rayservice_import_path_builds_the_application(tmp_path):
+    import importlib
+
+    doc = yaml.safe_load((CLUSTER / "kuberay" / "rayservice.yaml").read_text())
+    app = yaml.safe_load(doc["spec"]["serveConfigV2"])["applications"][0]
+    module, _, attr = app["import_path"].partition(":")
+    builder = getattr(importlib.import_module(module), attr)
+    built = builder({**app["args"], "models_root": str(tmp_path)})
+    from ray.serve import Application
+
+    assert isinstance(built, Application)
+
+
+def test_dockerfile_uses_the_tested_ray_and_copies_the_package():
+    import ray
+
+    text = (CLUSTER / "Dockerfile").read_text()
+    assert f"FROM rayproject/ray:{ray.__version__}-py311" in text
+    for folder in re.findall(r"^COPY --chown=\S+ (\w+) \1$", text, re.M):
+        assert (REPO / folder).is_dir(), folder
+    assert IMAGE in text
