@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="dotted overrides, e.g. adaptation=dann encoder=cnn_small target.labelled_units=5")
         run.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/<mode>-<time>)")
         run.add_argument("--quiet", action="store_true", help="no progress bars")
+        dist = run.add_argument_group("Ray Train (data-parallel workers)")
+        dist.add_argument("--workers", type=int, help="train with N Ray Train workers (default: in this process)")
+        dist.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker (NCCL); 0: CPU, gloo")
+        dist.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
         _catalog_arg(run)
 
     from transferline.connectors.opcua import _cli as opcua_cli
@@ -97,7 +101,17 @@ def cmd_train(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        metrics = train_loop(config, report=report)
+        if args.workers:
+            from .train import fit_on_ray
+
+            print(f"{args.command} on Ray Train: {args.workers} worker(s)"
+                  f"{f', {args.gpus_per_worker:g} GPU each' if args.gpus_per_worker else ', CPU'}", flush=True)
+            metrics = fit_on_ray(config, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                 address=args.address)
+        elif args.gpus_per_worker or args.address:
+            raise TransferlineError("--gpus-per-worker and --address need --workers N")
+        else:
+            metrics = train_loop(config, report=report)
     except ValueError as exc:
         raise TransferlineError(str(exc)) from None
     print(f"\n{args.command} finished: {config['run_dir']}")

@@ -53,6 +53,8 @@ def ingest_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--flush-s", type=float, default=0.5, help="write to the catalog at least this often")
         p.add_argument("--duration", type=float, help="seconds to capture (default: until interrupted)")
         p.add_argument("--since", help="ISO time: on a variable's first capture, also read its history from then")
+        p.add_argument("--compact-files", type=int, default=256, metavar="N",
+                       help="merge the dataset's small per-flush files once it holds N (default 256)")
         return p
     p = argparse.ArgumentParser(prog="transferline ingest opcua-history",
                                 description="Read raw history (HistoryRead) of every matching variable into a "
@@ -105,7 +107,7 @@ def run_ingest(command: str, argv: list[str]) -> int:
         return 0
     options = CaptureOptions(**common, sampling_ms=args.sampling_ms, publishing_ms=args.publishing_ms,
                              queue_size=args.queue_size, flush_s=args.flush_s, duration_s=args.duration,
-                             since=_parse_time(args.since) if args.since else None)
+                             since=_parse_time(args.since) if args.since else None, compact_files=args.compact_files)
     with tqdm(desc=f"opcua → {args.name}", unit=" values", disable=args.quiet) as bar:
         stats = asyncio.run(_capture_until_signal(Capture(options, catalog, progress=bar)))
     s = stats.summary()

@@ -50,6 +50,7 @@ class CaptureOptions:
     queue_size: int | None = None  # default: sized from the revised publishing interval
     flush_s: float = 0.5
     flush_values: int = 200_000
+    compact_files: int = 256  # compact the dataset's small per-flush files once it holds this many
     duration_s: float | None = None
     since: datetime | None = None  # on a variable's first capture, also read its history from here
     backoff_max_s: float = 10.0
@@ -141,8 +142,12 @@ class Capture:
                           parts=[Part(key, hashlib.sha256(key.encode()).hexdigest(), self.options.endpoint,
                                       lambda: table)],
                           extra={STATE_KEY: state})
-        await asyncio.to_thread(self.catalog.ingest, self.options.name, plan, append=True)
+        result = await asyncio.to_thread(self.catalog.ingest, self.options.name, plan, append=True)
         self.buffer.commit(watermark)
+        if len(result.manifest.files) >= self.options.compact_files:
+            # NOTE: each flush adds a file per partition and the manifest lists them all; left alone,
+            # a capture of days would rewrite a manifest of tens of megabytes twice a second.
+            await asyncio.to_thread(self.catalog.compact, self.options.name, merge_sources="opcua/")
         now = to_micros(datetime.now(timezone.utc))
         ts = table.column("ts").cast("int64").to_numpy()
         sample = ts if len(ts) <= 2000 else ts[np.linspace(0, len(ts) - 1, 2000).astype(int)]

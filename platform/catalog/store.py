@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -26,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import CatalogError, DataError
-from ._manifest import FileEntry, Manifest, SourceEntry, now_iso
+from ._manifest import FileEntry, Manifest, SourceEntry, now_iso, write_json_atomic
 from ._validate import validate_table
 from .schemas import SCHEMA_VERSION, get_kind
 
@@ -104,11 +105,17 @@ class Catalog:
         """Reads a dataset (or one split) into one Arrow table."""
         import pyarrow.dataset as ds
 
-        files = self.files(name, split)
-        if not files:
-            splits = ", ".join(self.manifest(name).rows) or "none"
-            raise CatalogError(f"dataset {name!r} has no split {split!r} (splits: {splits})")
-        return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns, filter=filter)
+        for attempt in range(3):
+            files = self.files(name, split)
+            if not files:
+                splits = ", ".join(self.manifest(name).rows) or "none"
+                raise CatalogError(f"dataset {name!r} has no split {split!r} (splits: {splits})")
+            try:
+                return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns, filter=filter)
+            except FileNotFoundError:  # compacted meanwhile: read the new manifest
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- writing -------------------------------------------------------------------------------
     def ingest(self, name: str, plan: IngestPlan, *, append: bool = False, replace: bool = False,
@@ -174,6 +181,80 @@ class Catalog:
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
             return IngestResult(status, manifest, new_rows)
+
+    def compact(self, name: str, *, merge_sources: str | None = None, min_files: int = 2) -> int:
+        """Rewrites every partition holding ``min_files`` or more files as one file; returns the
+        number of files removed. Rows, their order within each partition, and the manifest's
+        ``extra`` stay as they are; the swap is one atomic manifest write.
+
+        Sources keep their keys (so re-ingesting a file is still recognised), except those whose
+        key starts with ``merge_sources`` (e.g. a live capture's per-flush parts), which become one.
+        """
+        with self._lock(name):
+            manifest = Manifest.load(self.root / name)
+            groups: dict[str, list[FileEntry]] = {}
+            for f in manifest.files:
+                groups.setdefault(str(Path(f.path).parent), []).append(f)
+            todo = {k: v for k, v in groups.items() if len(v) >= min_files}
+            if not todo:
+                return 0
+            tag = uuid.uuid4().hex[:12]
+            replaced: dict[str, str] = {}
+            new_entries = []
+            stage = self.root / ".tmp" / f"compact-{name}-{tag}"
+            try:
+                for folder, entries in todo.items():
+                    table = pa.concat_tables([pq.read_table(self.root / name / e.path) for e in entries])
+                    rel = Path(folder, f"part-compact-{tag}.parquet")
+                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(table, stage / rel, compression="zstd")
+                    new_entries.append(FileEntry(path=str(rel), split=entries[0].split, partition=entries[0].partition,
+                                                 rows=table.num_rows, bytes=(stage / rel).stat().st_size,
+                                                 assets=sorted({a for e in entries for a in e.assets}),
+                                                 source="compacted"))
+                    replaced.update({e.path: str(rel) for e in entries})
+                for entry in new_entries:
+                    os.replace(stage / entry.path, self.root / name / entry.path)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+            manifest.files = [f for f in manifest.files if f.path not in replaced] + new_entries
+            sources = []
+            merged = [s for s in manifest.sources if merge_sources and s.key.startswith(merge_sources)]
+            for src in manifest.sources:
+                if src in merged:
+                    continue
+                src.files = sorted({replaced.get(f, f) for f in src.files})
+                sources.append(src)
+            if merged:
+                digest = hashlib.sha256("\n".join(s.digest for s in merged).encode()).hexdigest()
+                sources.append(SourceEntry(f"{merge_sources}compacted-{tag}", digest,
+                                           sorted({replaced.get(f, f) for s in merged for f in s.files}),
+                                           sum(s.rows for s in merged)))
+            manifest.sources = sources
+            manifest.updated = now_iso()
+            manifest.save(self.root / name)
+            self._collect_garbage(name, list(replaced))
+            return len(replaced) - len(new_entries)
+
+    def _collect_garbage(self, name: str, unlisted: list[str], grace_s: float = 120.0) -> None:
+        """Deletes files a manifest stopped listing over ``grace_s`` ago; remembers ``unlisted``.
+
+        # NOTE: a reader that loaded the previous manifest may still open these files for a while.
+        """
+        import json
+        import time
+
+        path = self.root / name / ".garbage.json"
+        pending = json.loads(path.read_text()) if path.is_file() else []
+        now = time.time()
+        keep = []
+        for item in pending:
+            if now - item["since"] > grace_s:
+                (self.root / name / item["path"]).unlink(missing_ok=True)
+            else:
+                keep.append(item)
+        keep += [{"path": p, "since": now} for p in unlisted]
+        write_json_atomic(path, keep)
 
     def delete(self, name: str) -> None:
         self.manifest(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def run_serve(args) -> int:
     def on_signal(*_) -> None:
         done.set()
 
+    signal.signal(signal.SIGINT, on_signal)
     try:
         start(args.host, args.port)
         serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
@@ -104,10 +106,17 @@ def run_serve(args) -> int:
             done.wait(1.0)
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    def shutdown() -> None:
         with contextlib.suppress(Exception):
             serve.shutdown()
+
+    stopper = threading.Thread(target=shutdown, daemon=True)
+    stopper.start()
+    stopper.join(timeout=60)
+    if stopper.is_alive():
+        print("Serve did not shut down within 60 s; exiting anyway", flush=True)
+        os._exit(1)
     print("stopped", flush=True)
     return 0
 

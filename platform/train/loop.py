@@ -55,11 +55,14 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                patience: int, min_delta: float = 0.0, on_epoch_start: Callable[[int], None] | None = None,
                penalty: Callable[[], torch.Tensor | None] | None = None, report: Callable[[dict], None] | None = None,
                progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
-               stopper: EarlyStopping | None = None, scheduler=None) -> EarlyStopping:
+               stopper: EarlyStopping | None = None, scheduler=None,
+               after_backward: Callable[[], None] | None = None) -> EarlyStopping:
     """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
 
     After each epoch ``evaluate()`` gives metrics; ``metric`` among them drives early stopping.
     The best state is restored into ``module`` before returning. ``scheduler`` steps once per batch.
+    ``after_backward`` runs between backward and the optimizer step (e.g. averaging gradients
+    across data-parallel workers).
     """
     from tqdm.auto import tqdm
 
@@ -80,6 +83,8 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                     loss = loss + extra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if after_backward is not None:
+                after_backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()

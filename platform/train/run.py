@@ -25,6 +25,7 @@ from ..encoders import create_encoder
 from ..losses import mk_mmd
 from ..objectives import create_objective
 from .checkpoint import fresh_run_dir, load_state, save_module, write_json
+from ._dist import Dist
 from .data import RunData, prepare_data
 from .loop import cycle, run_epochs
 from .strategies import create_strategy
@@ -42,12 +43,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict], None] | None = None) -> dict:
-    """Runs ``config`` (see :mod:`transferline.train.config`); returns the final metrics."""
+def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict], None] | None = None,
+               dist: Dist | None = None, device: torch.device | None = None) -> dict:
+    """Runs ``config`` (see :mod:`transferline.train.config`); returns the final metrics.
+
+    With ``dist`` (set by :func:`transferline.train.fit_on_ray` in each Ray Train worker) every
+    worker draws its own batches, gradients are averaged across workers, and only rank 0 writes the
+    run directory; all workers return the same metrics.
+    """
+    dist = dist or Dist()
     seed_everything(config["seed"])
-    device = pick_device(config["device"])
+    device = device or pick_device(config["device"])
     data = data or prepare_data(config)
-    run_dir = fresh_run_dir(Path(config["run_dir"])) if config.get("run_dir") else None
+    run_dir = fresh_run_dir(Path(config["run_dir"])) if config.get("run_dir") and dist.is_main else None
     history = []
 
     def on_report(record: dict) -> None:
@@ -62,7 +70,7 @@ def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     t0 = time.perf_counter()
     runner = _pretrain if config["mode"] == "pretrain" else _transfer
-    metrics = runner(config, data, device, on_report, run_dir)
+    metrics = runner(config, data, device, on_report, run_dir, dist)
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["epochs_run"] = len(history)
     if run_dir:
@@ -87,14 +95,16 @@ def _autocast(config: dict, device: torch.device):
     return None
 
 
-def _batches(windows: Windows, batch_size: int, seed: int, device) -> Callable:
+def _batches(windows: Windows, batch_size: int, seed: int, device, rank: int = 0) -> Callable:
+    """Endless shuffled batches; each data-parallel worker (``rank``) draws its own order."""
     dataset = WindowDataset(windows)
     epoch = [0]
 
     def make():
         epoch[0] += 1
         for x, y, d in dataset.loader(batch_size=min(batch_size, len(windows)), shuffle=True,
-                                      seed=seed * 1000 + epoch[0], drop_last=len(windows) > batch_size):
+                                      seed=seed * 1000 + epoch[0] + 1_000_003 * rank,
+                                      drop_last=len(windows) > batch_size):
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), d.to(device, non_blocking=True)
     return make
 
@@ -120,14 +130,15 @@ def predict(model: Callable, windows: Windows, device, batch_size: int = 1024) -
     return torch.cat(outs)
 
 
-def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
+def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     encoder = _encoder(config, data, device)
     objective = create_objective(config["objective"]["name"], encoder, data.c_in, data.seq_len, task=task,
                                  **(config["objective"].get("options") or {})).to(device)
+    dist.broadcast(objective)
     optim = config["optim"]
     opt = torch.optim.AdamW(objective.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
-    train_iter = cycle(_batches(data.source_train, optim["batch_size"], config["seed"], device))
+    train_iter = cycle(_batches(data.source_train, optim["batch_size"], config["seed"], device, dist.rank))
     val = WindowDataset(data.source_val)
 
     def evaluate() -> dict:
@@ -143,7 +154,7 @@ def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
                          steps_per_epoch=n_steps, epochs=optim["epochs"], scheduler=_scheduler(config, opt, n_steps),
                          optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
                          patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
-                         autocast=_autocast(config, device))
+                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(objective))
     metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1}
     if run_dir:
         save_module(run_dir, "encoder", encoder, {"encoder": config["encoder"]["name"],
@@ -154,22 +165,24 @@ def _pretrain(config, data: RunData, device, report, run_dir) -> dict:
     return metrics
 
 
-def _transfer(config, data: RunData, device, report, run_dir) -> dict:
+def _transfer(config, data: RunData, device, report, run_dir, dist: Dist) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     encoder = _encoder(config, data, device)
     head = task.build_head(encoder.out_dim).to(device)
     method = create_adaptation(config["adaptation"]["name"], encoder, head, task,
                                **(config["adaptation"].get("options") or {})).to(device)
+    dist.broadcast(method)
     strategy = create_strategy(config["strategy"]["name"], **(config["strategy"].get("options") or {}))
     optim = config["optim"]
     rest = [p for name, p in method.named_parameters() if not name.startswith("encoder.")]
     opt = torch.optim.AdamW(strategy.param_groups(encoder, rest, optim["lr"]), lr=optim["lr"],
                             weight_decay=optim["weight_decay"])
     bs, seed = optim["batch_size"], config["seed"]
-    src = cycle(_batches(data.source_train, bs, seed, device))
+    src = cycle(_batches(data.source_train, bs, seed, device, dist.rank))
     use_target = data.target_train is not None and method.supports_unlabeled_target
-    tgt = cycle(_batches(data.target_train, bs, seed + 1, device)) if use_target else None
-    lab = cycle(_batches(data.target_labelled, bs, seed + 2, device)) if data.target_labelled is not None else None
+    tgt = cycle(_batches(data.target_train, bs, seed + 1, device, dist.rank)) if use_target else None
+    lab = cycle(_batches(data.target_labelled, bs, seed + 2, device, dist.rank)) \
+        if data.target_labelled is not None else None
 
     def step(progress: float) -> dict:
         xs, ys, _ = next(src)
@@ -215,7 +228,7 @@ def _transfer(config, data: RunData, device, report, run_dir) -> dict:
                          patience=config["early_stopping"]["patience"],
                          on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
                          penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
-                         autocast=_autocast(config, device))
+                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method))
     method.eval()
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1}
     if data.test is not None:

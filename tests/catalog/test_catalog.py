@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -130,3 +132,40 @@ def test_unknown_dataset_names_known_ones(catalog):
         catalog.manifest("nope")
     with pytest.raises(CatalogError, match="splits: train"):
         catalog.read("ds", split="test")
+
+
+def test_compact_merges_small_files_keeps_rows_extra_and_source_keys(catalog):
+    import pyarrow as pa
+
+    from transferline.catalog import IngestPlan, Part
+    from transferline.catalog.schemas import KINDS
+
+    def part(key: str, values: list[float]) -> Part:
+        n = len(values)
+        table = pa.Table.from_arrays(
+            [pa.array(["train"] * n), pa.array(["P"] * n), pa.array(["A"] * n), pa.array(["t"] * n),
+             pa.array(range(len(key) * 100, len(key) * 100 + n), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+             pa.array(values, pa.float64()), pa.array([0] * n, pa.uint32())], schema=KINDS["timeseries"].schema)
+        return Part(key, hashlib.sha256(key.encode()).hexdigest(), "mem", lambda: table)
+
+    for i, key in enumerate(["file-a", "opcua/s/1", "opcua/s/22"]):
+        catalog.ingest("ts", IngestPlan("timeseries", "t", "mem", [part(key, [float(i), float(i) + 0.5])],
+                                        extra={"opcua": {"watermarks": {"x": i}}}), append=True)
+    before = catalog.read("ts").to_pydict()
+    assert len(catalog.manifest("ts").files) == 3
+    removed = catalog.compact("ts", merge_sources="opcua/")
+    m = catalog.manifest("ts")
+    assert removed == 2 and len(m.files) == 1
+    assert catalog.read("ts").to_pydict() == before
+    assert m.extra == {"opcua": {"watermarks": {"x": 2}}}
+    keys = [s.key for s in m.sources]
+    assert keys[0] == "file-a" and len(keys) == 2 and keys[1].startswith("opcua/compacted-")
+    assert sum(s.rows for s in m.sources) == 6
+    listed = {Path(m.files[0].path).name}
+    on_disk = {p.name for p in (catalog.root / "ts").rglob("*.parquet")}
+    assert listed <= on_disk and len(on_disk) == 4  # the replaced files wait out a grace period for readers
+    catalog._collect_garbage("ts", [], grace_s=0.0)
+    assert {p.name for p in (catalog.root / "ts").rglob("*.parquet")} == listed
+    again = catalog.ingest("ts", IngestPlan("timeseries", "t", "mem", [part("file-a", [0.0, 0.5])]), append=True)
+    assert again.status == "unchanged"  # the file source is still known after compaction
+    assert catalog.compact("ts") == 0

@@ -69,7 +69,8 @@ def test_kill_9_of_the_capture_then_restart_resumes_without_gaps_or_duplicates(s
                                                                                procs):
     port, since = free_port(), _since()
     _start_simulator(procs, source_catalog, port, "--historize")
-    args = capture_args(tmp_path, f"opc.tcp://127.0.0.1:{port}", "live", "--since", since)
+    # small files are compacted every 20 files, so compaction runs (and may be killed) mid-capture
+    args = capture_args(tmp_path, f"opc.tcp://127.0.0.1:{port}", "live", "--since", since, "--compact-files", "20")
     first = cli(*args)
     procs.append(first)
     wait_until(lambda: good_rows(tmp_path) > 1000, 30, "the first values")
@@ -82,6 +83,10 @@ def test_kill_9_of_the_capture_then_restart_resumes_without_gaps_or_duplicates(s
     out = stop(second)
     assert re.search(r"[1-9][\d,]* from history", out), out
     assert_exactly_once(tmp_path, expected)
+    from transferline.catalog import Catalog
+
+    manifest = Catalog(tmp_path).manifest("live")
+    assert len(manifest.files) < 20 and any(s.key.startswith("opcua/compacted-") for s in manifest.sources)
 
 
 def test_kill_9_of_the_server_then_restart(source_catalog, expected, tmp_path, procs):

@@ -39,6 +39,10 @@ def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(runs, tmp_path):
                 time.sleep(1)
         assert reply is not None and reply.status_code == 200, proc.stdout.read() if proc.poll() is not None else ""
         assert reply.json()["model"] == "plant-a@1"
+        deadline = time.monotonic() + 60  # Ctrl-C once the command says it is serving
+        while time.monotonic() < deadline and "Ctrl-C stops" not in proc.stdout.readline():
+            pass
+        time.sleep(1.5)
     finally:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=90)[0]

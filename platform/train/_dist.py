@@ -1,0 +1,47 @@
+"""Data parallelism inside the one training loop: which worker this is, and gradient averaging.
+
+# NOTE: gradients are averaged with ``torch.distributed.all_reduce`` after backward rather than by
+# wrapping the model in DistributedDataParallel: pretraining objectives and adaptation methods call
+# their encoder, head and discriminator separately, and DDP only synchronizes gradients of
+# parameters used through the wrapped module's own forward. The process group (gloo on CPU, NCCL
+# on GPU) is the one Ray Train's TorchTrainer sets up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This worker's place among ``world`` data-parallel workers (``Dist()`` is a single process)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast(self, module: nn.Module) -> None:
+        """Every worker starts from rank 0's parameters and buffers."""
+        if self.world > 1:
+            for tensor in module.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
+    def average_gradients(self, module: nn.Module) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])  # one collective per step
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()

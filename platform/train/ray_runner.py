@@ -1,0 +1,65 @@
+"""The same ``train_loop(config)`` under Ray Train's TorchTrainer: N data-parallel workers (CPU with
+gloo, or one GPU each with NCCL), on an embedded local Ray or a running cluster."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _worker(config: dict) -> None:
+    """Runs in every Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+
+    from ._dist import Dist
+    from .run import train_loop
+
+    ctx = ray.train.get_context()
+    dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
+    device = ray.train.torch.get_device() if config["device"] != "cpu" else None
+
+    def report(record: dict) -> None:  # every worker reports each epoch: Ray Train's barrier
+        ray.train.report({k: v for k, v in record.items() if isinstance(v, (int, float, bool))})
+
+    metrics = train_loop(config, report=report, dist=dist, device=device)
+    final = {"final": True, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if dist.is_main:  # NOTE: Train V2 keeps only metrics that come with a checkpoint
+            import json
+
+            Path(tmp, "metrics.json").write_text(json.dumps(final, default=float))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(final, checkpoint=checkpoint)
+
+
+def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, address: str | None = None,
+               cpus_per_worker: float = 1, storage: str | None = None) -> dict:
+    """Trains ``config`` with ``workers`` Ray Train workers; returns rank 0's final metrics.
+
+    ``address``: ``None`` starts an embedded local Ray; ``"auto"`` joins the running cluster;
+    ``ray://HOST:10001`` connects a client.
+    """
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # NOTE: stay on loopback locally
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if not address else {}))
+    use_gpu = gpus_per_worker > 0
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
+    name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"
+    trainer = TorchTrainer(
+        _worker, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-")))
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    metrics = dict(result.metrics or {})
+    metrics.pop("final", None)
+    return metrics

@@ -1,0 +1,101 @@
+"""The one training loop under Ray Train: one worker gives the in-process result, two workers
+average their gradients, and the CLI runs it with --workers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ..conftest import REPO
+
+
+def _average_in_group(rank: int, world: int, init_file: str, out) -> None:
+    from transferline.train._dist import Dist
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    module = torch.nn.Linear(3, 2)
+    for p in module.parameters():
+        p.grad = torch.full_like(p, float(rank + 1))
+    Dist(rank, world).average_gradients(module)
+    out.put([p.grad.clone() for p in module.parameters()])
+    torch.distributed.destroy_process_group()
+
+
+def test_gradients_are_averaged_across_workers(tmp_path):
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_average_in_group, args=(r, 2, str(tmp_path / "pg"), queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    grads = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    for g in grads:
+        assert all(torch.allclose(t, torch.full_like(t, 1.5)) for t in g)  # mean of 1 and 2
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+def _config(catalog, *extra):
+    from transferline.train import load_config
+
+    return load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
+                       [f"catalog={catalog.root}", "epochs=2", "optim.max_steps_per_epoch=8", "progress=false",
+                        "target.labelled_units=0", "strategy=full", *extra])
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path_factory.mktemp("ray-cat"))
+    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
+    return catalog
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path):
+    from transferline.train import fit_on_ray, train_loop
+
+    config = _config(sample)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a Ray worker with one CPU: the same float summation order
+    try:
+        local = train_loop({**config, "run_dir": str(tmp_path / "local")})
+    finally:
+        torch.set_num_threads(threads)
+    remote = fit_on_ray({**config, "run_dir": str(tmp_path / "ray")}, workers=1)
+    for key in ("test_rmse", "test_score", "selection_value", "feature_mmd"):
+        assert remote[key] == pytest.approx(local[key], rel=1e-4), key
+    assert remote["best_epoch"] == local["best_epoch"]
+    assert (tmp_path / "ray" / "model.safetensors").is_file()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
+    code, out, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                         f"catalog={sample.root}", "epochs=2", "optim.max_steps_per_epoch=6", "objective=masked",
+                         "--run-dir", tmp_path / "pre", "--workers", "2", "--quiet")
+    assert code == 0, err
+    assert "pretrain on Ray Train: 2 worker(s), CPU" in out and "val_loss" in out
+    assert (tmp_path / "pre" / "encoder.safetensors").is_file()
+    code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                       "--address", "auto")
+    assert code == 2 and "need --workers N" in err
