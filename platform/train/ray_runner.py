@@ -8,10 +8,14 @@ import tempfile
 from pathlib import Path
 
 
-def _worker(config: dict) -> None:
+def _worker(job: dict) -> None:
     """Runs in every Ray Train worker."""
     import ray.train
     import ray.train.torch
+    import torch
+
+    config = job["config"]
+    torch.set_num_threads(job["threads"])  # NOTE: as many intra-op threads as the worker has CPUs
 
     from ._dist import Dist
     from .run import train_loop
@@ -54,7 +58,7 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"
     trainer = TorchTrainer(
-        _worker, train_loop_config=config,
+        _worker, train_loop_config={"config": config, "threads": max(1, int(cpus_per_worker))},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-")))
     result = trainer.fit()
