@@ -56,19 +56,21 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                penalty: Callable[[], torch.Tensor | None] | None = None, report: Callable[[dict], None] | None = None,
                progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
                stopper: EarlyStopping | None = None, scheduler=None,
-               after_backward: Callable[[], None] | None = None) -> EarlyStopping:
+               after_backward: Callable[[], None] | None = None,
+               on_epoch_end: Callable[[int, "EarlyStopping", dict], None] | None = None) -> EarlyStopping:
     """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
 
     After each epoch ``evaluate()`` gives metrics; ``metric`` among them drives early stopping.
     The best state is restored into ``module`` before returning. ``scheduler`` steps once per batch.
     ``after_backward`` runs between backward and the optimizer step (e.g. averaging gradients
-    across data-parallel workers).
+    across data-parallel workers). ``on_epoch_end(epoch, stopper, record)`` runs after each epoch's
+    report (e.g. to checkpoint); with ``start_epoch`` and a restored ``stopper`` a run resumes.
     """
     from tqdm.auto import tqdm
 
     stopper = stopper or EarlyStopping(patience, higher_is_better, min_delta)
     total = max(1, epochs * steps_per_epoch)
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch if not stopper.should_stop else epochs, epochs):
         module.train()
         if on_epoch_start:
             on_epoch_start(epoch)
@@ -101,6 +103,8 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
         record["best"] = improved
         if report:
             report(record)
+        if on_epoch_end:
+            on_epoch_end(epoch, stopper, record)
         if stopper.should_stop:
             break
     stopper.restore(module)

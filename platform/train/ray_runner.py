@@ -24,10 +24,7 @@ def _worker(job: dict) -> None:
     dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
     device = ray.train.torch.get_device() if config["device"] != "cpu" else None
 
-    def report(record: dict) -> None:  # every worker reports each epoch: Ray Train's barrier
-        ray.train.report({k: v for k, v in record.items() if isinstance(v, (int, float, bool))})
-
-    metrics = train_loop(config, report=report, dist=dist, device=device)
+    metrics = train_loop(config, dist=dist, device=device, checkpointer=_RayCheckpointer(dist))
     final = {"final": True, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
@@ -39,15 +36,46 @@ def _worker(job: dict) -> None:
         ray.train.report(final, checkpoint=checkpoint)
 
 
+class _RayCheckpointer:
+    """Every epoch every worker reports (Ray Train's barrier); rank 0 attaches the training state:
+    model, optimizer, scheduler, epoch, early-stopping state. A restarted worker group loads it."""
+
+    def __init__(self, dist) -> None:
+        self.dist = dist
+
+    def load(self) -> dict | None:
+        import ray.train
+        import torch
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=True)
+
+    def save(self, state: dict, record: dict) -> None:
+        import ray.train
+        import torch
+
+        metrics = {k: v for k, v in record.items() if isinstance(v, (int, float, bool))}
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if self.dist.is_main:
+                torch.save(state, Path(tmp) / "state.pt")
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
 def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, address: str | None = None,
-               cpus_per_worker: float = 1, storage: str | None = None) -> dict:
+               cpus_per_worker: float = 1, storage: str | None = None, max_failures: int = 0) -> dict:
     """Trains ``config`` with ``workers`` Ray Train workers; returns rank 0's final metrics.
 
     ``address``: ``None`` starts an embedded local Ray; ``"auto"`` joins the running cluster;
-    ``ray://HOST:10001`` connects a client.
+    ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
+    restart resumes from the last epoch's checkpoint.
     """
     import ray
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     if not ray.is_initialized():
@@ -60,7 +88,8 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     trainer = TorchTrainer(
         _worker, train_loop_config={"config": config, "threads": max(1, int(cpus_per_worker))},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-")))
+        run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-"),
+                             failure_config=FailureConfig(max_failures=max_failures)))
     result = trainer.fit()
     if result.error:
         raise result.error

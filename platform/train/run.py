@@ -27,7 +27,7 @@ from ..objectives import create_objective
 from .checkpoint import fresh_run_dir, load_state, save_module, write_json
 from ._dist import Dist
 from .data import RunData, prepare_data
-from .loop import cycle, run_epochs
+from .loop import EarlyStopping, cycle, run_epochs
 from .strategies import create_strategy
 
 
@@ -44,12 +44,13 @@ def pick_device(name: str) -> torch.device:
 
 
 def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict], None] | None = None,
-               dist: Dist | None = None, device: torch.device | None = None) -> dict:
+               dist: Dist | None = None, device: torch.device | None = None, checkpointer=None) -> dict:
     """Runs ``config`` (see :mod:`transferline.train.config`); returns the final metrics.
 
     With ``dist`` (set by :func:`transferline.train.fit_on_ray` in each Ray Train worker) every
     worker draws its own batches, gradients are averaged across workers, and only rank 0 writes the
-    run directory; all workers return the same metrics.
+    run directory; all workers return the same metrics. A ``checkpointer`` (``save(state, record)``
+    after every epoch, ``load()`` at the start) makes the run resumable.
     """
     dist = dist or Dist()
     seed_everything(config["seed"])
@@ -70,7 +71,7 @@ def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     t0 = time.perf_counter()
     runner = _pretrain if config["mode"] == "pretrain" else _transfer
-    metrics = runner(config, data, device, on_report, run_dir, dist)
+    metrics = runner(config, data, device, on_report, run_dir, dist, checkpointer)
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["epochs_run"] = len(history)
     if run_dir:
@@ -130,7 +131,30 @@ def predict(model: Callable, windows: Windows, device, batch_size: int = 1024) -
     return torch.cat(outs)
 
 
-def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist) -> dict:
+def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool):
+    """(start epoch, early-stopping state, epoch-end hook) — restored from ``checkpointer`` if it has a state."""
+    stopper = EarlyStopping(patience, higher)
+    start = 0
+    state = checkpointer.load() if checkpointer else None
+    if state:
+        module.load_state_dict(state["module"])
+        opt.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["stopper"])
+        stopper.best_state = state.get("best_state")
+        start = int(state["epoch"]) + 1
+
+    def on_epoch_end(epoch: int, stop: EarlyStopping, record: dict) -> None:
+        if checkpointer:
+            checkpointer.save({"epoch": epoch, "module": module.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                               "stopper": stop.state_dict(), "best_state": stop.best_state}, record)
+
+    return start, stopper, on_epoch_end
+
+
+def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     encoder = _encoder(config, data, device)
     objective = create_objective(config["objective"]["name"], encoder, data.c_in, data.seq_len, task=task,
@@ -150,12 +174,16 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist) -> dic
         return {"val_loss": float(np.mean(losses))}
 
     n_steps = _steps_per_epoch(config, len(data.source_train))
+    scheduler = _scheduler(config, opt, n_steps)
+    start, stopper, on_epoch_end = _resumable(checkpointer, objective, opt, scheduler,
+                                              config["early_stopping"]["patience"], False)
     stopper = run_epochs(module=objective, step=lambda p: objective.step(next(train_iter), p),
-                         steps_per_epoch=n_steps, epochs=optim["epochs"], scheduler=_scheduler(config, opt, n_steps),
+                         steps_per_epoch=n_steps, epochs=optim["epochs"], scheduler=scheduler,
+                         start_epoch=start, stopper=stopper, on_epoch_end=on_epoch_end,
                          optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
                          patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
                          autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(objective))
-    metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1}
+    metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start}
     if run_dir:
         save_module(run_dir, "encoder", encoder, {"encoder": config["encoder"]["name"],
                                                   "options": config["encoder"].get("options") or {},
@@ -165,7 +193,7 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist) -> dic
     return metrics
 
 
-def _transfer(config, data: RunData, device, report, run_dir, dist: Dist) -> dict:
+def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     encoder = _encoder(config, data, device)
     head = task.build_head(encoder.out_dim).to(device)
@@ -222,15 +250,19 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist) -> dic
         metric = f"target_val_{task.primary_metric}" if data.target_val is not None else \
             f"source_val_{task.primary_metric}"
     n_steps = _steps_per_epoch(config, len(data.source_train))
+    scheduler = _scheduler(config, opt, n_steps)
+    start, stopper, on_epoch_end = _resumable(checkpointer, method, opt, scheduler,
+                                              config["early_stopping"]["patience"], higher)
     stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
-                         scheduler=_scheduler(config, opt, n_steps),
+                         scheduler=scheduler, start_epoch=start, stopper=stopper, on_epoch_end=on_epoch_end,
                          evaluate=evaluate, metric=metric, higher_is_better=higher,
                          patience=config["early_stopping"]["patience"],
                          on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
                          penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
                          autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method))
     method.eval()
-    metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1}
+    metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
+               "resumed_at_epoch": start}
     if data.test is not None:
         out = predict(method, data.test, device)
         metrics.update({f"test_{k}": v for k, v in task.metrics(out, torch.from_numpy(data.test.labels)).items()})

@@ -99,3 +99,39 @@ def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
     code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
                        "--address", "auto")
     assert code == 2 and "need --workers N" in err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, sample, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from transferline.train import fit_on_ray
+
+    config = _config(sample, "epochs=4", "optim.max_steps_per_epoch=80", "early_stopping.patience=10")
+    reference = fit_on_ray(dict(config), workers=1)
+    storage = tmp_path / "ray"
+    result: dict = {}
+    run = threading.Thread(target=lambda: result.update(fit_on_ray(dict(config), workers=1, storage=str(storage),
+                                                                   max_failures=2)))
+    run.start()
+    deadline = time.monotonic() + 180
+    # the controller writes its snapshot once it has registered a checkpoint
+    while time.monotonic() < deadline and not list(storage.rglob("checkpoint_manager_snapshot.json")):
+        time.sleep(0.2)
+    assert list(storage.rglob("checkpoint_manager_snapshot.json")), "no checkpoint was registered"
+    workers = [p for p in psutil.process_iter(["pid", "cmdline"])
+               if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+    assert workers, "no Ray Train worker process found"
+    for p in workers:
+        os.kill(p.info["pid"], signal.SIGKILL)
+    run.join(timeout=300)
+    assert not run.is_alive()
+    assert result["resumed_at_epoch"] >= 1, result  # restarted from a checkpoint, not from scratch
+    assert result["epochs_run"] == 4 - result["resumed_at_epoch"]
+    assert result["test_rmse"] == pytest.approx(reference["test_rmse"], rel=0.15), (result, reference)
