@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         dist.add_argument("--workers", type=int, help="train with N Ray Train workers (default: in this process)")
         dist.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker (NCCL); 0: CPU, gloo")
         dist.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
+        dist.add_argument("--max-failures", type=int, default=0,
+                          help="worker-group restarts allowed; each resumes from the last epoch's checkpoint")
         _catalog_arg(run)
 
     from transferline.connectors.opcua import _cli as opcua_cli
@@ -107,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"{args.command} on Ray Train: {args.workers} worker(s)"
                   f"{f', {args.gpus_per_worker:g} GPU each' if args.gpus_per_worker else ', CPU'}", flush=True)
             metrics = fit_on_ray(config, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                                 address=args.address)
+                                 address=args.address, max_failures=args.max_failures)
         elif args.gpus_per_worker or args.address:
             raise TransferlineError("--gpus-per-worker and --address need --workers N")
         else:
