@@ -43,7 +43,7 @@ def spread(values: list[float]) -> dict:
 
 
 def write_results(name: str, config: dict, summary: dict, details: dict, table: str) -> Path:
-    """Writes ``results/<name>.json`` (and ``<name>.md`` holding the readable table)."""
+    """Writes ``results/<name>.json`` (and ``<name>.md`` holding the readable table), and prints the table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {"name": name, **started(), "finished": environment()["date"], "config": config, "summary": summary,
@@ -52,4 +52,5 @@ def write_results(name: str, config: dict, summary: dict, details: dict, table: 
     tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     os.replace(tmp, path)
     (RESULTS / f"{name}.md").write_text(table + "\n")
+    print(f"→ {path}")
     return path

@@ -80,10 +80,8 @@ def main() -> int:
     table = markdown_table(header, rows) + (
         f"\n\nRMSE on the last window of each target test engine, mean ± std over seeds {args.seeds}; "
         f"best method {best}: {beating}/{len(scenarios)} scenarios below CADA.")
-    path = write_results("cmapss_uda", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
+    write_results("cmapss_uda", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
                                         "config": "benchmarks/configs/cmapss_uda.yaml"}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
     return 0
 
 

@@ -49,9 +49,7 @@ def main() -> int:
         lines.append(f"| {n} | {p['f1']['mean']:.3f} ± {p['f1']['std']:.3f} / {p['accuracy']['mean']:.3f} | "
                      f"{s['f1']['mean']:.3f} ± {s['f1']['std']:.3f} / {s['accuracy']['mean']:.3f} |")
     table = "\n".join(lines) + f"\n\nFailure within 30 cycles on test_FD001 (last windows); seeds {args.seeds}."
-    path = write_results("cross_task", {"seeds": args.seeds, "engines": args.engines}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
+    write_results("cross_task", {"seeds": args.seeds, "engines": args.engines}, summary, details, table)
     return 0
 
 

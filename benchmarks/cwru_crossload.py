@@ -60,10 +60,8 @@ def main() -> int:
     header = ["pair", *[f"{m} (ours)" for m in methods]]
     table = markdown_table(header, rows) + (f"\n\nTarget accuracy %, mean ± std over seeds {args.seeds}. UDTL averages "
                                 f"(random window split): source-only 93.27, DANN 99.71.")
-    path = write_results("cwru_crossload", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
+    write_results("cwru_crossload", {"seeds": args.seeds, "methods": methods, "overrides": args.overrides,
                                             "config": "benchmarks/configs/cwru_crossload.yaml"}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
     return 0
 
 

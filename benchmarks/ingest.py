@@ -134,9 +134,7 @@ def main() -> int:
         f"{summary['windows_speedup_vs_baseline']:.2f}x faster |",
     ])
     details = {k: spread(v) for k, v in runs.items()} | {"rows": rows, "source_bytes": sizes}
-    path = write_results("ingest", {"repeats": args.repeats, "data": str(args.data)}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
+    write_results("ingest", {"repeats": args.repeats, "data": str(args.data)}, summary, details, table)
     return 0
 
 

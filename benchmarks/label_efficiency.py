@@ -72,10 +72,8 @@ def main() -> int:
     table = "\n".join(lines) + f"\n\nTest RMSE (last window per engine), mean ± std over seeds {args.seeds}."
     _plot(curves, full, RESULTS / "label_efficiency.png")
     details = {k: {str(n): v for n, v in d.items()} for k, d in curves.items()} | {"full_label": full}
-    path = write_results("label_efficiency", {"seeds": args.seeds, "engines": args.engines,
+    write_results("label_efficiency", {"seeds": args.seeds, "engines": args.engines,
                                               "overrides": args.overrides}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
     return 0
 
 

@@ -233,10 +233,8 @@ def main() -> int:
                      f"{f['values_per_s']:,.0f} |")
     config = {"seconds": args.seconds, "repeats": args.repeats, "rates": rates, "server": "node-opcua 2.182.2",
               "publishing_ms": 100, "sampling_ms": 0, "flush_s": CaptureOptions.flush_s}
-    path = write_results("opcua_ingest", config, summary, {"runs": runs, "baselines": baselines,
+    write_results("opcua_ingest", config, summary, {"runs": runs, "baselines": baselines,
                                                            "backfill": backfills}, "\n".join(table))
-    print("\n".join(table))
-    print(f"→ {path}")
     return 0
 
 

@@ -71,10 +71,8 @@ def main() -> int:
         lines.append(f"| {o} | " + (f"{c['mean']:.2f} ± {c['std']:.2f}" if c else "—") + " | "
                      + (f"{100 * w['mean']:.2f} ± {100 * w['std']:.2f}" if w else "—") + " |")
     table = "\n".join(lines) + f"\n\nMean ± std over seeds {args.seeds}; the same fine-tuning budget for every row."
-    path = write_results("pretraining_ablation", {"seeds": args.seeds, "setups": args.setups}, summary, details,
+    write_results("pretraining_ablation", {"seeds": args.seeds, "setups": args.setups}, summary, details,
                          table)
-    print(table)
-    print(f"wrote {path}")
     return 0
 
 

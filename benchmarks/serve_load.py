@@ -193,9 +193,7 @@ def main() -> int:
                   f"{rss:.0f} MB"]
     config = {"seconds": args.seconds, "concurrency": CONCURRENCY, "windows_per_request": 1, "models": 2,
               "max_batch_size": 64, "batch_wait_s": 0.005, "replicas": 1}
-    path = write_results("serve_load", config, summary, {"runs": results}, "\n".join(table))
-    print("\n".join(table))
-    print(f"→ {path}")
+    write_results("serve_load", config, summary, {"runs": results}, "\n".join(table))
     return 0
 
 

@@ -32,6 +32,7 @@ def main() -> int:
     import ray
     import torch
 
+    from transferline._ray import ensure_ray
     from transferline.catalog import Catalog
     from transferline.connectors import create_reader
     from transferline.sample_data import sample_path
@@ -52,10 +53,8 @@ def main() -> int:
     print(f"in-process ({torch.get_num_threads()} threads): {t_local:.1f} s, test RMSE {local['test_rmse']:.2f}",
           flush=True)
 
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     t0 = time.perf_counter()
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-             _node_ip_address="127.0.0.1")
+    ensure_ray()
     t_cluster = time.perf_counter() - t0
     runs = {}
     for workers in (1, 2):
@@ -82,9 +81,7 @@ def main() -> int:
                   f"efficiency {summary['scaling_efficiency_2workers']:.2f}; Ray cluster start {t_cluster:.1f} s"]
     config_out = {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": batch, "encoder": "cnn_small",
                   "adaptation": config["adaptation"]["name"], "cpus": cpus}
-    path = write_results("train_scaling", config_out, summary, {"runs": runs}, "\n".join(table))
-    print("\n".join(table))
-    print(f"→ {path}")
+    write_results("train_scaling", config_out, summary, {"runs": runs}, "\n".join(table))
     return 0
 
 

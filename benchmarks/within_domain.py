@@ -46,10 +46,8 @@ def main() -> int:
         lines.append(f"| {subset} | {encoder} | {d['rmse']['mean']:.2f} ± {d['rmse']['std']:.2f} | "
                      f"{d['score']['mean']:.0f} | {ANCHORS[subset]['MTSTAN']} | {ANCHORS[subset]['FFVE']} |")
     table = "\n".join(lines) + f"\n\nLast window of each test engine, RUL cap 125, mean ± std over seeds {args.seeds}."
-    path = write_results("within_domain", {"seeds": args.seeds, "encoders": args.encoders,
+    write_results("within_domain", {"seeds": args.seeds, "encoders": args.encoders,
                                            "overrides": args.overrides}, summary, details, table)
-    print(table)
-    print(f"wrote {path}")
     return 0
 
 

@@ -89,6 +89,8 @@ def test_dockerfile_uses_the_tested_ray_and_copies_the_package():
 
     text = (CLUSTER / "Dockerfile").read_text()
     assert f"FROM rayproject/ray:{ray.__version__}-py311" in text
-    for folder in re.findall(r"^COPY --chown=\S+ (\w+) \1$", text, re.M):
+    copied = re.findall(r"^COPY --chown=\S+ (\w+) \1$", text, re.M)
+    assert set(copied) >= {"platform", "connectors", "tasks"}, copied
+    for folder in copied:
         assert (REPO / folder).is_dir(), folder
     assert IMAGE in text

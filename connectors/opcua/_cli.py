@@ -9,6 +9,8 @@ import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
+from transferline.errors import TransferlineError
+
 COMMANDS = ("opcua", "opcua-history")
 
 
@@ -92,8 +94,6 @@ def run_ingest(command: str, argv: list[str]) -> int:
     try:
         security = _security(args)
     except ValueError as exc:
-        from transferline.errors import TransferlineError
-
         raise TransferlineError(str(exc)) from None
     common = dict(endpoint=args.endpoint, name=args.name, browse_root=args.browse_root, include=args.include,
                   plant=args.plant, split=args.split, mapping=args.mapping, security=security, verbose=args.verbose)
@@ -129,8 +129,6 @@ def _parse_time(text: str) -> datetime:
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        from transferline.errors import TransferlineError
-
         raise TransferlineError(f"time {text!r} is not ISO 8601 (e.g. 2026-11-01T00:00:00Z)") from None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 

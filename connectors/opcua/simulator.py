@@ -94,8 +94,7 @@ def _natural(text: str):
 def _run_streams(table, keys, options: SimulatorOptions) -> list[Stream]:
     fixed = {"split", "plant", "asset"}
     numeric = [f.name for f in table.schema if f.name not in fixed and
-               (f.type.bit_width if hasattr(f.type, "bit_width") else 0) and str(f.type) != "bool"
-               and not str(f.type).startswith("timestamp")]
+               (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
     signals = options.signals or numeric
     unknown = [s for s in signals if s not in numeric]
     if unknown:

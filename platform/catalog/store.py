@@ -12,13 +12,11 @@ dataset is always either the old or the new version, never half written.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._fs import check_name, exclusive_lock
 from ..errors import CatalogError, DataError
 from ._manifest import FileEntry, Manifest, SourceEntry, now_iso, write_json_atomic
 from ._validate import validate_table
@@ -126,7 +125,7 @@ class Catalog:
         source changes nothing. New parts need ``append`` when the dataset exists; a part whose
         key exists with another digest (the source changed) needs ``replace``.
         """
-        _check_name(name)
+        check_name(name, "dataset", CatalogError)
         kind = get_kind(plan.kind)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock(name):
@@ -275,21 +274,8 @@ class Catalog:
         else:
             os.rename(stage, target)
 
-    @contextlib.contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        lock_dir = self.root / ".locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise CatalogError(f"dataset name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
+    def _lock(self, name: str):
+        return exclusive_lock(self.root / ".locks" / f"{name}.lock")
 
 
 def _stage_parts(stage: Path, parts: list[Part], kind, progress: bool

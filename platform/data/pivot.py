@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..catalog import Catalog, IngestPlan, IngestResult, Part
 from ..errors import DataError
@@ -40,7 +41,7 @@ def timeseries_to_runs(catalog: Catalog, source: str, dest: str, *, like: str | 
     if "step" not in signals:
         wide["step"] = wide.groupby(["split", "plant", "asset"]).cumcount() + 1
     reference = catalog.manifest(like) if like else None
-    types = _reference_types(reference) if reference else {}
+    types = {f.name: f.type for f in pq.read_schema(catalog.files(like)[0])} if reference else {}
     columns = ["split", "plant", "asset", "step", *[s for s in signals if s != "step"]]
     ids = ("split", "plant", "asset")
     arrays = [pa.array(wide[c].astype(str).to_numpy(), pa.string()) if c in ids else
@@ -53,13 +54,3 @@ def timeseries_to_runs(catalog: Catalog, source: str, dest: str, *, like: str | 
                       roles=roles or {"id": ["plant", "asset"], "time": ["step"]},
                       domain_columns=reference.domain_columns if reference else ["plant"])
     return catalog.ingest(dest, plan, replace=catalog.exists(dest))
-
-
-def _reference_types(manifest) -> dict[str, pa.DataType]:
-    types = {}
-    for line in manifest.arrow_schema.splitlines():
-        name, _, typ = line.partition(": ")
-        if typ in ("int32", "int64", "double", "float"):
-            types[name.strip()] = {"int32": pa.int32(), "int64": pa.int64(), "double": pa.float64(),
-                                   "float": pa.float32()}[typ]
-    return types

@@ -11,7 +11,6 @@ import importlib
 import warnings
 
 import torch
-from torch import nn
 
 from ._base import Encoder, register_encoder
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._fs import check_name, exclusive_lock
 from ..catalog._manifest import write_json_atomic
 from ..errors import TransferlineError
 
@@ -75,6 +76,7 @@ class ModelRegistry:
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = resolve_models_root(root)
+        self._entries: dict[tuple[str, int, int], ModelEntry] = {}  # keyed by entry.json's mtime too
 
     # -- reading -------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -115,7 +117,11 @@ class ModelRegistry:
 
     def get(self, ref: str, stage: str | None = None) -> ModelEntry:
         name, version = self.resolve(ref, stage)
-        return ModelEntry.from_dict(json.loads((self.path(name, version) / "entry.json").read_text()))
+        path = self.path(name, version) / "entry.json"
+        key = (name, version, path.stat().st_mtime_ns)  # a deleted and re-registered version reads anew
+        if key not in self._entries:
+            self._entries[key] = ModelEntry.from_dict(json.loads(path.read_text()))
+        return self._entries[key]
 
     def path(self, name: str, version: int) -> Path:
         return self.root / name / str(version)
@@ -131,7 +137,7 @@ class ModelRegistry:
         """Registers a transfer run directory as the next version of ``name`` (atomically)."""
         from ._describe import describe_run
 
-        _check_name(name)
+        check_name(name, "model", RegistryError)
         run_dir = Path(run_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         stage_dir = self.root / ".tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
@@ -142,7 +148,7 @@ class ModelRegistry:
             for fname in _FILES:
                 digest.update((stage_dir / fname).read_bytes())
             (self.root / name).mkdir(exist_ok=True)
-            with _lock(self.root / name):
+            with exclusive_lock(self.root / name / ".lock"):
                 version = (self.versions(name) or [0])[-1] + 1
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
                     timespec="seconds"), content_hash=digest.hexdigest(), **description)
@@ -160,7 +166,7 @@ class ModelRegistry:
         if stage not in STAGES:
             raise RegistryError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
         name, version = self.resolve(ref)
-        with _lock(self.root / name):
+        with exclusive_lock(self.root / name / ".lock"):
             stages = {**self.stages(name), stage: version}
             write_json_atomic(self.root / name / "stages.json", stages)
         return stages
@@ -171,7 +177,7 @@ class ModelRegistry:
         targets = [self.resolve(ref)[1]] if which else self.versions(name)
         if not targets:
             raise RegistryError(f"no model {name!r} in {self.root}")
-        with _lock(self.root / name):
+        with exclusive_lock(self.root / name / ".lock"):
             for version in targets:
                 trash = self.root / ".tmp" / f"deleted-{name}-{version}-{uuid.uuid4().hex[:6]}"
                 trash.parent.mkdir(parents=True, exist_ok=True)
@@ -181,28 +187,3 @@ class ModelRegistry:
             write_json_atomic(self.root / name / "stages.json", stages)
         if not self.versions(name):
             shutil.rmtree(self.root / name, ignore_errors=True)
-
-
-def _check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise RegistryError(f"model name {name!r} must be letters, digits, '-', '_' or '.', not starting with '.'")
-
-
-class _lock:
-    """An exclusive flock on ``<folder>/.lock`` for read-modify-write of versions and stages."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / ".lock"
-
-    def __enter__(self):
-        import fcntl
-
-        self.fh = open(self.path, "w")
-        fcntl.flock(self.fh, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import fcntl
-
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()

@@ -3,7 +3,7 @@
 
 ``POST /v1/models/{name}/predict`` (``?version=3`` or ``?stage=production``), ``GET /v1/models``,
 ``GET /healthz``, OpenAPI docs at ``/docs``. Requests are validated against the model's input spec
-(422 naming the field); each replica keeps up to ``models_per_replica`` models
+(422 naming the field); each replica keeps up to ``MODELS_PER_REPLICA`` models
 loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.batch``).
 
 # NOTE: a batch may hold requests for several models (Ray < 2.53 once mixed them up, ray #56633);
@@ -22,10 +22,11 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from ..model_registry import ModelRegistry, RegistryError
-from .predictor import Predictor, RequestError, response, validate
+from .predictor import RequestError, load_model, response, validate
 
 API_KEY_ENV = "TRANSFERLINE_API_KEY"
 MAX_BODY_BYTES = 8 * 1024 * 1024
+MODELS_PER_REPLICA = 8  # loaded models each replica keeps (LRU, by @serve.multiplexed)
 
 
 class PredictRequest(BaseModel):
@@ -64,17 +65,16 @@ class ModelServer:
     """One deployment: HTTP, validation next to the registry's JSON, loaded models (multiplexed,
     LRU) and batched prediction. One hop per request; replicas scale it out."""
 
-    def __init__(self, models_root: str, batching: bool = True, models_per_replica: int = 8,
-                 batch_size: int = 64, batch_wait_s: float = 0.005) -> None:
+    def __init__(self, models_root: str, batching: bool = True, batch_size: int = 64,
+                 batch_wait_s: float = 0.005) -> None:
         self.registry = ModelRegistry(models_root)
-        self.predictor = Predictor(self.registry, max_models=models_per_replica)
         self.batching = batching
         self.predict_batch.set_max_batch_size(batch_size)
         self.predict_batch.set_batch_wait_timeout_s(batch_wait_s)
 
-    @serve.multiplexed(max_num_models_per_replica=8)
+    @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def get_model(self, ref: str):
-        return self.predictor.load(ref)
+        return load_model(self.registry, ref)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
     async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
@@ -121,16 +121,14 @@ class ModelServer:
         return response(entry, model.run(model.prepare(windows, groups)))
 
 
-def application(models_root: str | None = None, *, batching: bool = True, models_per_replica: int = 8,
-                replicas: int = 1):
+def application(models_root: str | None = None, *, batching: bool = True, replicas: int = 1):
     """The bound Serve application for ``serve.run``."""
     root = str(ModelRegistry(models_root).root)
-    return ModelServer.options(num_replicas=replicas).bind(root, batching, models_per_replica)
+    return ModelServer.options(num_replicas=replicas).bind(root, batching)
 
 
 def app_builder(args: dict):
     """Serve's application builder (``import_path: transferline.serve.app:app_builder`` with ``args``:
-    models_root, batching, models_per_replica, replicas), e.g. for a KubeRay RayService."""
+    models_root, batching, replicas), e.g. for a KubeRay RayService."""
     return application(args.get("models_root"), batching=bool(args.get("batching", True)),
-                       models_per_replica=int(args.get("models_per_replica", 8)),
                        replicas=int(args.get("replicas", 1)))

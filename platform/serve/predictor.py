@@ -106,12 +106,8 @@ class Predictor:
         if ref in self._loaded:
             self._loaded.move_to_end(ref)
             return self._loaded[ref]
-        entry = self.registry.get(ref)
-        norm = entry.input.get("normalizer")
-        model = LoadedModel(entry, load_exported(self.registry.artifact(entry.ref)),
-                            np.asarray(norm["mean"]) if norm else None, np.asarray(norm["std"]) if norm else None,
-                            np.asarray(norm["groups"][:-1], np.int64) if norm else None)
-        self._loaded[entry.ref] = model
+        model = load_model(self.registry, ref)
+        self._loaded[model.ref] = model
         while len(self._loaded) > self.max_models:
             self._loaded.popitem(last=False)
         return model
@@ -121,6 +117,15 @@ class Predictor:
         x, g = validate(entry, windows, signals, groups)
         model = self.load(entry.ref)
         return response(entry, model.run(model.prepare(x, g)))
+
+
+def load_model(registry: ModelRegistry, ref: str) -> LoadedModel:
+    """Loads one registered model's exported artifact and normalization statistics (no caching)."""
+    entry = registry.get(ref)
+    norm = entry.input.get("normalizer")
+    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)),
+                       np.asarray(norm["mean"]) if norm else None, np.asarray(norm["std"]) if norm else None,
+                       np.asarray(norm["groups"][:-1], np.int64) if norm else None)
 
 
 def response(entry: ModelEntry, out: np.ndarray) -> dict:

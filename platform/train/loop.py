@@ -3,7 +3,6 @@ progress value, early stopping with best-state restore, and per-epoch reports.""
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterator

@@ -3,7 +3,6 @@ gloo, or one GPU each with NCCL), on an embedded local Ray or a running cluster.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -74,14 +73,12 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
-    import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # NOTE: stay on loopback locally
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if not address else {}))
+    from .._ray import ensure_ray
+
+    ensure_ray(address)
     use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"

@@ -132,7 +132,11 @@ def predict(model: Callable, windows: Windows, device, batch_size: int = 1024) -
 
 
 def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool):
-    """(start epoch, early-stopping state, epoch-end hook) — restored from ``checkpointer`` if it has a state."""
+    """(start epoch, early-stopping state, epoch-end hook) — restored from ``checkpointer`` if it has a state.
+
+    # NOTE: the batch streams start afresh on resume, so a resumed run sees other batches than an
+    # uninterrupted one; its metrics agree within seed noise, not to the digit.
+    """
     stopper = EarlyStopping(patience, higher)
     start = 0
     state = checkpointer.load() if checkpointer else None

@@ -83,7 +83,7 @@ def source_catalog(tmp_path_factory) -> Path:
 def expected(source_catalog) -> dict[tuple[str, str], np.ndarray]:
     """(asset, signal) → every value the simulator plays, in order."""
     from transferline.catalog import Catalog
-    from transferline.connectors.opcua.simulator import SimulatorOptions, load_streams
+    from transferline.connectors.opcua.simulator import load_streams
 
     streams, _ = load_streams(Catalog(source_catalog), sim_options())
     return {(s.path[2], s.path[3]): s.values[np.isfinite(s.values)] for s in streams}
