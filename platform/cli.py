@@ -68,8 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         dist.add_argument("--workers", type=int, help="train with N Ray Train workers (default: in this process)")
         dist.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker (NCCL); 0: CPU, gloo")
         dist.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
+        dist.add_argument("--cpus-per-worker", type=float, default=1,
+                          help="CPUs each worker reserves (and its torch threads); default 1")
         dist.add_argument("--max-failures", type=int, default=0,
                           help="worker-group restarts allowed; each resumes from the last epoch's checkpoint")
+        dist.add_argument("--storage", help="where Ray Train keeps checkpoints: a path every node sees, or "
+                                            "s3://..., gs://... (default: a local temporary folder)")
         _catalog_arg(run)
 
     from transferline.connectors.opcua import _cli as opcua_cli
@@ -109,9 +113,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"{args.command} on Ray Train: {args.workers} worker(s)"
                   f"{f', {args.gpus_per_worker:g} GPU each' if args.gpus_per_worker else ', CPU'}", flush=True)
             metrics = fit_on_ray(config, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                                 address=args.address, max_failures=args.max_failures)
-        elif args.gpus_per_worker or args.address:
-            raise TransferlineError("--gpus-per-worker and --address need --workers N")
+                                 cpus_per_worker=args.cpus_per_worker, address=args.address,
+                                 max_failures=args.max_failures, storage=args.storage)
+        elif args.gpus_per_worker or args.address or args.storage:
+            raise TransferlineError("--gpus-per-worker, --address and --storage need --workers N")
         else:
             metrics = train_loop(config, report=report)
     except ValueError as exc:

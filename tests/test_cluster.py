@@ -69,6 +69,12 @@ def test_job_entrypoints_parse_with_the_cli(path):
     assert args.command in ("pretrain", "transfer")
     config = Path(args.config.replace("/home/ray/transferline/", str(REPO) + "/"))
     assert config.is_file(), f"{path.name}: no config {args.config} in the image"
+    # the job trains on the cluster's workers, and they have the GPUs it asks for
+    assert args.workers and args.address == "auto" and args.storage.startswith("/data/"), path.name
+    groups = yaml.safe_load(path.read_text())["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    gpus = sum(g["replicas"] * int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
+               for g in groups for c in g["template"]["spec"]["containers"])
+    assert args.workers * args.gpus_per_worker <= gpus, f"{path.name}: asks for more GPUs than its workers have"
 
 
 def test_rayservice_import_path_builds_the_application(tmp_path):

@@ -70,30 +70,52 @@ def load_windows(catalog: Catalog, dataset: str, spec: WindowSpec | str, *, spli
     Only the columns the spec needs are read.
     """
     spec = get_window_spec(spec) if isinstance(spec, str) else spec
-    if spec.kind == "runs":
-        extra = ["setting_1"] if spec.row_group == "operating_condition" else (
-            [spec.row_group] if spec.row_group else [])
-        columns = sorted({"plant", "asset", "step", spec.domain, *spec.features, *extra,
-                          *([spec.label] if spec.label else [])})
-    else:
-        columns = ["plant", "asset", "values", spec.label, spec.domain]
-    filt = pc.field(spec.domain).isin(domains) if domains and spec.kind == "runs" else None
-    table = catalog.read(dataset, split=split, columns=columns, filter=filt)
+    table = catalog.read(dataset, split=split, columns=spec_columns(spec), filter=domain_filter(spec, domains))
     if domains and spec.kind != "runs":
         table = table.filter(pc.is_in(pc.cast(table.column(spec.domain), pa.string()),
                                       pa.array([str(d) for d in domains])))
     if table.num_rows == 0:
         raise ValueError(f"no rows in {dataset!r} for split {split!r} and domains {domains}")
+    return table_windows(table, spec, last_only=last_only)
+
+
+def spec_columns(spec: WindowSpec) -> list[str]:
+    """The columns cutting windows by ``spec`` needs."""
+    if spec.kind == "runs":
+        extra = ["setting_1"] if spec.row_group == "operating_condition" else (
+            [spec.row_group] if spec.row_group else [])
+        return sorted({"plant", "asset", "step", spec.domain, *spec.features, *extra,
+                       *([spec.label] if spec.label else [])})
+    return ["plant", "asset", "values", spec.label, spec.domain]
+
+
+def domain_filter(spec: WindowSpec, domains: list[str] | None) -> pc.Expression | None:
+    """A pushed-down row filter for ``domains`` (runs only: waveform domains are filtered after reading)."""
+    return pc.field(spec.domain).isin(domains) if domains and spec.kind == "runs" else None
+
+
+def row_group_codes(table: pa.Table, spec: WindowSpec) -> pa.Array | None:
+    """Each row's normalization group under ``spec`` (``None`` without groups)."""
+    if spec.row_group == "operating_condition":
+        return operating_condition(table)
+    if spec.row_group:
+        return pc.cast(table.column(spec.row_group), pa.int64())
+    return None
+
+
+def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
+                  classes: list[str] | None = None) -> Windows:
+    """Cuts an already-read table (columns of :func:`spec_columns`) into windows by ``spec``."""
+    classes = list(spec.classes) or classes or None
     if spec.kind == "waveforms":
         return waveform_windows(table, length=spec.length, stride=spec.stride, label=spec.label, domain=spec.domain,
-                                classes=list(spec.classes), per_window_norm=spec.normalize == "window")
-    if spec.row_group == "operating_condition":
-        table = table.append_column("_group", operating_condition(table))
-    elif spec.row_group:
-        table = table.append_column("_group", pc.cast(table.column(spec.row_group), pa.int64()))
+                                classes=classes, per_window_norm=spec.normalize == "window")
+    groups = row_group_codes(table, spec)
+    if groups is not None:
+        table = table.append_column("_group", groups)
     return run_windows(table, features=list(spec.features), length=spec.length, stride=spec.stride,
                        label=spec.label, label_cap=spec.label_cap, domain=spec.domain, last_only=last_only,
-                       classes=list(spec.classes) or None, row_group="_group" if spec.row_group else None)
+                       classes=classes, row_group="_group" if groups is not None else None)
 
 
 def split_by_asset(windows: Windows, fractions: dict[str, float], seed: int = 0) -> dict[str, Windows]:

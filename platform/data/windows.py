@@ -50,6 +50,16 @@ class Windows:
             x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        """One pass as ``(x [B, C, L], y [B], domain [B])`` tensors, shuffled with ``seed`` if asked."""
+        from .torch_dataset import WindowDataset
+
+        return iter(WindowDataset(self).loader(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to ``n`` windows drawn without replacement by ``rng``, in window order, as ``[n, C, L]``."""
+        return self.get(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
+
     def subset(self, mask: np.ndarray) -> "Windows":
         """The windows where ``mask`` is true (or at integer positions ``mask``), sharing ``values``."""
         return replace(self, ends=self.ends[mask], asset_starts=self.asset_starts[mask], labels=self.labels[mask],

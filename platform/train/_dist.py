@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,3 +47,16 @@ class Dist:
         for g in grads:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
+
+    def same_on_all(self, fn: Callable[[], dict]) -> Callable[[], dict]:
+        """``fn`` run on every worker, with rank 0's result returned everywhere, so that decisions
+        taken on it (early stopping, best state) cannot differ by summation order between workers."""
+        if self.world == 1:
+            return fn
+
+        @functools.wraps(fn)
+        def shared() -> dict:
+            box = [fn()]
+            torch.distributed.broadcast_object_list(box, src=0)
+            return box[0]
+        return shared

@@ -31,6 +31,8 @@ DEFAULTS: dict = {
         "test": {"domains": None, "split": "test", "last_only": True, "monitor": False, "dataset": None},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
+        # stream the source windows through Ray Data instead of loading them (datasets larger than memory)
+        "streaming": {"enabled": False, "rows_per_task": 100_000, "shuffle_windows": 8192},
     },
     "encoder": {"name": "cnn_small", "options": {}},
     "task": {"name": "rul", "options": {}},
@@ -137,6 +139,8 @@ def validate(config: dict) -> None:
     if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
         raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val' or 'dev', "
                                 f"not {config['early_stopping']['metric']!r}")
+    if config["data"]["streaming"]["enabled"]:
+        _validate_streaming(config)
     if config["precision"] not in ("fp32", "bf16"):
         raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {config['precision']!r}")
     if config["optim"]["schedule"] not in ("cosine", "constant"):
@@ -144,3 +148,20 @@ def validate(config: dict) -> None:
     for key in ("lr", "batch_size", "epochs"):
         if not isinstance(config["optim"][key], (int, float)) or config["optim"][key] <= 0:
             raise TransferlineError(f"config optim.{key}: must be a positive number, got {config['optim'][key]!r}")
+
+
+def _validate_streaming(config: dict) -> None:
+    """Streaming covers the source windows (the large part); these settings need them in memory."""
+    data = config["data"]
+    if not data["source"]["domains"]:
+        raise TransferlineError("config data.streaming.enabled: streams the source domains; set data.source.domains")
+    if data["time_split"]:
+        raise TransferlineError("config data.streaming.enabled: not with data.time_split (splits each asset in "
+                                "memory); split by asset instead")
+    if config["early_stopping"]["metric"] == "dev":
+        raise TransferlineError("config data.streaming.enabled: early_stopping.metric=dev weights source windows "
+                                "held in memory; use source_val or target_val")
+    for key in ("rows_per_task", "shuffle_windows"):
+        value = data["streaming"][key]
+        if not isinstance(value, int) or value <= 0:
+            raise TransferlineError(f"config data.streaming.{key}: must be a positive integer, got {value!r}")

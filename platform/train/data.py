@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Catalog
-from ..data import GroupNormalizer, Windows, get_window_spec, load_windows, split_by_asset, split_by_time
+from ..data import (GroupNormalizer, StreamPlan, WindowStream, Windows, fit_normalizer, get_window_spec, load_windows,
+                    plan_stream, split_by_asset, split_by_time, split_keys)
 
 
 @dataclass
 class RunData:
-    source_train: Windows
-    source_val: Windows
+    source_train: Windows | WindowStream  # a stream with data.streaming.enabled
+    source_val: Windows | WindowStream
     target_train: Windows | None = None  # unlabelled use
     target_labelled: Windows | None = None
     target_val: Windows | None = None
@@ -31,11 +32,14 @@ class RunData:
         return self.source_train.length
 
 
-def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
+def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | None = None) -> RunData:
     """Source train/val and the target sets, per ``config["data"]``.
 
     Without source domains the run trains on the labelled target units alone (from scratch or from
-    a pretrained encoder): they are split by unit into train and validation.
+    a pretrained encoder): they are split by unit into train and validation. With
+    ``data.streaming.enabled`` the source windows are streamed: from ``streams`` (what
+    :func:`source_streams` made, with a Ray Train worker's dataset shards in place of the datasets)
+    or, without it, from datasets made here.
     """
     data = config["data"]
     catalog = catalog or Catalog(config.get("catalog"))
@@ -44,6 +48,14 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
     group_norm = spec.normalize == "group" and spec.kind == "runs"
     if not data["source"]["domains"]:
         return _target_only(config, catalog, spec, group_norm)
+    if data["streaming"]["enabled"]:
+        streams = streams or source_streams(config, catalog)
+        plan: StreamPlan = streams["plan"]
+        shuffle = data["streaming"]["shuffle_windows"]
+        out = RunData(plan.stream_of(streams["train_keys"], streams["source_train"], shuffle),
+                      plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
+                      normalizers={"source": plan.normalizer} if plan.normalizer else {})
+        return _add_target(config, catalog, spec, group_norm, out)
     source_all = load_windows(catalog, _dataset(data, "source"), spec, split=data["source"]["split"] if not data["time_split"]
                               else None, domains=data["source"]["domains"])
     if data["time_split"]:
@@ -57,7 +69,41 @@ def prepare_data(config: dict, catalog: Catalog | None = None) -> RunData:
         normalizers["source"] = GroupNormalizer.fit(source_train)
         source_train = normalizers["source"].transform(source_train)
         source_val = normalizers["source"].transform(source_val)
-    out = RunData(source_train, source_val, normalizers=normalizers)
+    return _add_target(config, catalog, spec, group_norm, RunData(source_train, source_val, normalizers=normalizers))
+
+
+def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: float = 1.0) -> dict:
+    """Driver side of streaming: indexes the source selection, splits its assets into train and
+    validation (as the in-memory path does), fits the normalizer on the training assets, and makes
+    the lazy Ray Datasets ``source_train`` (shuffled) and ``source_val``, whose read tasks each
+    take ``read_cpus``."""
+    from .._ray import ensure_ray
+
+    import ray.data
+
+    ensure_ray()
+    context = ray.data.DataContext.get_current()  # workers inherit the driver's
+    context.enable_progress_bars = bool(config["progress"])
+    context.print_on_execution_start = False
+    data, seed = config["data"], config["seed"]
+    catalog = catalog or Catalog(config.get("catalog"))
+    spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+    source = data["source"]
+    plan = plan_stream(catalog, _dataset(data, "source"), spec, split=source["split"], domains=source["domains"],
+                       rows_per_task=data["streaming"]["rows_per_task"])
+    train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
+    if spec.normalize == "group" and spec.kind == "runs":
+        plan.normalizer = fit_normalizer(catalog, plan.dataset, spec, split=plan.split, domains=plan.domains,
+                                         keys=train_keys)
+    return {"plan": plan, "train_keys": train_keys, "val_keys": val_keys,
+            "source_train": plan.dataset_of(train_keys, seed=seed, shuffle=True, num_cpus=read_cpus),
+            "source_val": plan.dataset_of(val_keys, seed=seed, shuffle=False, num_cpus=read_cpus)}
+
+
+def _add_target(config: dict, catalog: Catalog, spec, group_norm: bool, out: RunData) -> RunData:
+    """Loads the target sets (unlabelled, labelled units, test) into ``out``."""
+    data, seed = config["data"], config["seed"]
+    normalizers = out.normalizers
     target = data["target"]
     if not target.get("domains"):
         return out

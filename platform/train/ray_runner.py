@@ -6,6 +6,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..errors import TransferlineError
+
 
 def _worker(job: dict) -> None:
     """Runs in every Ray Train worker."""
@@ -22,8 +24,18 @@ def _worker(job: dict) -> None:
     ctx = ray.train.get_context()
     dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
     device = ray.train.torch.get_device() if config["device"] != "cpu" else None
+    data = None
+    if job.get("streams"):  # this worker's shard of the training stream; the whole validation stream
+        from .data import prepare_data
 
-    metrics = train_loop(config, dist=dist, device=device, checkpointer=_RayCheckpointer(dist))
+        data = prepare_data(config, streams={**job["streams"], **{
+            name: ray.train.get_dataset_shard(name) for name in ("source_train", "source_val")}})
+
+    metrics = train_loop(config, data=data, dist=dist, device=device, checkpointer=_RayCheckpointer(dist))
+    nodes = [ray.get_runtime_context().get_node_id()] * dist.world
+    if dist.world > 1:
+        torch.distributed.all_gather_object(nodes, nodes[0])
+    metrics["ray_nodes"] = len(set(nodes))  # how many machines the worker group spanned
     final = {"final": True, **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
@@ -73,18 +85,40 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from .._ray import ensure_ray
 
+    from ..catalog.store import resolve_root
+
     ensure_ray(address)
+    # NOTE: workers may run in other folders (or on other machines): send absolute paths
+    config = {**config, "catalog": str(resolve_root(config.get("catalog"))),
+              "run_dir": str(Path(config["run_dir"]).resolve()) if config.get("run_dir") else None}
+    job = {"config": config, "threads": max(1, int(cpus_per_worker))}
+    datasets = {}
+    if config["data"]["streaming"]["enabled"]:  # index, split and normalize once, here; stream in the workers
+        import ray
+
+        from .data import source_streams
+
+        free = ray.cluster_resources().get("CPU", 0) - workers * cpus_per_worker
+        if free <= 0:
+            raise TransferlineError(
+                f"data.streaming.enabled: Ray Data needs CPU beside the training workers, but the cluster has "
+                f"{ray.cluster_resources().get('CPU', 0):g} CPUs and {workers} workers x {cpus_per_worker:g} take "
+                "them all; give the workers fewer CPUs or add a node")
+        streams = source_streams(config, read_cpus=min(1.0, free))
+        datasets = {name: streams.pop(name) for name in ("source_train", "source_val")}
+        job["streams"] = streams
     use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"
     trainer = TorchTrainer(
-        _worker, train_loop_config={"config": config, "threads": max(1, int(cpus_per_worker))},
+        _worker, train_loop_config=job,
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+        datasets=datasets or None, dataset_config=DataConfig(datasets_to_split=["source_train"]),
         run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-"),
                              failure_config=FailureConfig(max_failures=max_failures)))
     result = trainer.fit()

@@ -20,7 +20,7 @@ from torch import nn
 from transferline.tasks import create_task
 
 from ..adaptation import DomainBatch, create_adaptation
-from ..data import WindowDataset, Windows
+from ..data import Windows, WindowStream
 from ..encoders import create_encoder
 from ..losses import mk_mmd
 from ..objectives import create_objective
@@ -96,16 +96,15 @@ def _autocast(config: dict, device: torch.device):
     return None
 
 
-def _batches(windows: Windows, batch_size: int, seed: int, device, rank: int = 0) -> Callable:
+def _batches(windows: Windows | WindowStream, batch_size: int, seed: int, device, rank: int = 0) -> Callable:
     """Endless shuffled batches; each data-parallel worker (``rank``) draws its own order."""
-    dataset = WindowDataset(windows)
     epoch = [0]
 
     def make():
         epoch[0] += 1
-        for x, y, d in dataset.loader(batch_size=min(batch_size, len(windows)), shuffle=True,
-                                      seed=seed * 1000 + epoch[0] + 1_000_003 * rank,
-                                      drop_last=len(windows) > batch_size):
+        for x, y, d in windows.batches(min(batch_size, len(windows)), shuffle=True,
+                                       seed=seed * 1000 + epoch[0] + 1_000_003 * rank,
+                                       drop_last=len(windows) > batch_size):
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), d.to(device, non_blocking=True)
     return make
 
@@ -124,11 +123,18 @@ def _steps_per_epoch(config: dict, n: int) -> int:
 
 
 @torch.no_grad()
-def predict(model: Callable, windows: Windows, device, batch_size: int = 1024) -> torch.Tensor:
-    outs = []
-    for x, _, _ in WindowDataset(windows).loader(batch_size=batch_size):
+def predict_labelled(model: Callable, windows: Windows | WindowStream, device,
+                     batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model``'s outputs on every window, with the windows' labels (in the same order)."""
+    outs, labels = [], []
+    for x, y, _ in windows.batches(batch_size):
         outs.append(model(x.to(device)).float().cpu())
-    return torch.cat(outs)
+        labels.append(y)
+    return torch.cat(outs), torch.cat(labels)
+
+
+def predict(model: Callable, windows: Windows | WindowStream, device, batch_size: int = 1024) -> torch.Tensor:
+    return predict_labelled(model, windows, device, batch_size)[0]
 
 
 def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool):
@@ -167,14 +173,14 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     optim = config["optim"]
     opt = torch.optim.AdamW(objective.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
     train_iter = cycle(_batches(data.source_train, optim["batch_size"], config["seed"], device, dist.rank))
-    val = WindowDataset(data.source_val)
 
+    @dist.same_on_all
     def evaluate() -> dict:
         # NOTE: the same masks / augmentations every epoch, without resetting the training stream
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(config["seed"])
             losses = [float(objective.step(tuple(t.to(device) for t in b))["loss"])
-                      for b in val.loader(batch_size=optim["batch_size"])]
+                      for b in data.source_val.batches(optim["batch_size"])]
         return {"val_loss": float(np.mean(losses))}
 
     n_steps = _steps_per_epoch(config, len(data.source_train))
@@ -232,17 +238,17 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         pick = lambda w: w.subset(np.sort(rng.choice(len(w), min(1024, len(w)), replace=False)))  # noqa: E731
         dev_sets = (pick(data.source_val), pick(data.target_train))
 
+    @dist.same_on_all
     def evaluate() -> dict:
-        out = {f"source_val_{k}": v for k, v in task.metrics(predict(method, data.source_val, device),
-                                                               torch.from_numpy(data.source_val.labels)).items()}
+        out = {f"source_val_{k}": v for k, v in task.metrics(*predict_labelled(method, data.source_val, device)).items()}
         if data.target_val is not None:
-            out.update({f"target_val_{k}": v for k, v in task.metrics(
-                predict(method, data.target_val, device), torch.from_numpy(data.target_val.labels)).items()})
+            out.update({f"target_val_{k}": v
+                        for k, v in task.metrics(*predict_labelled(method, data.target_val, device)).items()})
         if dev_sets is not None:
             out["source_val_dev_risk"] = _dev(method, encoder, task, *dev_sets, device)
         if config["data"]["test"]["monitor"] and data.test is not None:  # learning curves only, never selection
-            out.update({f"monitor_test_{k}": v for k, v in task.metrics(
-                predict(method, data.test, device), torch.from_numpy(data.test.labels)).items()})
+            out.update({f"monitor_test_{k}": v
+                        for k, v in task.metrics(*predict_labelled(method, data.test, device)).items()})
         return out
 
     higher = task.higher_is_better
@@ -268,8 +274,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
                "resumed_at_epoch": start}
     if data.test is not None:
-        out = predict(method, data.test, device)
-        metrics.update({f"test_{k}": v for k, v in task.metrics(out, torch.from_numpy(data.test.labels)).items()})
+        metrics.update({f"test_{k}": v for k, v in task.metrics(*predict_labelled(method, data.test, device)).items()})
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
         save_module(run_dir, "model", method, {"encoder": config["encoder"]["name"],
@@ -291,10 +296,10 @@ def _dev(model, encoder, task, source_val: Windows, target: Windows, device) -> 
 
 
 @torch.no_grad()
-def feature_mmd(encoder: nn.Module, source: Windows, target: Windows, device, n: int = 512, seed: int = 0) -> float:
+def feature_mmd(encoder: nn.Module, source: Windows | WindowStream, target: Windows, device, n: int = 512,
+                seed: int = 0) -> float:
     """MK-MMD between encoder features of up to ``n`` source and ``n`` target windows (fixed sample)."""
     rng = np.random.default_rng(seed)
     encoder.eval()
-    pick = lambda w: w.subset(np.sort(rng.choice(len(w), min(n, len(w)), replace=False)))  # noqa: E731
-    f_s, f_t = predict(encoder, pick(source), device), predict(encoder, pick(target), device)
-    return float(mk_mmd(f_s, f_t))
+    embed = lambda x: encoder(torch.from_numpy(x).to(device)).float().cpu()  # noqa: E731
+    return float(mk_mmd(embed(source.sample(n, rng)), embed(target.sample(n, rng))))

@@ -135,3 +135,30 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(ray_cluster, sample, t
     assert result["resumed_at_epoch"] >= 1, result  # restarted from a checkpoint, not from scratch
     assert result["epochs_run"] == 4 - result["resumed_at_epoch"]
     assert result["test_rmse"] == pytest.approx(reference["test_rmse"], rel=0.15), (result, reference)
+
+
+@pytest.mark.ray
+def test_streamed_source_trains_like_the_loaded_one(ray_cluster, sample, tmp_path):
+    """Ray Data streams the source windows (in-process, and sharded over two Ray Train workers);
+    the model reaches the in-memory run's metrics within seed noise."""
+    from transferline.train import fit_on_ray, train_loop
+
+    config = _config(sample, "epochs=3", "optim.max_steps_per_epoch=30")
+    loaded = train_loop(dict(config))
+    streamed = train_loop(_config(sample, "epochs=3", "optim.max_steps_per_epoch=30", "data.streaming.enabled=true"))
+    sharded = fit_on_ray(_config(sample, "epochs=3", "optim.max_steps_per_epoch=30", "data.streaming.enabled=true",
+                                 f"run_dir={tmp_path / 'sharded'}"), workers=2, cpus_per_worker=0.5)
+    for metrics in (streamed, sharded):
+        assert metrics["epochs_run"] == 3
+        assert metrics["test_rmse"] == pytest.approx(loaded["test_rmse"], rel=0.1)
+        assert metrics["selection_value"] == pytest.approx(loaded["selection_value"], rel=0.1)
+    assert (tmp_path / "sharded" / "model.safetensors").is_file()
+
+
+@pytest.mark.ray
+def test_streaming_without_a_spare_cpu_is_refused(ray_cluster, sample):
+    from transferline.errors import TransferlineError
+    from transferline.train import fit_on_ray
+
+    with pytest.raises(TransferlineError, match="Ray Data needs CPU beside the training workers"):
+        fit_on_ray(_config(sample, "data.streaming.enabled=true"), workers=2, cpus_per_worker=1)
