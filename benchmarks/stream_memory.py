@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/stream_memory.json`` and ``.md``; with ``--report PATH`` writes the
 raw report there instead (``tests/train/test_bounded_memory.py`` runs it so). Usage:
-``python benchmarks/stream_memory.py [--rows 12000000] [--budget-mb 576]``.
+``python benchmarks/stream_memory.py [--rows 14000000] [--budget-mb 640]``.
 
 Every Ray worker process of the job imports its heavy modules first and then limits its private
 writable memory (``RLIMIT_DATA``) to what it holds at that point plus ``--budget-mb``. The script
@@ -93,8 +93,8 @@ def write_dataset(catalog, name: str, rows: int, parts: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", help="where to write the dataset (default: a temporary folder)")
-    parser.add_argument("--rows", type=int, default=12_000_000)
-    parser.add_argument("--budget-mb", type=int, default=576)
+    parser.add_argument("--rows", type=int, default=14_000_000)
+    parser.add_argument("--budget-mb", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--shuffle-windows", type=int, default=1024)
     parser.add_argument("--report", help="write the raw report here instead of benchmarks/results")

@@ -2,7 +2,8 @@
 
 Ray Train's cost is mostly fixed per run (controller and worker processes, process group, result
 hand-back), so it is measured on two job lengths: a short one (``--steps`` per epoch, repeated
-``--repeats`` times, medians) and a longer one (``--long-steps``), the size of a real fine-tuning run.
+``--repeats`` times, medians) and a longer one (``--long-epochs`` of as many steps), the size of a
+real fine-tuning run. (The sample's source has about 150 batches, so an epoch is at most that long.)
 
 ``summary.ray_1worker_overhead`` = Ray Train 1-worker wall time / in-process wall time on the long
 job (same job, same CPUs: the worker gets all of them); ``summary.ray_1worker_overhead_short_job``
@@ -12,7 +13,7 @@ the long job, each of the two workers with half the CPUs. Wall times include the
 start, not the Ray cluster's (reported separately).
 
 Writes ``benchmarks/results/train_scaling.json`` and ``.md``. Usage:
-``python benchmarks/train_scaling.py [--steps 150] [--long-steps 1500] [--epochs 4] [--repeats 3]``.
+``python benchmarks/train_scaling.py [--steps 150] [--epochs 4] [--long-epochs 40] [--repeats 3]``.
 """
 
 import argparse
@@ -32,8 +33,8 @@ TARGET = 1.15
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch of the short job")
-    parser.add_argument("--long-steps", type=int, default=1500, help="steps per epoch of the long job")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of the short job")
+    parser.add_argument("--long-epochs", type=int, default=40, help="epochs of the long job")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the short job")
     args = parser.parse_args()
     started()
@@ -51,9 +52,9 @@ def main() -> int:
     catalog = Catalog(root / "catalog")
     catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
 
-    def config(steps: int) -> dict:
+    def config(epochs: int) -> dict:
         return load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
-                           [f"catalog={catalog.root}", f"epochs={args.epochs}", f"optim.max_steps_per_epoch={steps}",
+                           [f"catalog={catalog.root}", f"epochs={epochs}", f"optim.max_steps_per_epoch={args.steps}",
                             "progress=false", "early_stopping.patience=100", "target.labelled_units=0",
                             "strategy=full"])
 
@@ -64,15 +65,16 @@ def main() -> int:
     t_cluster = time.perf_counter() - t0
     rows = []
 
-    def run(job: str, steps: int, workers: int) -> dict:
+    def run(job: str, epochs: int, workers: int) -> dict:
         t0 = time.perf_counter()
         if workers == 0:
-            metrics = train_loop(config(steps))
+            metrics = train_loop(config(epochs))
         else:
-            metrics = fit_on_ray(config(steps), workers=workers, cpus_per_worker=cpus / workers)
+            metrics = fit_on_ray(config(epochs), workers=workers, cpus_per_worker=cpus / workers)
         wall = time.perf_counter() - t0
-        windows = max(1, workers) * args.epochs * steps * batch
-        row = {"job": job, "steps_per_epoch": steps, "workers": workers, "wall_s": wall,
+        windows = max(1, workers) * epochs * metrics["steps_per_epoch"] * batch
+        row = {"job": job, "epochs": epochs, "steps_per_epoch": metrics["steps_per_epoch"], "workers": workers,
+               "wall_s": wall,
                "windows_per_s": windows / wall, "test_rmse": metrics["test_rmse"],
                "cpus_per_worker": cpus / max(1, workers)}
         rows.append(row)
@@ -82,8 +84,8 @@ def main() -> int:
               flush=True)
         return row
 
-    short = {w: [run("short", args.steps, w)["wall_s"] for _ in range(args.repeats)] for w in (0, 1)}
-    long = {w: run("long", args.long_steps, w) for w in (0, 1, 2)}
+    short = {w: [run("short", args.epochs, w)["wall_s"] for _ in range(args.repeats)] for w in (0, 1)}
+    long = {w: run("long", args.long_epochs, w) for w in (0, 1, 2)}
     ray.shutdown()
     med = {w: float(np.median(v)) for w, v in short.items()}
     fixed = [r1 - r0 for r0, r1 in zip(short[0], short[1])] + [long[1]["wall_s"] - long[0]["wall_s"]]
@@ -100,13 +102,13 @@ def main() -> int:
     for r in rows:
         who = (f"Ray Train {r['workers']} worker(s) x {r['cpus_per_worker']:g} CPU" if r["workers"]
                else f"in-process ({cpus} threads)")
-        table.append(f"| {r['job']} ({args.epochs} x {r['steps_per_epoch']} steps) | {who} | {r['wall_s']:.1f} | "
+        table.append(f"| {r['job']} ({r['epochs']} x {r['steps_per_epoch']} steps) | {who} | {r['wall_s']:.1f} | "
                      f"{r['windows_per_s']:,.0f} | {r['test_rmse']:.2f} |")
     table += ["", f"Ray 1-worker overhead: long job {summary['ray_1worker_overhead']:.2f}x, short job "
                   f"{summary['ray_1worker_overhead_short_job']:.2f}x (median of {args.repeats}; target <= {TARGET}); "
                   f"fixed cost per run {summary['ray_fixed_overhead_s']:.1f} s; 2-worker scaling efficiency "
                   f"{summary['scaling_efficiency_2workers']:.2f}; Ray cluster start {t_cluster:.1f} s"]
-    config_out = {"epochs": args.epochs, "steps_per_epoch": {"short": args.steps, "long": args.long_steps},
+    config_out = {"epochs": {"short": args.epochs, "long": args.long_epochs}, "max_steps_per_epoch": args.steps,
                   "repeats_short": args.repeats, "batch_size": batch, "encoder": "cnn_small",
                   "adaptation": config(1)["adaptation"]["name"], "cpus": cpus}
     write_results("train_scaling", config_out, summary, {"runs": rows}, "\n".join(table))

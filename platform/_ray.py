@@ -16,9 +16,10 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     # NOTE: keep a local driver on loopback rather than the machine's eth0 address.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if not address:
-        # NOTE: the Ray Train controller notices a finished worker group at its next health check;
-        # at the default 2 s interval that costs ~4 s per run. Processes of an embedded Ray inherit this.
-        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+        # NOTE: an embedded Ray has no dashboard to read metrics; collecting them anyway took ~12 % of
+        # the CPU from training on 2 cores (benchmarks/train_scaling.py). Its processes inherit this.
+        os.environ.setdefault("RAY_enable_metrics_collection", "0")
+        os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))
     ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if loopback else {}))

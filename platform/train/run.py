@@ -193,7 +193,8 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                          optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
                          patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
                          autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(objective))
-    metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start}
+    metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start,
+               "steps_per_epoch": n_steps}
     if run_dir:
         save_module(run_dir, "encoder", encoder, {"encoder": config["encoder"]["name"],
                                                   "options": config["encoder"].get("options") or {},
@@ -272,7 +273,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                          autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method))
     method.eval()
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
-               "resumed_at_epoch": start}
+               "resumed_at_epoch": start, "steps_per_epoch": n_steps}
     if data.test is not None:
         metrics.update({f"test_{k}": v for k, v in task.metrics(*predict_labelled(method, data.test, device)).items()})
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)

@@ -14,7 +14,7 @@ import pytest
 
 from ..conftest import REPO
 
-BUDGET_MB = 576
+BUDGET_MB = 640
 
 
 @pytest.mark.ray
@@ -22,7 +22,7 @@ BUDGET_MB = 576
 def test_streaming_trains_on_a_dataset_larger_than_the_worker_memory_limit(tmp_path):
     out = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stream_memory.py"),
-                           "--catalog", str(tmp_path / "catalog"), "--rows", "12000000",
+                           "--catalog", str(tmp_path / "catalog"), "--rows", "14000000",
                            "--budget-mb", str(BUDGET_MB), "--report", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
