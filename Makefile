@@ -28,7 +28,7 @@ test-fast: install
 # Benchmarks write benchmarks/results/<name>.json and .md; most need ../shared/data, opcua_ingest node and npm.
 bench: install
 	$(PY) benchmarks/ingest.py
-	$(PY) benchmarks/cmapss_uda.py --methods mmd dann --set epochs=10
+	$(PY) benchmarks/cmapss_uda.py --methods mmd --set epochs=20
 	$(PY) benchmarks/cwru_crossload.py --methods dann
 	$(PY) benchmarks/opcua_ingest.py
 
