@@ -16,8 +16,8 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     # NOTE: keep a local driver on loopback rather than the machine's eth0 address.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if not address:
-        # NOTE: an embedded Ray has no dashboard to read metrics; collecting them anyway took ~12 % of
-        # the CPU from training on 2 cores (benchmarks/train_scaling.py). Its processes inherit this.
+        # NOTE: an embedded Ray has no dashboard to read metrics, and collecting them anyway slowed
+        # training in the worker on 2 cores. The embedded Ray's processes inherit these settings.
         os.environ.setdefault("RAY_enable_metrics_collection", "0")
         os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))

@@ -2,25 +2,9 @@
 
 from .normalize import GroupNormalizer
 from .pivot import timeseries_to_runs
-from .specs import (
-                    CMAPSS_SENSORS,
-                    WINDOW_SPECS,
-                    WindowSpec,
-                    get_window_spec,
-                    load_windows,
-                    operating_condition,
-                    split_by_asset,
-                    split_by_time,
-                    table_windows,
-)
-from .stream import (
-                    StreamPlan,
-                    WindowStream,
-                    fit_normalizer,
-                    index_assets,
-                    plan_stream,
-                    split_keys,
-)
+from .specs import (CMAPSS_SENSORS, WINDOW_SPECS, WindowSpec, get_window_spec, load_windows, operating_condition,
+                    split_by_asset, split_by_time, table_windows)
+from .stream import StreamPlan, WindowStream, fit_normalizer, index_assets, plan_stream, split_keys
 from .torch_dataset import WindowDataset
 from .windows import Windows, run_windows, waveform_windows
 

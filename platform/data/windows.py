@@ -56,9 +56,14 @@ class Windows:
 
         return iter(WindowDataset(self).loader(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last))
 
+    def draw(self, n: int, rng: np.random.Generator) -> "Windows":
+        """Up to ``n`` windows drawn without replacement by ``rng``, kept in window order."""
+        return self.subset(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Up to ``n`` windows drawn without replacement by ``rng``, in window order, as ``[n, C, L]``."""
-        return self.get(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
+        """The values of :meth:`draw` as ``[n, C, L]``."""
+        drawn = self.draw(n, rng)
+        return drawn.get(np.arange(len(drawn)))
 
     def subset(self, mask: np.ndarray) -> "Windows":
         """The windows where ``mask`` is true (or at integer positions ``mask``), sharing ``values``."""

@@ -43,9 +43,9 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     """
     data = config["data"]
     catalog = catalog or Catalog(config.get("catalog"))
-    spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+    spec = _spec(data)
     seed = config["seed"]
-    group_norm = spec.normalize == "group" and spec.kind == "runs"
+    group_norm = _group_norm(spec)
     if not data["source"]["domains"]:
         return _target_only(config, catalog, spec, group_norm)
     if data["streaming"]["enabled"]:
@@ -77,9 +77,9 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
     validation (as the in-memory path does), fits the normalizer on the training assets, and makes
     the lazy Ray Datasets ``source_train`` (shuffled) and ``source_val``, whose read tasks each
     take ``read_cpus``."""
-    from .._ray import ensure_ray
-
     import ray.data
+
+    from .._ray import ensure_ray
 
     ensure_ray()
     context = ray.data.DataContext.get_current()  # workers inherit the driver's
@@ -87,12 +87,12 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
     context.print_on_execution_start = False
     data, seed = config["data"], config["seed"]
     catalog = catalog or Catalog(config.get("catalog"))
-    spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+    spec = _spec(data)
     source = data["source"]
     plan = plan_stream(catalog, _dataset(data, "source"), spec, split=source["split"], domains=source["domains"],
                        rows_per_task=data["streaming"]["rows_per_task"])
     train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
-    if spec.normalize == "group" and spec.kind == "runs":
+    if _group_norm(spec):
         plan.normalizer = fit_normalizer(catalog, plan.dataset, spec, split=plan.split, domains=plan.domains,
                                          keys=train_keys)
     return {"plan": plan, "train_keys": train_keys, "val_keys": val_keys,
@@ -129,6 +129,15 @@ def _add_target(config: dict, catalog: Catalog, spec, group_norm: bool, out: Run
     if not target.get("unlabelled", True):
         out.target_train = None
     return out
+
+
+def _spec(data: dict):
+    return get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+
+
+def _group_norm(spec) -> bool:
+    """Whether rows are standardized per group, with statistics of each domain's training rows."""
+    return spec.normalize == "group" and spec.kind == "runs"
 
 
 def _dataset(data: dict, role: str) -> str:

@@ -89,7 +89,6 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     from ray.train.torch import TorchTrainer
 
     from .._ray import ensure_ray
-
     from ..catalog.store import resolve_root
 
     ensure_ray(address)
@@ -103,12 +102,13 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
 
         from .data import source_streams
 
-        free = ray.cluster_resources().get("CPU", 0) - workers * cpus_per_worker
+        cpus = ray.cluster_resources().get("CPU", 0)
+        free = cpus - workers * cpus_per_worker
         if free <= 0:
             raise TransferlineError(
                 f"data.streaming.enabled: Ray Data needs CPU beside the training workers, but the cluster has "
-                f"{ray.cluster_resources().get('CPU', 0):g} CPUs and {workers} workers x {cpus_per_worker:g} take "
-                "them all; give the workers fewer CPUs or add a node")
+                f"{cpus:g} CPUs and {workers} workers x {cpus_per_worker:g} take them all; give the workers "
+                "fewer CPUs or add a node")
         streams = source_streams(config, read_cpus=min(1.0, free))
         datasets = {name: streams.pop(name) for name in ("source_train", "source_val")}
         job["streams"] = streams

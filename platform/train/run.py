@@ -236,8 +236,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         if data.target_train is None:
             raise ValueError("early_stopping.metric=dev needs unlabelled target windows (target.domains)")
         rng = np.random.default_rng(config["seed"])
-        pick = lambda w: w.subset(np.sort(rng.choice(len(w), min(1024, len(w)), replace=False)))  # noqa: E731
-        dev_sets = (pick(data.source_val), pick(data.target_train))
+        dev_sets = (data.source_val.draw(1024, rng), data.target_train.draw(1024, rng))
 
     @dist.same_on_all
     def evaluate() -> dict:
