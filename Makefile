@@ -29,7 +29,7 @@ test-fast: install
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cmapss_uda.py --methods mmd --set epochs=20
-	$(PY) benchmarks/cwru_crossload.py --methods dann
+	$(PY) benchmarks/cwru_crossload.py --methods mmd mmd:entropy=0.3
 	$(PY) benchmarks/opcua_ingest.py
 
 clean:

@@ -28,7 +28,9 @@ SETUPS = {
                                       "early_stopping.metric=target_val"],
                "metric": "test_rmse", "pretrain_overrides": ["epochs=6", "optim.max_steps_per_epoch=80"]},
     "cwru": {"pretrain": "ablation_cwru_pretrain.yaml", "finetune": "cwru_crossload.yaml",
-             "finetune_overrides": ['source.domains=["0"]', 'target.domains=["3"]', "adaptation=source_only"],
+             # NOTE: 8 epochs, the budget the committed results were measured with (cwru_crossload now runs 20)
+             "finetune_overrides": ['source.domains=["0"]', 'target.domains=["3"]', "adaptation=source_only",
+                                    "epochs=8"],
              "metric": "test_accuracy", "pretrain_overrides": []},
 }
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..losses import dann_schedule
 from ..registry import Registry
 
 
@@ -28,21 +29,27 @@ class Adaptation(nn.Module):
 
     ``supports_unlabeled_target``: uses unlabelled target windows. ``weight`` scales the
     alignment term, ramped by :func:`transferline.losses.dann_schedule` over training.
+    ``entropy`` (classification only) adds the mean prediction entropy on target windows, on the
+    same ramp: aligning features matches the two domains as wholes, and minimizing entropy then
+    pushes target windows away from the class boundaries, where two similar classes (e.g. ball
+    faults of two sizes) overlap (Grandvalet & Bengio, NeurIPS 2004; as in VADA, Shu et al. 2018).
     """
 
     supports_unlabeled_target: bool = True
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, task, weight: float = 1.0, ramp: bool = True) -> None:
+    def __init__(self, encoder: nn.Module, head: nn.Module, task, weight: float = 1.0, ramp: bool = True,
+                 entropy: float = 0.0) -> None:
         super().__init__()
+        if entropy and task.task_type != "classification":
+            raise ValueError(f"adaptation option entropy applies to classification tasks; {task.name!r} is "
+                             f"{task.task_type}")
         self.encoder, self.head, self.task = encoder, head, task
-        self.weight, self.ramp = weight, ramp
+        self.weight, self.ramp, self.entropy = weight, ramp, entropy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
 
     def coefficient(self, progress: float) -> float:
-        from ..losses import dann_schedule
-
         return self.weight * (dann_schedule(progress) if self.ramp else 1.0)
 
     def supervised(self, batch: DomainBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
@@ -62,6 +69,15 @@ class Adaptation(nn.Module):
     def alignment(self, f_s: torch.Tensor, f_t: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
         return {}
 
+    def target_entropy(self, f_t: torch.Tensor, progress: float) -> tuple[torch.Tensor | float, dict]:
+        """The weighted entropy term to add to the loss, and its value to report."""
+        if not self.entropy:
+            return 0.0, {}
+        log_p = torch.log_softmax(self.head(f_t), dim=-1)
+        entropy = -(log_p.exp() * log_p).sum(-1).mean()
+        coeff = self.entropy * (dann_schedule(progress) if self.ramp else 1.0)
+        return coeff * entropy, {"target_entropy": entropy}
+
     def step(self, batch: DomainBatch, progress: float = 0.0) -> dict[str, torch.Tensor]:
         terms, f_s, f_t = self.supervised(batch)
         loss = terms["task"] + terms.get("target_task", 0.0)
@@ -70,6 +86,9 @@ class Adaptation(nn.Module):
             if align:
                 loss = loss + self.coefficient(progress) * align["align"]
                 terms.update(align)
+            extra, reported = self.target_entropy(f_t, progress)
+            loss = loss + extra
+            terms.update(reported)
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 

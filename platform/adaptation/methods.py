@@ -34,8 +34,9 @@ class DANN(Adaptation):
     weight, so it keeps learning while the encoder is pushed to confuse it.
     """
 
-    def __init__(self, encoder, head, task, weight: float = 1.0, ramp: bool = True, hidden: int = 64) -> None:
-        super().__init__(encoder, head, task, weight=weight, ramp=ramp)
+    def __init__(self, encoder, head, task, weight: float = 1.0, ramp: bool = True, entropy: float = 0.0,
+                 hidden: int = 64) -> None:
+        super().__init__(encoder, head, task, weight=weight, ramp=ramp, entropy=entropy)
         self.discriminator = Discriminator(encoder.out_dim, hidden=hidden)
 
     def step(self, batch, progress: float = 0.0):
@@ -50,6 +51,9 @@ class DANN(Adaptation):
             loss = loss + adv
             terms["domain"] = adv
             terms["domain_acc"] = ((logits > 0).float() == domain).float().mean()
+            extra, reported = self.target_entropy(f_t, progress)
+            loss = loss + extra
+            terms.update(reported)
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 

@@ -58,6 +58,12 @@ class ModelEntry:
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def key(self) -> str:
+        """Names this registration, for caches of loaded models: a version number deleted and
+        registered again with other weights gets another key."""
+        return f"{self.ref}#{self.content_hash}"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -73,15 +73,16 @@ class ModelServer:
         self.predict_batch.set_batch_wait_timeout_s(batch_wait_s)
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
-    async def get_model(self, ref: str):
-        return load_model(self.registry, ref)
+    async def get_model(self, key: str):
+        """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new model."""
+        return load_model(self.registry, key.partition("#")[0])
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
     async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
         out: list[dict | None] = [None] * len(requests)
-        for ref in dict.fromkeys(r[0] for r in requests):
-            idx = [i for i, r in enumerate(requests) if r[0] == ref]
-            model = await self.get_model(ref)
+        for key in dict.fromkeys(r[0] for r in requests):
+            idx = [i for i, r in enumerate(requests) if r[0] == key]
+            model = await self.get_model(key)
             xs = [model.prepare(requests[i][1], requests[i][2]) for i in idx]
             y = model.run(np.concatenate(xs))
             lo = 0
@@ -116,8 +117,8 @@ class ModelServer:
         except RequestError as exc:
             raise _unprocessable(exc) from None
         if self.batching:
-            return await self.predict_batch((entry.ref, windows, groups))
-        model = await self.get_model(entry.ref)
+            return await self.predict_batch((entry.key, windows, groups))
+        model = await self.get_model(entry.key)
         return response(entry, model.run(model.prepare(windows, groups)))
 
 

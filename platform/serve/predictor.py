@@ -102,12 +102,16 @@ class Predictor:
         return self.registry.get(ref, stage)
 
     def load(self, ref: str) -> LoadedModel:
-        """The loaded model for ``name@version`` (loads it, evicting the least recently used)."""
-        if ref in self._loaded:
-            self._loaded.move_to_end(ref)
-            return self._loaded[ref]
+        """The loaded model for ``name@version`` (loads it, evicting the least recently used).
+
+        Kept per registration (:attr:`ModelEntry.key`), so a re-registered version number is loaded anew.
+        """
+        key = self.registry.get(ref).key
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
         model = load_model(self.registry, ref)
-        self._loaded[model.ref] = model
+        self._loaded[model.entry.key] = model
         while len(self._loaded) > self.max_models:
             self._loaded.popitem(last=False)
         return model

@@ -40,8 +40,10 @@ DEFAULTS: dict = {
     "adaptation": {"name": "source_only", "options": {}},
     "strategy": {"name": "full", "options": {}},
     "pretrained": None,  # a pretraining run directory whose encoder to start from
+    # ema: decay of an exponential moving average of the weights (0: off); when on, evaluation, early
+    # stopping and the saved model use the averaged weights
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None,
-              "schedule": "cosine"},  # or "constant"
+              "schedule": "cosine", "ema": 0.0},  # schedule: or "constant"
     # metric: "auto" / "source_val" (held-out source units), "target_val" (held-out labelled target
     # units), or "dev" (Deep Embedded Validation: source-val losses weighted by target/source density)
     "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
@@ -148,6 +150,9 @@ def validate(config: dict) -> None:
     for key in ("lr", "batch_size", "epochs"):
         if not isinstance(config["optim"][key], (int, float)) or config["optim"][key] <= 0:
             raise TransferlineError(f"config optim.{key}: must be a positive number, got {config['optim'][key]!r}")
+    ema = config["optim"]["ema"]
+    if not isinstance(ema, (int, float)) or not 0 <= ema < 1:
+        raise TransferlineError(f"config optim.ema: a decay in [0, 1) (0 turns averaging off), got {ema!r}")
 
 
 def _validate_streaming(config: dict) -> None:

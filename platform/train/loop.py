@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 
 class EarlyStopping:
@@ -55,7 +56,7 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                penalty: Callable[[], torch.Tensor | None] | None = None, report: Callable[[dict], None] | None = None,
                progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
                stopper: EarlyStopping | None = None, scheduler=None,
-               after_backward: Callable[[], None] | None = None,
+               after_backward: Callable[[], None] | None = None, averaged: AveragedModel | None = None,
                on_epoch_end: Callable[[int, "EarlyStopping", dict], None] | None = None) -> EarlyStopping:
     """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
 
@@ -64,6 +65,9 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
     ``after_backward`` runs between backward and the optimizer step (e.g. averaging gradients
     across data-parallel workers). ``on_epoch_end(epoch, stopper, record)`` runs after each epoch's
     report (e.g. to checkpoint); with ``start_epoch`` and a restored ``stopper`` a run resumes.
+    With ``averaged`` (a moving average of ``module``'s weights, updated after every step), each
+    epoch is evaluated, and the best state kept, with the averaged weights; training goes on from
+    the live ones.
     """
     from tqdm.auto import tqdm
 
@@ -87,6 +91,8 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             if after_backward is not None:
                 after_backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(module)
             if scheduler is not None:
                 scheduler.step()
             for k, v in out.items():
@@ -94,11 +100,17 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         module.eval()
+        live = None
+        if averaged is not None:
+            live = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            module.load_state_dict(averaged.module.state_dict())
         with torch.no_grad():
             metrics = evaluate()
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
                   **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}, **metrics}
         improved = stopper.update(metrics[metric], epoch, module)
+        if live is not None:
+            module.load_state_dict(live)
         record["best"] = improved
         if report:
             report(record)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from transferline.tasks import create_task
 
@@ -137,17 +138,21 @@ def predict(model: Callable, windows: Windows | WindowStream, device, batch_size
     return predict_labelled(model, windows, device, batch_size)[0]
 
 
-def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool):
-    """(start epoch, early-stopping state, epoch-end hook) — restored from ``checkpointer`` if it has a state.
+def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool, ema: float = 0.0):
+    """(start epoch, early-stopping state, epoch-end hook, weight average or None) — restored from
+    ``checkpointer`` if it has a state. ``ema`` is the decay of the weights' moving average (0: none).
 
     # NOTE: the batch streams start afresh on resume, so a resumed run sees other batches than an
     # uninterrupted one; its metrics agree within seed noise, not to the digit.
     """
     stopper = EarlyStopping(patience, higher)
+    averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     start = 0
     state = checkpointer.load() if checkpointer else None
     if state:
         module.load_state_dict(state["module"])
+        if averaged is not None and state.get("averaged"):
+            averaged.load_state_dict(state["averaged"])
         opt.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
@@ -159,9 +164,10 @@ def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, h
         if checkpointer:
             checkpointer.save({"epoch": epoch, "module": module.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                               "stopper": stop.state_dict(), "best_state": stop.best_state}, record)
+                               "stopper": stop.state_dict(), "best_state": stop.best_state,
+                               "averaged": averaged.state_dict() if averaged is not None else None}, record)
 
-    return start, stopper, on_epoch_end
+    return start, stopper, on_epoch_end, averaged
 
 
 def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
@@ -185,14 +191,15 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
 
     n_steps = _steps_per_epoch(config, len(data.source_train))
     scheduler = _scheduler(config, opt, n_steps)
-    start, stopper, on_epoch_end = _resumable(checkpointer, objective, opt, scheduler,
-                                              config["early_stopping"]["patience"], False)
+    start, stopper, on_epoch_end, averaged = _resumable(checkpointer, objective, opt, scheduler,
+                                                        config["early_stopping"]["patience"], False, optim["ema"])
     stopper = run_epochs(module=objective, step=lambda p: objective.step(next(train_iter), p),
                          steps_per_epoch=n_steps, epochs=optim["epochs"], scheduler=scheduler,
                          start_epoch=start, stopper=stopper, on_epoch_end=on_epoch_end,
                          optimizer=opt, evaluate=evaluate, metric="val_loss", higher_is_better=False,
                          patience=config["early_stopping"]["patience"], report=report, progress=config["progress"],
-                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(objective))
+                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(objective),
+                         averaged=averaged)
     metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start,
                "steps_per_epoch": n_steps}
     if run_dir:
@@ -261,15 +268,16 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
             f"source_val_{task.primary_metric}"
     n_steps = _steps_per_epoch(config, len(data.source_train))
     scheduler = _scheduler(config, opt, n_steps)
-    start, stopper, on_epoch_end = _resumable(checkpointer, method, opt, scheduler,
-                                              config["early_stopping"]["patience"], higher)
+    start, stopper, on_epoch_end, averaged = _resumable(checkpointer, method, opt, scheduler,
+                                                        config["early_stopping"]["patience"], higher, optim["ema"])
     stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
                          scheduler=scheduler, start_epoch=start, stopper=stopper, on_epoch_end=on_epoch_end,
                          evaluate=evaluate, metric=metric, higher_is_better=higher,
                          patience=config["early_stopping"]["patience"],
                          on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
                          penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
-                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method))
+                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method),
+                         averaged=averaged)
     method.eval()
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
                "resumed_at_epoch": start, "steps_per_epoch": n_steps}

@@ -43,6 +43,31 @@ def test_dann_reverses_gradient_into_encoder():
     torch.testing.assert_close(g_total, g_task - g_domain, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("method", ["mmd", "dann"])
+def test_entropy_term_adds_target_prediction_entropy(method):
+    task = create_task("fault_diagnosis", n_classes=4)
+    batch = DomainBatch(torch.randn(8, 3, 16), torch.randint(0, 4, (8,)), target_x=torch.randn(8, 3, 16) + 1)
+    outs = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        encoder = create_encoder("cnn_small", 3, 16)
+        model = create_adaptation(method, encoder, task.build_head(encoder.out_dim), task, ramp=False,
+                                  entropy=weight).eval()
+        outs[weight] = model.step(batch)
+        probs = torch.softmax(model(batch.target_x), -1)
+    by_hand = -(probs * probs.log()).sum(-1).mean()
+    assert "target_entropy" not in outs[0.0]
+    torch.testing.assert_close(outs[0.5]["target_entropy"], by_hand.detach())
+    torch.testing.assert_close(outs[0.5]["loss"] - outs[0.0]["loss"], 0.5 * by_hand.detach())
+
+
+def test_entropy_term_is_refused_for_regression():
+    task = create_task("rul")
+    encoder = create_encoder("cnn_small", 3, 16)
+    with pytest.raises(ValueError, match="entropy applies to classification"):
+        create_adaptation("mmd", encoder, task.build_head(encoder.out_dim), task, entropy=0.1)
+
+
 def test_density_ratio_and_dev():
     g = torch.Generator().manual_seed(0)
     source = torch.randn(400, 2, generator=g)

@@ -53,7 +53,18 @@ def test_lru_keeps_at_most_max_models(registry):
     p = Predictor(registry, max_models=1)
     p.load("plant-a@1")
     p.load("plant-b@1")
-    assert list(p._loaded) == ["plant-b@1"]
+    assert list(p._loaded) == [registry.get("plant-b@1").key]
+
+
+def test_a_version_registered_again_is_loaded_anew(registry, runs):
+    p = Predictor(registry)
+    x = windows(3).tolist()
+    first = p.predict("plant-a", x)["predictions"]
+    registry.delete("plant-a@1")
+    assert registry.register(runs[1], "plant-a").version == 1  # the same number, other weights
+    again = p.predict("plant-a", x)["predictions"]
+    assert again == Predictor(registry).predict("plant-a", x)["predictions"]
+    assert np.abs(np.asarray(again) - first).min() > 0.1
 
 
 def test_cli_predict_locally(registry, cli, tmp_path):

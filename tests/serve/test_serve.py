@@ -84,3 +84,20 @@ def test_version_stage_and_validation_errors(server):
                      headers={"content-type": "application/json"})
     assert big.status_code == 413
 
+
+
+def test_a_version_registered_again_is_served_with_its_new_weights(server, runs):
+    url, registry = server
+    x = windows(2, seed=5).tolist()
+    registry.register(runs[0], "plant-c")
+    try:
+        first = httpx.post(f"{url}/v1/models/plant-c/predict", json={"windows": x}).json()["predictions"]
+        registry.delete("plant-c@1")
+        registry.register(runs[1], "plant-c")  # version 1 again, other weights
+        reply = httpx.post(f"{url}/v1/models/plant-c/predict", json={"windows": x})
+        assert reply.status_code == 200 and reply.json()["model"] == "plant-c@1"
+        want = Predictor(registry).predict("plant-c", x)["predictions"]
+        np.testing.assert_allclose(reply.json()["predictions"], want, rtol=1e-4, atol=1e-3)
+        assert np.abs(np.asarray(want) - first).min() > 0.1
+    finally:
+        registry.delete("plant-c")

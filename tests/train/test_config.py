@@ -41,6 +41,7 @@ def test_overrides_and_aliases():
     ("nonsense", "key=value"),
     ("optim.epochs=-1", "optim.epochs"),
     ("early_stopping.metric=test", "early_stopping.metric"),
+    ("optim.ema=1.0", r"optim.ema: a decay in \[0, 1\)"),
 ])
 def test_bad_overrides(override, match):
     with pytest.raises(TransferlineError, match=match):

@@ -67,3 +67,31 @@ def test_early_stopping_keeps_best_state():
     assert stopper.best == 2.0 and stopper.best_epoch == 1 and stopper.should_stop
     stopper.restore(module)
     assert float(module.weight.detach()) == 2.0
+
+
+def test_weight_average_is_evaluated_and_kept_while_training_goes_on_from_live_weights():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from transferline.train.loop import run_epochs
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.zero_()
+    decay, seen = 0.5, []
+    averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    opt = torch.optim.SGD(module.parameters(), lr=1.0)
+
+    def evaluate():
+        seen.append(float(module.weight))
+        return {"w": -abs(float(module.weight) - 2.5)}  # best when the evaluated weight is nearest 2.5
+
+    run_epochs(module=module, step=lambda p: {"loss": -module.weight.sum()}, steps_per_epoch=3, epochs=2,
+               optimizer=opt, evaluate=evaluate, metric="w", higher_is_better=True, patience=5, progress=False,
+               averaged=averaged)
+    # live weights climb 1, 2, ..., 6 (one per step); the average starts at the first and decays to each next
+    ema, by_hand = None, []
+    for live in range(1, 7):
+        ema = float(live) if ema is None else decay * ema + (1 - decay) * live
+        by_hand.append(ema)
+    assert seen == pytest.approx([by_hand[2], by_hand[5]])  # epoch ends saw the average, not 3 and 6
+    assert float(module.weight) == pytest.approx(by_hand[2])  # the best evaluated state was the first average

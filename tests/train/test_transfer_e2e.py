@@ -43,7 +43,7 @@ def test_mmd_adaptation_lowers_feature_mmd(sample_catalog):
 
 
 def test_runs_are_reproducible_and_write_a_run_dir(sample_catalog, tmp_path):
-    config = _config(sample_catalog, "adaptation=dann", "target.labelled_units=3")
+    config = _config(sample_catalog, "adaptation=dann", "target.labelled_units=3", "optim.ema=0.9")
     first = train_loop({**config, "run_dir": str(tmp_path / "a")})
     second = train_loop({**config, "run_dir": str(tmp_path / "b")})
     assert first["test_rmse"] == second["test_rmse"] and first["feature_mmd"] == second["feature_mmd"]
@@ -58,7 +58,7 @@ def test_pretrain_then_transfer_via_cli(sample_catalog, tmp_path, cli):
     pre = tmp_path / "pre"
     code, out, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
                          "--catalog", sample_catalog.root, "--run-dir", pre, "--quiet", "epochs=1",
-                         "optim.max_steps_per_epoch=10")
+                         "optim.max_steps_per_epoch=10", "optim.ema=0.9")
     assert code == 0, err
     assert (pre / "encoder.safetensors").is_file() and "val_loss" in out
     code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "demo_transfer.yaml",
