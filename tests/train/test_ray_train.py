@@ -17,7 +17,9 @@ def _average_in_group(rank: int, world: int, init_file: str, out) -> None:
     for p in module.parameters():
         p.grad = torch.full_like(p, float(rank + 1))
     Dist(rank, world).average_gradients(module)
-    out.put([p.grad.clone() for p in module.parameters()])
+    # NOTE: as lists, not tensors: a tensor crosses the queue as a file descriptor that the parent can
+    # only pick up while this process still lives
+    out.put([p.grad.tolist() for p in module.parameters()])
     torch.distributed.destroy_process_group()
 
 
@@ -33,7 +35,8 @@ def test_gradients_are_averaged_across_workers(tmp_path):
     for p in procs:
         p.join(timeout=60)
     for g in grads:
-        assert all(torch.allclose(t, torch.full_like(t, 1.5)) for t in g)  # mean of 1 and 2
+        for grad in map(torch.tensor, g):
+            assert torch.allclose(grad, torch.full_like(grad, 1.5))  # mean of 1 and 2
 
 
 @pytest.fixture(scope="module")
