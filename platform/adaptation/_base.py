@@ -49,8 +49,12 @@ class Adaptation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
 
+    def ramped(self, progress: float) -> float:
+        """The DANN schedule's factor at ``progress`` (1 without ramp)."""
+        return dann_schedule(progress) if self.ramp else 1.0
+
     def coefficient(self, progress: float) -> float:
-        return self.weight * (dann_schedule(progress) if self.ramp else 1.0)
+        return self.weight * self.ramped(progress)
 
     def supervised(self, batch: DomainBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
         """Task loss on source (and labelled target); returns terms and the source/target features."""
@@ -67,7 +71,14 @@ class Adaptation(nn.Module):
         return terms, f_s, f_t
 
     def alignment(self, f_s: torch.Tensor, f_t: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:
+        """A discrepancy between source and target features: ``{"align": ..., **terms}`` or ``{}``."""
         return {}
+
+    def alignment_loss(self, f_s: torch.Tensor, f_t: torch.Tensor,
+                       progress: float) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """The alignment term as added to the loss, and the terms to report."""
+        align = self.alignment(f_s, f_t, progress)
+        return (self.coefficient(progress) * align["align"], align) if align else (0.0, {})
 
     def target_entropy(self, f_t: torch.Tensor, progress: float) -> tuple[torch.Tensor | float, dict]:
         """The weighted entropy term to add to the loss, and its value to report."""
@@ -75,20 +86,15 @@ class Adaptation(nn.Module):
             return 0.0, {}
         log_p = torch.log_softmax(self.head(f_t), dim=-1)
         entropy = -(log_p.exp() * log_p).sum(-1).mean()
-        coeff = self.entropy * (dann_schedule(progress) if self.ramp else 1.0)
-        return coeff * entropy, {"target_entropy": entropy}
+        return self.entropy * self.ramped(progress) * entropy, {"target_entropy": entropy}
 
     def step(self, batch: DomainBatch, progress: float = 0.0) -> dict[str, torch.Tensor]:
         terms, f_s, f_t = self.supervised(batch)
         loss = terms["task"] + terms.get("target_task", 0.0)
         if f_t is not None:
-            align = self.alignment(f_s, f_t, progress)
-            if align:
-                loss = loss + self.coefficient(progress) * align["align"]
-                terms.update(align)
-            extra, reported = self.target_entropy(f_t, progress)
-            loss = loss + extra
-            terms.update(reported)
+            for extra, reported in (self.alignment_loss(f_s, f_t, progress), self.target_entropy(f_t, progress)):
+                loss = loss + extra
+                terms.update(reported)
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 

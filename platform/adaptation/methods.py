@@ -39,22 +39,12 @@ class DANN(Adaptation):
         super().__init__(encoder, head, task, weight=weight, ramp=ramp, entropy=entropy)
         self.discriminator = Discriminator(encoder.out_dim, hidden=hidden)
 
-    def step(self, batch, progress: float = 0.0):
-        terms, f_s, f_t = self.supervised(batch)
-        loss = terms["task"] + terms.get("target_task", 0.0)
-        if f_t is not None:
-            coeff = self.coefficient(progress)
-            feats = reverse_gradient(torch.cat([f_s, f_t]), coeff)
-            domain = torch.cat([torch.zeros(len(f_s)), torch.ones(len(f_t))]).to(f_s.device)
-            logits = self.discriminator(feats)
-            adv = F.binary_cross_entropy_with_logits(logits, domain)
-            loss = loss + adv
-            terms["domain"] = adv
-            terms["domain_acc"] = ((logits > 0).float() == domain).float().mean()
-            extra, reported = self.target_entropy(f_t, progress)
-            loss = loss + extra
-            terms.update(reported)
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+    def alignment_loss(self, f_s, f_t, progress):
+        feats = reverse_gradient(torch.cat([f_s, f_t]), self.coefficient(progress))
+        domain = torch.cat([torch.zeros(len(f_s)), torch.ones(len(f_t))]).to(f_s.device)
+        logits = self.discriminator(feats)
+        adv = F.binary_cross_entropy_with_logits(logits, domain)
+        return adv, {"domain": adv, "domain_acc": ((logits > 0).float() == domain).float().mean()}
 
 
 @register_adaptation("source_only")

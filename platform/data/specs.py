@@ -71,9 +71,7 @@ def load_windows(catalog: Catalog, dataset: str, spec: WindowSpec | str, *, spli
     """
     spec = get_window_spec(spec) if isinstance(spec, str) else spec
     table = catalog.read(dataset, split=split, columns=spec_columns(spec), filter=domain_filter(spec, domains))
-    if domains and spec.kind != "runs":
-        table = table.filter(pc.is_in(pc.cast(table.column(spec.domain), pa.string()),
-                                      pa.array([str(d) for d in domains])))
+    table = domain_rows(table, spec, domains)
     if table.num_rows == 0:
         raise ValueError(f"no rows in {dataset!r} for split {split!r} and domains {domains}")
     return table_windows(table, spec, last_only=last_only)
@@ -92,6 +90,13 @@ def spec_columns(spec: WindowSpec) -> list[str]:
 def domain_filter(spec: WindowSpec, domains: list[str] | None) -> pc.Expression | None:
     """A pushed-down row filter for ``domains`` (runs only: waveform domains are filtered after reading)."""
     return pc.field(spec.domain).isin(domains) if domains and spec.kind == "runs" else None
+
+
+def domain_rows(table: pa.Table, spec: WindowSpec, domains: list[str] | None) -> pa.Table:
+    """Waveform rows of ``domains`` (runs are filtered while reading, see :func:`domain_filter`)."""
+    if not domains or spec.kind == "runs":
+        return table
+    return table.filter(pc.is_in(pc.cast(table.column(spec.domain), pa.string()), pa.array([str(d) for d in domains])))
 
 
 def row_group_codes(table: pa.Table, spec: WindowSpec) -> pa.Array | None:
@@ -120,16 +125,18 @@ def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
 
 def split_by_asset(windows: Windows, fractions: dict[str, float], seed: int = 0) -> dict[str, Windows]:
     """Splits windows so that each asset lands in exactly one split (shuffled by ``seed``)."""
+    return {name: windows.subset(np.isin(windows.assets, chosen))
+            for name, chosen in deal_assets(np.unique(windows.assets), fractions, seed).items()}
+
+
+def deal_assets(assets: np.ndarray, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
+    """Sorted unique ``assets`` shuffled by ``seed`` and cut into consecutive shares by ``fractions``."""
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
-    assets = np.unique(windows.assets)
+    assets = assets.copy()
     np.random.default_rng(seed).shuffle(assets)
     cuts = np.round(np.cumsum(list(fractions.values())) * len(assets)).astype(int)
-    out, lo = {}, 0
-    for name, hi in zip(fractions, cuts):
-        out[name] = windows.subset(np.isin(windows.assets, assets[lo:hi]))
-        lo = hi
-    return out
+    return {name: assets[lo:hi] for name, lo, hi in zip(fractions, [0, *cuts[:-1]], cuts)}
 
 
 def split_by_time(windows: Windows, fraction: float) -> tuple[Windows, Windows]:

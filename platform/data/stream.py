@@ -20,13 +20,7 @@ import pyarrow.compute as pc
 
 from ..catalog import Catalog
 from .normalize import GroupNormalizer
-from .specs import (
-    WindowSpec,
-    domain_filter,
-    row_group_codes,
-    spec_columns,
-    table_windows,
-)
+from .specs import WindowSpec, deal_assets, domain_filter, domain_rows, row_group_codes, spec_columns, table_windows
 
 
 @dataclass
@@ -49,13 +43,6 @@ def _keys(table: pa.Table | pa.RecordBatch) -> pa.Array:
     return pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
 
 
-def _domain_rows(table: pa.Table, spec: WindowSpec, domains: list[str] | None) -> pa.Table:
-    """Waveform rows of ``domains`` (runs are filtered while reading, see :func:`domain_filter`)."""
-    if not domains or spec.kind == "runs":
-        return table
-    return table.filter(pc.is_in(pc.cast(table.column(spec.domain), pa.string()), pa.array([str(d) for d in domains])))
-
-
 def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str | None,
                  domains: list[str] | None) -> AssetIndex:
     """Counts rows and windows per asset in one pass over the key columns (bounded memory)."""
@@ -66,7 +53,7 @@ def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str
     windows: dict[str, int] = {}
     domain_names, classes = set(), set()
     for batch in catalog.scan(dataset, split, columns=columns, filter=domain_filter(spec, domains)):
-        table = _domain_rows(pa.Table.from_batches([batch]), spec, domains)
+        table = domain_rows(pa.Table.from_batches([batch]), spec, domains)
         if not table.num_rows:
             continue
         n = (pc.list_value_length(table.column("values")).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -93,10 +80,8 @@ def split_keys(index: AssetIndex, val_fraction: float, seed: int) -> tuple[list[
     """Train and validation assets, drawn as :func:`~transferline.data.split_by_asset` draws them
     (same seed, same assets), among the assets that have at least one window."""
     keys = np.array([k for k, w in zip(index.keys, index.windows) if w > 0])
-    order = np.arange(len(keys))
-    np.random.default_rng(seed).shuffle(order)
-    cut = int(np.round((1 - val_fraction) * len(keys)))
-    return sorted(keys[order[:cut]].tolist()), sorted(keys[order[cut:]].tolist())
+    parts = deal_assets(keys, {"train": 1 - val_fraction, "val": val_fraction}, seed)
+    return sorted(parts["train"].tolist()), sorted(parts["val"].tolist())
 
 
 def _read_assets(catalog: Catalog, dataset: str, spec: WindowSpec, split: str | None, domains: list[str] | None,
@@ -105,7 +90,7 @@ def _read_assets(catalog: Catalog, dataset: str, spec: WindowSpec, split: str | 
     wanted = pa.array(keys)
     for batch in catalog.scan(dataset, split, columns=spec_columns(spec), filter=domain_filter(spec, domains),
                               assets=set(keys)):
-        table = _domain_rows(pa.Table.from_batches([batch]), spec, domains)
+        table = domain_rows(pa.Table.from_batches([batch]), spec, domains)
         table = table.filter(pc.is_in(_keys(table), wanted))
         if table.num_rows:
             yield table

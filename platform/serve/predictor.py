@@ -101,17 +101,17 @@ class Predictor:
         ref = f"{name}@{version}" if version is not None else name
         return self.registry.get(ref, stage)
 
-    def load(self, ref: str) -> LoadedModel:
-        """The loaded model for ``name@version`` (loads it, evicting the least recently used).
+    def load(self, ref: str | ModelEntry) -> LoadedModel:
+        """The loaded model for ``name@version`` or an entry (loads it, evicting the least recently used).
 
         Kept per registration (:attr:`ModelEntry.key`), so a re-registered version number is loaded anew.
         """
-        key = self.registry.get(ref).key
-        if key in self._loaded:
-            self._loaded.move_to_end(key)
-            return self._loaded[key]
-        model = load_model(self.registry, ref)
-        self._loaded[model.entry.key] = model
+        entry = ref if isinstance(ref, ModelEntry) else self.registry.get(ref)
+        if entry.key in self._loaded:
+            self._loaded.move_to_end(entry.key)
+            return self._loaded[entry.key]
+        model = load_model(self.registry, entry)
+        self._loaded[entry.key] = model
         while len(self._loaded) > self.max_models:
             self._loaded.popitem(last=False)
         return model
@@ -119,13 +119,13 @@ class Predictor:
     def predict(self, name: str, windows, *, signals=None, groups=None, version=None, stage=None) -> dict:
         entry = self.entry(name, version, stage)
         x, g = validate(entry, windows, signals, groups)
-        model = self.load(entry.ref)
+        model = self.load(entry)
         return response(entry, model.run(model.prepare(x, g)))
 
 
-def load_model(registry: ModelRegistry, ref: str) -> LoadedModel:
+def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     """Loads one registered model's exported artifact and normalization statistics (no caching)."""
-    entry = registry.get(ref)
+    entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     norm = entry.input.get("normalizer")
     return LoadedModel(entry, load_exported(registry.artifact(entry.ref)),
                        np.asarray(norm["mean"]) if norm else None, np.asarray(norm["std"]) if norm else None,

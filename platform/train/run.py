@@ -245,17 +245,18 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         rng = np.random.default_rng(config["seed"])
         dev_sets = (data.source_val.draw(1024, rng), data.target_train.draw(1024, rng))
 
+    def scores(prefix: str, windows: Windows | WindowStream) -> dict:
+        return {f"{prefix}_{k}": v for k, v in task.metrics(*predict_labelled(method, windows, device)).items()}
+
     @dist.same_on_all
     def evaluate() -> dict:
-        out = {f"source_val_{k}": v for k, v in task.metrics(*predict_labelled(method, data.source_val, device)).items()}
+        out = scores("source_val", data.source_val)
         if data.target_val is not None:
-            out.update({f"target_val_{k}": v
-                        for k, v in task.metrics(*predict_labelled(method, data.target_val, device)).items()})
+            out.update(scores("target_val", data.target_val))
         if dev_sets is not None:
             out["source_val_dev_risk"] = _dev(method, encoder, task, *dev_sets, device)
         if config["data"]["test"]["monitor"] and data.test is not None:  # learning curves only, never selection
-            out.update({f"monitor_test_{k}": v
-                        for k, v in task.metrics(*predict_labelled(method, data.test, device)).items()})
+            out.update(scores("monitor_test", data.test))
         return out
 
     higher = task.higher_is_better
@@ -282,7 +283,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
                "resumed_at_epoch": start, "steps_per_epoch": n_steps}
     if data.test is not None:
-        metrics.update({f"test_{k}": v for k, v in task.metrics(*predict_labelled(method, data.test, device)).items()})
+        metrics.update(scores("test", data.test))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
         save_module(run_dir, "model", method, {"encoder": config["encoder"]["name"],
