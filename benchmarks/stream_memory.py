@@ -48,7 +48,10 @@ def limit_memory() -> None:
     held = _vm_data()
     limit = held + int(os.environ["BOUNDED_MEMORY_BUDGET_MB"]) * 2**20
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    Path(os.environ["BOUNDED_MEMORY_LOG"], str(os.getpid())).write_text(str(held))
+    # NOTE: written whole, then renamed: the driver's sampler reads these files while workers start
+    final = Path(os.environ["BOUNDED_MEMORY_LOG"], str(os.getpid()))
+    final.with_suffix(".tmp").write_text(str(held))
+    os.replace(final.with_suffix(".tmp"), final)
 
 
 def _vm_data() -> int:
