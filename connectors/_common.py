@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferline.errors import DataError
+from transferline.errors import DataError, shorten
 
 READER_VERSION = 1
 
@@ -71,7 +71,7 @@ def _locate_bad_line(path: Path, names: list[str]) -> None:
                 try:
                     float(text)
                 except ValueError:
-                    raise DataError(f"not a number: {text!r}", file=str(path), row=lineno, field=name) from None
+                    raise DataError(f"not a number: {shorten(text)}", file=str(path), row=lineno, field=name) from None
 
 
 def constant(value, n: int, typ):

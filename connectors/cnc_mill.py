@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
-from transferline.errors import DataError
+from transferline.errors import DataError, shorten
 
 from ._common import constant, digest, require_dir
 
@@ -52,7 +52,7 @@ def _load(path: Path, plant: str) -> pa.Table:
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"not a finite number: {frame[col].iloc[row]!r}", file=str(path), row=row + 2, field=col)
+            raise DataError(f"not a finite number: {shorten(frame[col].iloc[row])}", file=str(path), row=row + 2, field=col)
         frame[col] = values
     n = len(frame)
     number = _FILE.match(path.name).group(1)

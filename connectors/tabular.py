@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
 from transferline.catalog.schemas import TIMESTAMP
-from transferline.errors import DataError, TransferlineError
+from transferline.errors import DataError, TransferlineError, shorten
 
 from ._common import digest
 
@@ -45,7 +45,7 @@ class ColumnMapping:
 
     def __post_init__(self) -> None:
         if self.layout not in ("wide", "long"):
-            raise ValueError(f"layout must be 'wide' or 'long', not {self.layout!r}")
+            raise TransferlineError(f"--layout: 'wide' or 'long', not {shorten(self.layout)}")
 
 
 def read_csv(src: str | Path, **mapping) -> IngestPlan:
@@ -141,9 +141,18 @@ def _load(path: Path, mapping: ColumnMapping, fmt: str) -> pa.Table:
 
 
 def _is_numeric(series: pd.Series) -> bool:
+    """Whether an unmapped column holds a signal: most of its values read as numbers.
+
+    # NOTE: a signal with a few bad values (text, blanks) is still a signal, wherever the bad
+    # values are, and :func:`_numbers` then names the first one; only a column that is mostly
+    # text (ids, comments) is left out.
+    """
     if pd.api.types.is_numeric_dtype(series):
         return True
-    return bool(len(series)) and pd.to_numeric(series.head(100), errors="coerce").notna().all()
+    if not len(series):
+        return False
+    parsed = pd.to_numeric(series, errors="coerce")
+    return bool(parsed.notna().mean() > 0.5)
 
 
 def _numbers(frame: pd.DataFrame, col: str, path: Path, first: int, finite: bool = True) -> np.ndarray:
@@ -154,7 +163,7 @@ def _numbers(frame: pd.DataFrame, col: str, path: Path, first: int, finite: bool
         bad &= raw.astype(str).str.lower().str.strip() != "nan"
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"not a finite number: {raw.iloc[row]!r}", file=str(path), row=row + first, field=col)
+        raise DataError(f"not a finite number: {shorten(raw.iloc[row])}", file=str(path), row=row + first, field=col)
     return values
 
 
@@ -173,7 +182,7 @@ def _times(frame: pd.DataFrame, col: str, path: Path, first: int) -> pa.Array:
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"not a timestamp: {frame[col].iloc[row]!r}", file=str(path), row=row + first, field=col)
+        raise DataError(f"not a timestamp: {shorten(frame[col].iloc[row])}", file=str(path), row=row + first, field=col)
     return pa.array(parsed.dt.as_unit("us"), TIMESTAMP)
 
 

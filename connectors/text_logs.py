@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
 from transferline.catalog.schemas import TIMESTAMP
-from transferline.errors import DataError
+from transferline.errors import DataError, shorten
 
 from ._common import digest
 
@@ -80,7 +80,7 @@ def _load(path: Path, jsonl: bool, *, text_col, id_col, time_col, label_col, lab
         parsed = pd.to_datetime(frame[time_col], utc=True, errors="coerce", format="mixed")
         if parsed.isna().any():
             row = int(parsed.isna().to_numpy().argmax())
-            raise DataError(f"not a timestamp: {frame[time_col].iloc[row]!r}", file=str(path), row=row + first,
+            raise DataError(f"not a timestamp: {shorten(frame[time_col].iloc[row])}", file=str(path), row=row + first,
                             field=time_col)
         ts = pa.array(parsed.dt.as_unit("us"), TIMESTAMP)
     return pa.table({

@@ -7,15 +7,24 @@ import os
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Joins the running Ray of this process, the cluster at ``address`` or $RAY_ADDRESS, or starts a
-    fresh embedded local Ray on loopback. A driver joining a cluster on 127.0.0.1 stays on loopback."""
+    fresh embedded local Ray on loopback. A driver joining a cluster on 127.0.0.1 stays on loopback.
+
+    An embedded Ray listens on 127.0.0.1 only (GCS, raylet, workers, agents; no metrics endpoints):
+    nothing of it is reachable from another machine. A cluster's operator decides its own binding.
+    """
+    # NOTE: Ray takes its node address from the machine's outward interface unless this is off, and
+    # every server then listens there or on all interfaces; with it off, on 127.0.0.1 only. Ray reads
+    # it when imported, so it is also set on the already imported module below.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    # NOTE: keep a local driver on loopback rather than the machine's eth0 address.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if not address:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         # NOTE: an embedded Ray has no dashboard to read metrics, and collecting them anyway slowed
         # training in the worker on 2 cores. The embedded Ray's processes inherit these settings.
         os.environ.setdefault("RAY_enable_metrics_collection", "0")

@@ -99,6 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("progress=false")
     config = load_config(args.config, overrides)
     config["run_dir"] = args.run_dir or config.get("run_dir") or f"runs/{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from .train.checkpoint import check_run_dir
+    from .train.run import run_inputs
+
+    check_run_dir(config["run_dir"], run_inputs(config))  # before any work: refused folders exit 2 at once
 
     def report(record: dict) -> None:
         shown = {k: v for k, v in record.items() if k not in ("epoch", "seconds", "best")}
@@ -164,8 +168,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         names = catalog.names()
         if not names:
             print(f"no datasets in {catalog.root}")
+
         for name in names:
-            m = catalog.manifest(name)
+            try:
+                m = catalog.manifest(name)
+            except TransferlineError as exc:
+
+                print(f"{name:24s} DAMAGED: {one_line(str(exc), 200)}")
+                continue
             print(f"{name:24s} {m.kind:10s} {sum(m.rows.values()):>12,} rows {m.bytes / 1e6:9.2f} MB  {m.updated}")
         return 0
     if args.action == "delete":
@@ -191,6 +201,12 @@ def format_manifest(m) -> str:
     return "\n".join(lines)
 
 
+def one_line(message: str, limit: int = 600) -> str:
+    """An error message as one line of at most about ``limit`` characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else f"{text[: limit - 40]} ... ({len(text):,} characters in all)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from transferline.connectors.opcua import _cli as opcua_cli
 
@@ -200,13 +216,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return opcua_cli.run_ingest(argv[1], argv[2:])
         from .serve import _cli as serve_cli
 
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command in ("pretrain", "transfer") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra  # key=value overrides on both sides of an option
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train,
                    "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict}[args.command]
         return handler(args)
     except TransferlineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # bad input met below the CLI's own checks
+        if os.environ.get("TRANSFERLINE_DEBUG"):
+            raise
+        print(f"error: {one_line(str(exc)) or type(exc).__name__} (TRANSFERLINE_DEBUG=1 shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

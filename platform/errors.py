@@ -32,3 +32,9 @@ class DataError(TransferlineError):
 
 class CatalogError(TransferlineError):
     """A catalog operation that cannot be done (unknown dataset, kind mismatch, changed source)."""
+
+
+def shorten(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (a 50 MB CSV field is never echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-8:]} ({len(text):,} chars)"

@@ -95,7 +95,15 @@ class Manifest:
 
     @classmethod
     def load(cls, directory: Path) -> "Manifest":
-        return cls.from_dict(json.loads((directory / MANIFEST_NAME).read_text()))
+        """Reads ``directory/manifest.json``; a damaged one raises CatalogError naming the file."""
+        from ..errors import CatalogError
+
+        path = directory / MANIFEST_NAME
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # bad JSON, or fields of the wrong shape
+            raise CatalogError(f"damaged manifest {path} ({type(exc).__name__}: {str(exc)[:120]}); delete the "
+                               "dataset and ingest it again") from None
 
 
 def now_iso() -> str:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._fs import check_name, exclusive_lock
+from .._fs import check_name, exclusive_lock, inside, pending_swaps, recover_swap, staging, swap_in, sweep_staging
 from ..errors import CatalogError, DataError
 from ._manifest import FileEntry, Manifest, SourceEntry, now_iso, write_json_atomic
 from ._validate import validate_table
@@ -80,6 +80,21 @@ class Catalog:
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = resolve_root(root)
+        self.recover()
+
+    def recover(self) -> dict[str, str]:
+        """Completes or rolls back a ``replace`` that a crash interrupted, and removes the staging
+        folders of processes that died; returns what it did per dataset or folder."""
+        done = {}
+        tmp = self.root / ".tmp"
+        for swap in pending_swaps(tmp):
+            name = Path(swap["target"]).name
+            with self._lock(name):
+                if Path(swap["journal"]).is_file():
+                    done[name] = recover_swap(swap, "manifest.json")
+        for folder in sweep_staging(tmp):
+            done[folder] = "removed"
+        return done
 
     # -- reading -------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -87,19 +102,27 @@ class Catalog:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / "manifest.json").is_file())
 
+    def path(self, name: str) -> Path:
+        """The folder of dataset ``name``, after checking the name (it cannot leave the catalog)."""
+        check_name(name, "dataset", CatalogError)
+        try:
+            return inside(self.root, name)
+        except ValueError:
+            raise CatalogError(f"dataset name {name!r} leads outside the catalog") from None
+
     def exists(self, name: str) -> bool:
-        return (self.root / name / "manifest.json").is_file()
+        return (self.path(name) / "manifest.json").is_file()
 
     def manifest(self, name: str) -> Manifest:
         if not self.exists(name):
             known = ", ".join(self.names()) or "none"
             raise CatalogError(f"no dataset {name!r} in catalog {self.root} (datasets: {known})")
-        return Manifest.load(self.root / name)
+        return Manifest.load(self.path(name))
 
     def files(self, name: str, split: str | None = None) -> list[Path]:
         """Absolute paths of the dataset's Parquet files, optionally of one split."""
         m = self.manifest(name)
-        return [self.root / name / f.path for f in m.files if split is None or f.split == split]
+        return [self.path(name) / f.path for f in m.files if split is None or f.split == split]
 
     def read(self, name: str, split: str | None = None, columns: list[str] | None = None,
              filter: pc.Expression | None = None) -> pa.Table:
@@ -129,7 +152,7 @@ class Catalog:
         entries = [f for f in self.manifest(name).files if split is None or f.split == split]
         if assets is not None:
             entries = [f for f in entries if assets.intersection(f.assets)]
-        files = [str(self.root / name / f.path) for f in entries]
+        files = [str(self.path(name) / f.path) for f in entries]
         if files:
             yield from ds.dataset(files, format="parquet").to_batches(columns=columns, filter=filter,
                                                                        batch_size=batch_rows)
@@ -143,7 +166,7 @@ class Catalog:
         source changes nothing. New parts need ``append`` when the dataset exists; a part whose
         key exists with another digest (the source changed) needs ``replace``.
         """
-        check_name(name, "dataset", CatalogError)
+        self.path(name)
         kind = get_kind(plan.kind)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock(name):
@@ -167,8 +190,7 @@ class Catalog:
                                    "or --replace to rebuild")
             if not todo:
                 raise DataError("the source holds nothing to ingest", file=plan.source)
-            stage = self.root / ".tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
-            try:
+            with staging(self.root / ".tmp", name) as stage:
                 manifest = old or Manifest(name=name, kind=plan.kind, schema_version=SCHEMA_VERSION,
                                            source=plan.source, reader=plan.reader, roles=plan.roles,
                                            domain_columns=plan.domain_columns, created=now_iso(),
@@ -187,7 +209,7 @@ class Catalog:
                 if old is None:
                     status = "replaced" if self.exists(name) else "created"
                     manifest.save(stage)
-                    self._swap_in(stage, name)
+                    swap_in(stage, self.path(name), self.root / ".tmp")
                 else:
                     for f in new_files:  # rename into place; invisible until the manifest names them
                         dest = self.root / name / f.path
@@ -195,8 +217,6 @@ class Catalog:
                         os.replace(stage / f.path, dest)
                     manifest.save(self.root / name)
                     status = "appended"
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
             return IngestResult(status, manifest, new_rows)
 
     def compact(self, name: str, *, merge_sources: str | None = None, min_files: int = 2) -> int:
@@ -207,6 +227,7 @@ class Catalog:
         Sources keep their keys (so re-ingesting a file is still recognised), except those whose
         key starts with ``merge_sources`` (e.g. a live capture's per-flush parts), which become one.
         """
+        self.path(name)
         with self._lock(name):
             manifest = Manifest.load(self.root / name)
             groups: dict[str, list[FileEntry]] = {}
@@ -218,8 +239,7 @@ class Catalog:
             tag = uuid.uuid4().hex[:12]
             replaced: dict[str, str] = {}
             new_entries = []
-            stage = self.root / ".tmp" / f"compact-{name}-{tag}"
-            try:
+            with staging(self.root / ".tmp", f"compact-{name}") as stage:
                 for folder, entries in todo.items():
                     table = pa.concat_tables([pq.read_table(self.root / name / e.path) for e in entries])
                     rel = Path(folder, f"part-compact-{tag}.parquet")
@@ -232,8 +252,6 @@ class Catalog:
                     replaced.update({e.path: str(rel) for e in entries})
                 for entry in new_entries:
                     os.replace(stage / entry.path, self.root / name / entry.path)
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
             manifest.files = [f for f in manifest.files if f.path not in replaced] + new_entries
             sources = []
             merged = [s for s in manifest.sources if merge_sources and s.key.startswith(merge_sources)]
@@ -274,24 +292,16 @@ class Catalog:
         write_json_atomic(path, keep)
 
     def delete(self, name: str) -> None:
-        self.manifest(name)
+        folder = self.path(name)
+        if not folder.is_dir():
+            self.manifest(name)  # raises: no such dataset
         with self._lock(name):
             trash = self.root / ".tmp" / f"deleted-{name}-{uuid.uuid4().hex[:8]}"
             trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(self.root / name, trash)
+            os.rename(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
 
     # -- internals -----------------------------------------------------------------------------
-    def _swap_in(self, stage: Path, name: str) -> None:
-        target = self.root / name
-        if target.exists():
-            trash = self.root / ".tmp" / f"replaced-{name}-{uuid.uuid4().hex[:8]}"
-            os.rename(target, trash)
-            os.rename(stage, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(stage, target)
-
     def _lock(self, name: str):
         return exclusive_lock(self.root / ".locks" / f"{name}.lock")
 

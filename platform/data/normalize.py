@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .preprocess import standardize
 from .windows import Windows
 
 
@@ -30,12 +31,9 @@ class GroupNormalizer:
 
     def transform(self, windows: Windows) -> Windows:
         """A copy of ``windows`` with standardized values; unseen groups use the global stats."""
-        groups = windows.row_groups if windows.row_groups is not None else np.zeros(windows.values.shape[1], np.int64)
-        known = np.asarray(self.groups[:-1], np.int64)
-        pos = np.minimum(np.searchsorted(known, groups), max(len(known) - 1, 0))
-        rows = np.where(known[pos] == groups, pos, len(self.groups) - 1) if len(known) else np.zeros_like(groups)
-        values = (windows.values.astype(np.float64) - self.mean[rows].T) / self.std[rows].T
-        return replace(windows, values=values.astype(np.float32))
+        values = standardize(windows.values, "group", mean=self.mean, std=self.std,
+                             known=np.asarray(self.groups[:-1], np.int64), groups=windows.row_groups)
+        return replace(windows, values=values)
 
     def to_dict(self) -> dict:
         return {"groups": self.groups, "mean": self.mean.tolist(), "std": self.std.tolist()}

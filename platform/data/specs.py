@@ -120,7 +120,8 @@ def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
         table = table.append_column("_group", groups)
     return run_windows(table, features=list(spec.features), length=spec.length, stride=spec.stride,
                        label=spec.label, label_cap=spec.label_cap, domain=spec.domain, last_only=last_only,
-                       classes=classes, row_group="_group" if groups is not None else None)
+                       classes=classes, row_group="_group" if groups is not None else None,
+                       per_window_norm=spec.normalize == "window")
 
 
 def split_by_asset(windows: Windows, fractions: dict[str, float], seed: int = 0) -> dict[str, Windows]:

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .preprocess import standardize
+
 
 @dataclass
 class Windows:
@@ -47,7 +49,7 @@ class Windows:
         rows = np.maximum(ends[:, None] - self.length + np.arange(self.length)[None, :], starts[:, None])
         x = self.values[:, rows].transpose(1, 0, 2)  # [B, C, L]
         if self.per_window_norm:
-            x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6)
+            return standardize(x, "window")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
@@ -101,7 +103,7 @@ def codes(values: pa.ChunkedArray | np.ndarray) -> tuple[np.ndarray, list[str]]:
 def run_windows(table: pa.Table, *, features: list[str], length: int, stride: int = 1, label: str | None = None,
                 label_cap: float | None = None, domain: str = "plant", last_only: bool = False,
                 classes: list[str] | None = None, pad_short: bool = False,
-                row_group: str | None = None) -> Windows:
+                row_group: str | None = None, per_window_norm: bool = False) -> Windows:
     """Windows over a ``runs`` table, one asset after another in step order.
 
     Args:
@@ -116,6 +118,7 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
         classes: class names, in id order, for a text label (default: sorted distinct values).
         pad_short: keep assets shorter than ``length`` by left-padding (always on with ``last_only``).
         row_group: integer column naming each row's normalization group (e.g. operating condition).
+        per_window_norm: standardize each window on its own when it is read (``normalize: window``).
     """
     missing = [c for c in [*features, "plant", "asset", "step", domain, label] if c and c not in table.column_names]
     if missing:
@@ -154,7 +157,8 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
     return Windows(values=values, length=length, ends=ends, asset_starts=asset_starts, labels=labels,
                    domains=dom_codes[ends - 1], assets=asset_codes[ends - 1], domain_names=dom_names,
                    asset_names=asset_names, channels=list(features), task_type=task_type, classes=class_names,
-                   row_groups=table.column(row_group).to_numpy().astype(np.int64) if row_group else None)
+                   row_groups=table.column(row_group).to_numpy().astype(np.int64) if row_group else None,
+                   per_window_norm=per_window_norm)
 
 
 def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None, label: str = "label_id",

@@ -22,12 +22,18 @@ def describe_run(run_dir: Path, out: Path) -> dict:
 
     from ..data import get_window_spec
 
-    for fname in ("model.safetensors", "model.json", "config.yaml"):
+    for fname in ("model.safetensors", "model.json", "config.yaml", "metrics.json"):
         if not (run_dir / fname).is_file():
             raise TransferlineError(f"{run_dir} is not a finished transfer run: no {fname}")
-    meta = json.loads((run_dir / "model.json").read_text())
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    try:
+        meta = json.loads((run_dir / "model.json").read_text())
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (ValueError, yaml.YAMLError) as exc:
+        raise TransferlineError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not metrics.get("epochs_run") and not metrics.get("resumed_at_epoch"):
+        raise TransferlineError(f"{run_dir} trained no step (epochs_run {metrics.get('epochs_run')}); its weights are "
+                                "untrained and cannot be registered")
     shutil.copyfile(run_dir / "model.safetensors", out / "model.safetensors")
     shutil.copyfile(run_dir / "model.json", out / "model.json")
     model = build_inference_model(meta, load_file(str(out / "model.safetensors")))

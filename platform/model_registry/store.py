@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .._fs import check_name, exclusive_lock
+from .._fs import check_name, exclusive_lock, inside, staging, sweep_staging
 from ..catalog._manifest import write_json_atomic
-from ..errors import TransferlineError
+from ..errors import TransferlineError, shorten
 
 DEFAULT_ROOT = "transferline-models"
 ENV_ROOT = "TRANSFERLINE_MODELS"
@@ -34,7 +34,18 @@ _FILES = ("model.safetensors", "model.json", "model.ts")
 
 
 class RegistryError(TransferlineError):
-    """An unknown model, version or stage, or a run that cannot be registered."""
+    """An unknown model, version or stage, or a run that cannot be registered.
+
+    ``public`` is what a server may tell a client: it names no path and no other model.
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
+
+
+class IntegrityError(RegistryError):
+    """A registered model whose files no longer match the content hash recorded at registration."""
 
 
 @dataclass
@@ -83,39 +94,49 @@ class ModelRegistry:
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = resolve_models_root(root)
         self._entries: dict[tuple[str, int, int], ModelEntry] = {}  # keyed by entry.json's mtime too
+        sweep_staging(self.root / ".tmp")  # registrations and deletions of processes that died
+
+    def folder(self, name: str) -> Path:
+        """The folder of model ``name``, after checking the name (it cannot leave the registry)."""
+        check_name(name, "model", RegistryError)
+        try:
+            return inside(self.root, name)
+        except ValueError:
+            raise RegistryError(f"model name {name!r} leads outside the registry") from None
 
     # -- reading -------------------------------------------------------------------------------
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and self.versions(p.name))
+        return sorted(p.name for p in self.root.iterdir() if _is_name(p.name) and self.versions(p.name))
 
     def versions(self, name: str) -> list[int]:
-        folder = self.root / name
+        folder = self.folder(name)
         if not folder.is_dir():
             return []
         return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "entry.json").is_file())
 
     def stages(self, name: str) -> dict[str, int]:
-        path = self.root / name / "stages.json"
+        path = self.folder(name) / "stages.json"
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def resolve(self, ref: str, stage: str | None = None) -> tuple[str, int]:
         """``name``, ``name@3`` or ``name@production`` (or ``stage=``) → (name, version); latest by default."""
         name, _, which = ref.partition("@")
         which = which or stage or ""
+        number = which.isascii() and which.isdigit()
+        if which and which != "latest" and not number and which not in STAGES:
+            raise RegistryError(f"{shorten(which)} is neither a version number nor a stage ({', '.join(STAGES)})")
         versions = self.versions(name)
         if not versions:
             known = ", ".join(self.names()) or "none"
-            raise RegistryError(f"no model {name!r} in {self.root} (models: {known})")
+            raise RegistryError(f"no model {name!r} in {self.root} (models: {known})", f"no model {name!r}")
         if not which or which == "latest":
             return name, versions[-1]
-        if which.isdigit():
+        if number:
             if int(which) not in versions:
                 raise RegistryError(f"model {name!r} has no version {which} (versions: {versions})")
             return name, int(which)
-        if which not in STAGES:
-            raise RegistryError(f"{which!r} is neither a version nor a stage ({', '.join(STAGES)})")
         stages = self.stages(name)
         if which not in stages:
             raise RegistryError(f"model {name!r} has no {which} version (stages: {stages or 'none'})")
@@ -130,7 +151,20 @@ class ModelRegistry:
         return self._entries[key]
 
     def path(self, name: str, version: int) -> Path:
-        return self.root / name / str(version)
+        return self.folder(name) / str(int(version))
+
+    def verify(self, entry: ModelEntry) -> None:
+        """Raises :class:`IntegrityError` unless the version's files still hash to the content hash
+        recorded when it was registered (a file swapped or damaged on disk is never served)."""
+        folder = self.path(entry.name, entry.version)
+        try:
+            digest = _digest(folder, entry.files)
+        except OSError as exc:
+            digest = f"unreadable ({exc.strerror})"
+        if digest != entry.content_hash:
+            raise IntegrityError(f"model {entry.ref}: the files in {folder} do not match the content hash recorded at "
+                                 f"registration ({entry.content_hash[:12]}, now {digest[:12]}); register the run again",
+                                 f"model {entry.ref} failed its integrity check: its files changed after registration")
 
     def artifact(self, ref: str, stage: str | None = None) -> Path:
         """The exported TorchScript file of a model version."""
@@ -143,26 +177,19 @@ class ModelRegistry:
         """Registers a transfer run directory as the next version of ``name`` (atomically)."""
         from ._describe import describe_run
 
-        check_name(name, "model", RegistryError)
+        folder = self.folder(name)
         run_dir = Path(run_dir)
         self.root.mkdir(parents=True, exist_ok=True)
-        stage_dir = self.root / ".tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
-        stage_dir.mkdir(parents=True)
-        try:
+        with staging(self.root / ".tmp", name) as stage_dir:
             description = describe_run(run_dir, stage_dir)
-            digest = hashlib.sha256()
-            for fname in _FILES:
-                digest.update((stage_dir / fname).read_bytes())
-            (self.root / name).mkdir(exist_ok=True)
-            with exclusive_lock(self.root / name / ".lock"):
+            folder.mkdir(exist_ok=True)
+            with exclusive_lock(folder / ".lock"):
                 version = (self.versions(name) or [0])[-1] + 1
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
-                    timespec="seconds"), content_hash=digest.hexdigest(), **description)
+                    timespec="seconds"), content_hash=_digest(stage_dir, _FILES), **description)
                 entry.lineage.update(lineage or {})
                 write_json_atomic(stage_dir / "entry.json", entry.to_dict())
                 os.rename(stage_dir, self.path(name, version))
-        finally:
-            shutil.rmtree(stage_dir, ignore_errors=True)
         if stage:
             self.promote(entry.ref, stage)
         return entry
@@ -172,9 +199,9 @@ class ModelRegistry:
         if stage not in STAGES:
             raise RegistryError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
         name, version = self.resolve(ref)
-        with exclusive_lock(self.root / name / ".lock"):
+        with exclusive_lock(self.folder(name) / ".lock"):
             stages = {**self.stages(name), stage: version}
-            write_json_atomic(self.root / name / "stages.json", stages)
+            write_json_atomic(self.folder(name) / "stages.json", stages)
         return stages
 
     def delete(self, ref: str) -> None:
@@ -182,14 +209,30 @@ class ModelRegistry:
         name, _, which = ref.partition("@")
         targets = [self.resolve(ref)[1]] if which else self.versions(name)
         if not targets:
-            raise RegistryError(f"no model {name!r} in {self.root}")
-        with exclusive_lock(self.root / name / ".lock"):
+            raise RegistryError(f"no model {name!r} in {self.root}", f"no model {name!r}")
+        folder = self.folder(name)
+        with exclusive_lock(folder / ".lock"):
             for version in targets:
                 trash = self.root / ".tmp" / f"deleted-{name}-{version}-{uuid.uuid4().hex[:6]}"
                 trash.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(self.path(name, version), trash)
                 shutil.rmtree(trash, ignore_errors=True)
             stages = {k: v for k, v in self.stages(name).items() if v not in targets}
-            write_json_atomic(self.root / name / "stages.json", stages)
+            write_json_atomic(folder / "stages.json", stages)
         if not self.versions(name):
-            shutil.rmtree(self.root / name, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _digest(folder: Path, files) -> str:
+    digest = hashlib.sha256()
+    for fname in files:
+        digest.update((folder / fname).read_bytes())
+    return digest.hexdigest()
+
+
+def _is_name(name: str) -> bool:
+    try:
+        check_name(name, "model", RegistryError)
+        return True
+    except RegistryError:
+        return False

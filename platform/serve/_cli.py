@@ -39,6 +39,8 @@ def add_parsers(sub) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--replicas", type=int, default=1, help="model-server replicas")
     serve.add_argument("--no-batching", action="store_true")
+    serve.add_argument("--open-docs", action="store_true",
+                       help="with TRANSFERLINE_API_KEY set, still answer /docs and /openapi.json without the key")
     _root_arg(serve)
 
     predict = sub.add_parser("predict", help="predict with a registered model (locally, or over HTTP with --url)")
@@ -81,17 +83,26 @@ def run_serve(args) -> int:
     import signal
     import threading
 
-    from ray import serve
+    from ..errors import TransferlineError
+    from .app import OPEN_DOCS_ENV, application
+    from .runtime import check_port_free, start
 
-    from .app import application
-    from .runtime import start
-
+    check_port_free(args.host, args.port)
+    if args.open_docs:
+        os.environ[OPEN_DOCS_ENV] = "1"  # the replicas inherit it
     done = threading.Event()
+    stops = (signal.SIGINT, signal.SIGTERM)
 
     def on_signal(*_) -> None:
         done.set()
 
-    signal.signal(signal.SIGINT, on_signal)
+    def take_signals() -> None:
+        for sig in stops:
+            signal.signal(sig, on_signal)
+
+    take_signals()
+    from ray import serve
+
     try:
         start(args.host, args.port)
         serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
@@ -99,14 +110,18 @@ def run_serve(args) -> int:
         print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
               "(docs at /docs); Ctrl-C stops", flush=True)
         while not done.is_set():
-            # NOTE: Ray's core worker installs its own signal handlers after start-up; take SIGINT back
-            # every second so that Ctrl-C always stops the server cleanly. (SIGTERM stays Ray's: it
-            # ends the process without Serve's shutdown.)
-            signal.signal(signal.SIGINT, on_signal)
+            # NOTE: Ray's core worker installs its own signal handlers after start-up (its SIGTERM
+            # handler ends the process without Serve's shutdown); take both back every second so that
+            # Ctrl-C and SIGTERM always stop the server cleanly.
+            take_signals()
             done.wait(1.0)
     except KeyboardInterrupt:
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    except OSError as exc:
+        raise TransferlineError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    for sig in stops:  # a second signal must not cut the shutdown short
+        signal.signal(sig, signal.SIG_IGN)
+
     def shutdown() -> None:
         with contextlib.suppress(Exception):
             serve.shutdown()
@@ -128,11 +143,13 @@ def run_predict(args) -> int:
         body = json.loads(args.input.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise TransferlineError(f"--input {args.input}: {exc}") from None
+    if not isinstance(body, dict):
+        raise TransferlineError(f"--input {args.input}: expected a JSON object with \"windows\"")
     if args.url:
         import httpx
 
         name, _, which = args.ref.partition("@")
-        params = {"version": which} if which.isdigit() else {"stage": which} if which else {}
+        params = {"version": which} if which.isascii() and which.isdigit() else {"stage": which} if which else {}
         reply = httpx.post(f"{args.url.rstrip('/')}/v1/models/{name}/predict", json=body, params=params, timeout=60)
         if reply.status_code != 200:
             raise TransferlineError(f"{reply.status_code}: {reply.text}")
@@ -153,9 +170,9 @@ def run_predict(args) -> int:
 
 def _version(ref: str) -> int | None:
     which = ref.partition("@")[2]
-    return int(which) if which.isdigit() else None
+    return int(which) if which.isascii() and which.isdigit() else None
 
 
 def _stage(ref: str) -> str | None:
     which = ref.partition("@")[2]
-    return which if which and not which.isdigit() else None
+    return which if which and _version(ref) is None else None

@@ -13,50 +13,87 @@ loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.b
 
 # NOTE: no `from __future__ import annotations` here: FastAPI must resolve the request model's
 # annotation at runtime, and Serve's ingress re-creates the methods outside this module's globals.
+import json
 import os
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException
 from ray import serve
 
-from ..model_registry import ModelRegistry, RegistryError
-from .predictor import RequestError, load_model, response, validate
+from .._fs import check_name
+from ..model_registry import STAGES, IntegrityError, ModelRegistry, RegistryError
+from .predictor import PredictRequest, RequestError, load_model, response, validate
 
 API_KEY_ENV = "TRANSFERLINE_API_KEY"
+OPEN_DOCS_ENV = "TRANSFERLINE_OPEN_DOCS"  # "1": /docs and /openapi.json answer without the key
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MODELS_PER_REPLICA = 8  # loaded models each replica keeps (LRU, by @serve.multiplexed)
-
-
-class PredictRequest(BaseModel):
-    windows: list[list[list[float]]] = Field(description="[batch][time][signal] raw sensor values")
-    signals: list[str] | None = Field(None, description="signal names in column order (checked against the model)")
-    groups: list[list[int]] | None = Field(None, description="[batch][time] normalization group, e.g. "
-                                                             "operating condition round(setting_1)")
+PUBLIC_PATHS = ("/healthz",)
+DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 def _unprocessable(exc: RequestError) -> HTTPException:
     return HTTPException(422, detail=[{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
 
 
-def build_api(models_root: str | None) -> FastAPI:
+class Limits:
+    """ASGI middleware: the API key (when ``TRANSFERLINE_API_KEY`` is set: every path but
+    ``/healthz``, the docs too unless ``TRANSFERLINE_OPEN_DOCS=1``), then the body limit on the bytes
+    actually received, chunked bodies included, before anything parses them."""
+
+    def __init__(self, app, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        key, path = os.environ.get(API_KEY_ENV), scope.get("path", "")
+        open_docs = os.environ.get(OPEN_DOCS_ENV) == "1" and path in DOC_PATHS
+        if key and path not in PUBLIC_PATHS and not open_docs and headers.get("x-api-key") != key:
+            return await _reply(send, 401, "missing or wrong x-api-key")
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await _reply(send, 413, f"request body over {self.max_body} bytes")
+        body, more = [], True
+        size = 0
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return await _reply(send, 413, f"request body over {self.max_body} bytes")
+            body.append(chunk)
+            more = message.get("more_body", False)
+        whole, sent = b"".join(body), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _reply(send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def build_api() -> FastAPI:
     api = FastAPI(title="transferline", description="Predictions from registered transferline models.")
-
-    @api.middleware("http")
-    async def limits(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and int(size) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-        key = os.environ.get(API_KEY_ENV)
-        if key and request.url.path.startswith("/v1/") and request.headers.get("x-api-key") != key:
-            return JSONResponse({"detail": "missing or wrong x-api-key"}, status_code=401)
-        return await call_next(request)
-
+    api.add_middleware(Limits)
     return api
 
 
-api = build_api(None)
+api = build_api()
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -109,16 +146,25 @@ class ModelServer:
     async def predict(self, name: str, body: PredictRequest, version: int | None = None,
                       stage: str | None = None) -> dict:
         try:
+            check_name(name, "model", RegistryError)
+        except RegistryError as exc:
+            raise _unprocessable(RequestError(["path", "name"], str(exc))) from None
+        if stage is not None and stage not in STAGES:
+            raise _unprocessable(RequestError(["query", "stage"], f"one of {', '.join(STAGES)}"))
+        try:
             entry = self.registry.get(f"{name}@{version}" if version is not None else name, stage)
         except RegistryError as exc:
-            raise HTTPException(404, detail=str(exc)) from None
+            raise HTTPException(404, detail=exc.public) from None
         try:
-            windows, groups = validate(entry, body.windows, body.signals, body.groups)
+            windows, groups = validate(entry, body)
         except RequestError as exc:
             raise _unprocessable(exc) from None
+        try:
+            model = await self.get_model(entry.key)  # loaded (and its files checked) here, per request
+        except IntegrityError as exc:
+            raise HTTPException(409, detail=exc.public) from None
         if self.batching:
             return await self.predict_batch((entry.key, windows, groups))
-        model = await self.get_model(entry.key)
         return response(entry, model.run(model.prepare(windows, groups)))
 
 

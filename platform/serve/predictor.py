@@ -10,9 +10,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..data.preprocess import standardize
 from ..errors import TransferlineError
 from ..model_registry import ModelEntry, ModelRegistry, load_exported
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class RequestError(TransferlineError):
@@ -23,33 +27,43 @@ class RequestError(TransferlineError):
         super().__init__(f"{'.'.join(map(str, loc))}: {message}")
 
 
+class PredictRequest(BaseModel):
+    """``POST /v1/models/{name}/predict``'s body, validated strictly: numbers must be JSON numbers
+    (no booleans, no numeric strings), group ids JSON integers, and no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    windows: list[list[list[float]]] = Field(description="[batch][time][signal] raw sensor values")
+    signals: list[str] | None = Field(None, description="signal names in column order (checked against the model)")
+    groups: list[list[int]] | None = Field(None, description="[batch][time] normalization group, e.g. "
+                                                             "operating condition round(setting_1)")
+
+
+def parse_request(body) -> PredictRequest:
+    """A decoded JSON body → :class:`PredictRequest`; raises :class:`RequestError` naming the first bad field."""
+    try:
+        return PredictRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise RequestError(["body", *first["loc"]], first["msg"]) from None
+
+
 @dataclass
 class LoadedModel:
     entry: ModelEntry
     module: object  # torch.jit.ScriptModule
-    mean: np.ndarray | None  # [G, C]
+    mean: np.ndarray | None  # [G + 1, C]; the last row holds the global statistics
     std: np.ndarray | None
-    groups: np.ndarray | None  # known group ids (the last row of mean/std is the global fallback)
+    groups: np.ndarray | None  # the group ids of mean/std's first G rows, sorted
 
     @property
     def ref(self) -> str:
         return self.entry.ref
 
     def prepare(self, windows: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-        """Raw windows ``[B, T, C]`` → normalized model input ``[B, C, T]`` (float32)."""
-        spec = self.entry.input
-        x = windows.astype(np.float64)
-        if spec["normalize"] == "window":
-            x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-6)
-        elif self.mean is not None:
-            if groups is None:
-                rows = np.full(x.shape[:2], len(self.mean) - 1)
-            else:
-                pos = np.minimum(np.searchsorted(self.groups, groups), max(len(self.groups) - 1, 0))
-                rows = np.where(self.groups[pos] == groups, pos, len(self.mean) - 1) if len(self.groups) else \
-                    np.zeros_like(groups)
-            x = (x - self.mean[rows]) / self.std[rows]
-        return np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32)
+        """Raw windows ``[B, T, C]`` → model input ``[B, C, T]`` (float32), by the training preprocessing."""
+        return standardize(np.asarray(windows).transpose(0, 2, 1), self.entry.input["normalize"], mean=self.mean,
+                           std=self.std, known=self.groups, groups=groups)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -58,32 +72,42 @@ class LoadedModel:
             return self.module(torch.from_numpy(x)).numpy()
 
 
-def validate(entry: ModelEntry, windows, signals: list[str] | None, groups) -> tuple[np.ndarray, np.ndarray | None]:
-    """Checks a request against the model's input spec; returns windows ``[B, T, C]`` and groups."""
+def validate(entry: ModelEntry, request: PredictRequest) -> tuple[np.ndarray, np.ndarray | None]:
+    """Checks a parsed request against the model's input spec; returns windows ``[B, T, C]`` and groups."""
     spec = entry.input
-    if signals is not None and list(signals) != list(spec["signals"]):
+    if request.signals is not None and list(request.signals) != list(spec["signals"]):
         raise RequestError(["body", "signals"], f"model {entry.ref} takes signals {spec['signals']} in this order")
     try:
-        x = np.asarray(windows, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise RequestError(["body", "windows"], "ragged or non-numeric: expected [batch][time][signal] numbers") from None
+        x = np.asarray(request.windows, dtype=np.float64)
+    except ValueError:
+        raise RequestError(["body", "windows"], "ragged: every window needs the same number of time steps and "
+                                                "signals") from None
     expected = (spec["window"], spec["channels"])
     if x.ndim != 3 or x.shape[1:] != expected or x.shape[0] == 0:
         raise RequestError(["body", "windows"], f"shape {list(x.shape)}; model {entry.ref} takes "
                                                 f"[batch >= 1, {expected[0]} time steps, {expected[1]} signals]")
-    bad = ~np.isfinite(x)
+    bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN, infinities, and values that overflow float32
     if bad.any():
         b, t, c = (int(i) for i in np.argwhere(bad)[0])
-        raise RequestError(["body", "windows", b, t, c], f"not a finite number (signal {spec['signals'][c]!r})")
+        raise RequestError(["body", "windows", b, t, c], f"{x[b, t, c]!r} is not a finite float32 "
+                                                         f"(signal {spec['signals'][c]!r})")
     g = None
-    if groups is not None:
+    normalizer = spec.get("normalizer") if spec.get("normalize") == "group" else None
+    if request.groups is not None:
         try:
-            g = np.asarray(groups, dtype=np.int64)
-        except (ValueError, TypeError):
-            raise RequestError(["body", "groups"], "expected [batch][time] integers") from None
+            g = np.asarray(request.groups, dtype=np.int64)
+        except (ValueError, OverflowError):
+            raise RequestError(["body", "groups"], "expected [batch][time] integers within int64") from None
         if g.shape != x.shape[:2]:
             raise RequestError(["body", "groups"], f"shape {list(g.shape)}, windows need {list(x.shape[:2])}")
-    elif spec.get("group_by") and spec.get("normalizer") and len(spec["normalizer"]["groups"]) > 2:
+        if normalizer:
+            known = np.asarray(normalizer["groups"][:-1], np.int64)
+            unknown = ~np.isin(g, known)
+            if unknown.any():
+                b, t = (int(i) for i in np.argwhere(unknown)[0])
+                raise RequestError(["body", "groups", b, t], f"group {int(g[b, t])} is not one of model "
+                                                             f"{entry.ref}'s groups {known.tolist()}")
+    elif spec.get("group_by") and normalizer and len(normalizer["groups"]) > 2:
         raise RequestError(["body", "groups"], f"model {entry.ref} normalizes per {spec['group_by']}: send the "
                                                "group of every time step (e.g. round(setting_1) for C-MAPSS)")
     return x, g
@@ -117,15 +141,20 @@ class Predictor:
         return model
 
     def predict(self, name: str, windows, *, signals=None, groups=None, version=None, stage=None) -> dict:
+        """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts."""
         entry = self.entry(name, version, stage)
-        x, g = validate(entry, windows, signals, groups)
+        body = {"windows": windows, **({"signals": signals} if signals is not None else {}),
+                **({"groups": groups} if groups is not None else {})}
+        x, g = validate(entry, parse_request(body))
         model = self.load(entry)
         return response(entry, model.run(model.prepare(x, g)))
 
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
-    """Loads one registered model's exported artifact and normalization statistics (no caching)."""
+    """Loads one registered model's exported artifact and normalization statistics (no caching),
+    after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
+    registry.verify(entry)
     norm = entry.input.get("normalizer")
     return LoadedModel(entry, load_exported(registry.artifact(entry.ref)),
                        np.asarray(norm["mean"]) if norm else None, np.asarray(norm["std"]) if norm else None,

@@ -8,11 +8,13 @@ Components are chosen by registry name (``encoder.name``, ``objective.name``, ``
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 
 import yaml
 
-from ..errors import TransferlineError
+from ..errors import TransferlineError, shorten
 
 DEFAULTS: dict = {
     "mode": "transfer",  # or "pretrain"
@@ -144,15 +146,87 @@ def validate(config: dict) -> None:
     if config["data"]["streaming"]["enabled"]:
         _validate_streaming(config)
     if config["precision"] not in ("fp32", "bf16"):
-        raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {config['precision']!r}")
+        raise TransferlineError(f"config precision: 'fp32' or 'bf16', not {shorten(config['precision'])}")
     if config["optim"]["schedule"] not in ("cosine", "constant"):
-        raise TransferlineError(f"config optim.schedule: 'cosine' or 'constant', not {config['optim']['schedule']!r}")
-    for key in ("lr", "batch_size", "epochs"):
-        if not isinstance(config["optim"][key], (int, float)) or config["optim"][key] <= 0:
-            raise TransferlineError(f"config optim.{key}: must be a positive number, got {config['optim'][key]!r}")
+        raise TransferlineError(f"config optim.schedule: 'cosine' or 'constant', not {shorten(config['optim']['schedule'])}")
+    device = config["device"]
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise TransferlineError(f"config device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {shorten(device)}")
+    for key in ("progress", "data.test.last_only", "data.test.monitor", "data.target.unlabelled"):
+        if not isinstance(_get(config, key), bool):
+            raise TransferlineError(f"config {key}: true or false, not {shorten(_get(config, key))}")
+    _number(config, "seed", integer=True, low=0)
+    _number(config, "optim.lr", low=0, low_open=True)
+    _number(config, "optim.weight_decay", low=0)
+    _number(config, "optim.batch_size", integer=True, low=1)
+    _number(config, "optim.epochs", integer=True, low=1)
+    _number(config, "optim.max_steps_per_epoch", integer=True, low=1, optional=True)
     ema = config["optim"]["ema"]
-    if not isinstance(ema, (int, float)) or not 0 <= ema < 1:
-        raise TransferlineError(f"config optim.ema: a decay in [0, 1) (0 turns averaging off), got {ema!r}")
+    if not isinstance(ema, (int, float)) or isinstance(ema, bool) or not 0 <= ema < 1:
+        raise TransferlineError(f"config optim.ema: a decay in [0, 1) (0 turns averaging off), got {shorten(ema)}")
+    _number(config, "early_stopping.patience", integer=True, low=0)
+    _number(config, "early_stopping.min_delta", low=0)
+    _number(config, "data.val_fraction", low=0, high=1, low_open=True, high_open=True)
+    _number(config, "data.time_split", low=0, high=1, low_open=True, high_open=True, optional=True)
+    _number(config, "data.target.labelled_units", integer=True, low=0)
+    _validate_spec(config["data"])
+    if config.get("pretrained") is not None:
+        folder = Path(str(config["pretrained"])).expanduser()
+        if not (folder / "encoder.safetensors").is_file() or not (folder / "encoder.json").is_file():
+            raise TransferlineError(f"config pretrained: {folder} holds no encoder.safetensors and encoder.json; "
+                                    "give the folder of a finished pretraining run")
+
+
+def _get(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _number(config: dict, dotted: str, *, integer: bool = False, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+    """Raises TransferlineError naming ``dotted`` unless its value is a number (an integer if asked)
+    within the bounds (``*_open``: the bound itself is excluded)."""
+    value = _get(config, dotted)
+    if value is None and optional:
+        return
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            bounds.append(f"{'<' if high_open else '<='} {high:g}")
+        where = f" {' and '.join(bounds)}" if bounds else ""
+        raise TransferlineError(f"config {dotted}: must be {kind}{where}{' or null' if optional else ''}, "
+                                f"got {shorten(value)}")
+
+
+def _validate_spec(data: dict) -> None:
+    """The window spec with its options applied: known fields, a normalization its kind supports."""
+    from ..data import get_window_spec
+
+    options = data.get("spec_options") or {}
+    if not isinstance(options, dict):
+        raise TransferlineError(f"config data.spec_options: a mapping, not {shorten(options)}")
+    try:
+        spec = get_window_spec(data["spec"], **options)
+    except TypeError as exc:
+        raise TransferlineError(f"config data.spec_options: {exc}") from None
+    allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
+    if spec.normalize not in allowed:
+        raise TransferlineError(f"config data.spec_options.normalize: {spec.kind} windows take {', '.join(allowed)}, "
+                                f"not {shorten(spec.normalize)}")
+    for key in ("length", "stride"):
+        value = getattr(spec, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TransferlineError(f"config data.spec_options.{key}: a positive integer, not {shorten(value)}")
 
 
 def _validate_streaming(config: dict) -> None:

@@ -57,7 +57,7 @@ def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict
     seed_everything(config["seed"])
     device = device or pick_device(config["device"])
     data = data or prepare_data(config)
-    run_dir = fresh_run_dir(Path(config["run_dir"])) if config.get("run_dir") and dist.is_main else None
+    run_dir = fresh_run_dir(config["run_dir"], run_inputs(config)) if config.get("run_dir") and dist.is_main else None
     history = []
 
     def on_report(record: dict) -> None:
@@ -80,14 +80,25 @@ def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict
     return metrics
 
 
+def run_inputs(config: dict) -> list[str | None]:
+    """What a run reads from disk, which its run directory must not hold."""
+    from ..catalog.store import resolve_root
+
+    return [config.get("pretrained"), str(resolve_root(config.get("catalog")))]
+
+
 def _encoder(config: dict, data: RunData, device) -> nn.Module:
     enc_cfg = config["encoder"]
     encoder = create_encoder(enc_cfg["name"], data.c_in, data.seq_len, **(enc_cfg.get("options") or {}))
     if config.get("pretrained"):
         state, meta = load_state(Path(config["pretrained"]), "encoder")
-        if meta["encoder"] != enc_cfg["name"]:
-            raise ValueError(f"pretrained encoder is {meta['encoder']!r}, config asks for {enc_cfg['name']!r}")
-        encoder.load_state_dict(state)
+        if meta.get("encoder") != enc_cfg["name"]:
+            raise ValueError(f"pretrained encoder is {meta.get('encoder')!r}, config asks for {enc_cfg['name']!r}")
+        try:
+            encoder.load_state_dict(state)
+        except RuntimeError as exc:  # other shapes: another window, channel count or encoder options
+            raise ValueError(f"pretrained={config['pretrained']}: its weights do not fit this encoder "
+                             f"({str(exc).splitlines()[0][:160]})") from None
     return encoder.to(device)
 
 

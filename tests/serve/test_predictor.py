@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from starlette.requests import Request
 
 from transferline.serve import Predictor, RequestError
 
@@ -81,22 +82,40 @@ def test_cli_predict_locally(registry, cli, tmp_path):
     assert code == 2 and "body.windows: shape [1, 3, 14]" in err
 
 
-def test_api_key_and_body_limit(monkeypatch):
+def test_api_key_docs_and_body_limit(monkeypatch):
     from fastapi.testclient import TestClient
 
-    from transferline.serve.app import API_KEY_ENV, MAX_BODY_BYTES, build_api
+    from transferline.serve.app import API_KEY_ENV, MAX_BODY_BYTES, OPEN_DOCS_ENV, build_api
 
-    api = build_api(None)
+    api = build_api()
+    seen = []
 
     @api.post("/v1/echo")
-    async def echo() -> dict:
+    async def echo(request: Request) -> dict:
+        seen.append(len(await request.body()))
         return {"ok": True}
 
     client = TestClient(api)
     assert client.post("/v1/echo").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
     monkeypatch.setenv(API_KEY_ENV, "k3y")
     assert client.post("/v1/echo").status_code == 401
-    assert client.post("/v1/echo", headers={"x-api-key": "k3y"}).status_code == 200
-    big = client.post("/v1/echo", headers={"x-api-key": "k3y", "content-length": str(MAX_BODY_BYTES + 1)},
+    assert client.get("/openapi.json").status_code == 401 and client.get("/docs").status_code == 401
+    assert client.get("/openapi.json", headers={"x-api-key": "k3y"}).status_code == 200
+    monkeypatch.setenv(OPEN_DOCS_ENV, "1")  # the operator opens the docs; the API stays closed
+    assert client.get("/openapi.json").status_code == 200 and client.post("/v1/echo").status_code == 401
+    key = {"x-api-key": "k3y"}
+    assert client.post("/v1/echo", headers=key, content=b"y" * 1000).status_code == 200 and seen[-1] == 1000
+    big = client.post("/v1/echo", headers={**key, "content-length": str(MAX_BODY_BYTES + 1)},
                       content=b"x" * (MAX_BODY_BYTES + 1))
     assert big.status_code == 413
+
+    def chunks(n: int, size: int = 1 << 20):  # no content-length: Transfer-Encoding: chunked
+        for _ in range(n):
+            yield b"x" * size
+
+    chunked = client.post("/v1/echo", headers=key, content=chunks(90))
+    assert chunked.status_code == 413 and "over" in chunked.json()["detail"]
+    assert seen == [0, 1000]  # the handler never ran for either large body
+    small = client.post("/v1/echo", headers=key, content=chunks(2))
+    assert small.status_code == 200 and seen[-1] == 2 << 20
