@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
 from ray import serve
 
 from .._fs import check_name
@@ -30,6 +31,24 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 MODELS_PER_REPLICA = 8  # loaded models each replica keeps (LRU, by @serve.multiplexed)
 PUBLIC_PATHS = ("/healthz",)
 DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+class Prediction(BaseModel):
+    model: str = Field(description="the answering model, name@version")
+    predictions: list[int | float] = Field(description="one per window: label units (e.g. cycles) or class ids")
+    labels: list[str] | None = Field(None, description="class names, for classifiers")
+    unit: str | None = Field(None, description="unit of a regression output")
+
+
+ERRORS = {400: {"model": Detail, "description": "a body that cannot be read as JSON"},
+          401: {"model": Detail, "description": "missing or wrong x-api-key (when the server has a key)"},
+          404: {"model": Detail, "description": "no such model, version or stage"},
+          409: {"model": Detail, "description": "the model's files changed after registration: not served"},
+          413: {"model": Detail, "description": "request body over the limit"}}
 
 
 def _unprocessable(exc: RequestError) -> HTTPException:
@@ -96,6 +115,32 @@ def build_api() -> FastAPI:
 api = build_api()
 
 
+def _replica_grpc_on_loopback() -> None:
+    """On a Ray node whose address is loopback (the embedded Ray), Serve's per-replica gRPC server
+    for calls between deployments listens on 127.0.0.1 rather than on every interface.
+
+    # NOTE: Serve binds that server to "[::]:0" with no setting to change it. This app has one
+    # deployment and HTTP goes through the proxy, so the server carries nothing here; on a cluster
+    # (a node address that is not loopback) Serve's binding is left as it is, for the operator.
+    """
+    import ray
+    from ray.serve._private import replica
+
+    try:
+        node_ip = ray.util.get_node_ip_address()
+    except Exception:  # not inside a Ray worker (e.g. imported by a plain FastAPI test)
+        return
+    if not node_ip.startswith("127.") or getattr(replica.add_port_to_grpc_server, "_loopback", False):
+        return
+    bind = replica.add_port_to_grpc_server
+
+    def loopback(server, address: str):
+        return bind(server, address.replace("[::]", "127.0.0.1", 1))
+
+    loopback._loopback = True
+    replica.add_port_to_grpc_server = loopback
+
+
 @serve.deployment(max_ongoing_requests=256)
 @serve.ingress(api)
 class ModelServer:
@@ -104,6 +149,7 @@ class ModelServer:
 
     def __init__(self, models_root: str, batching: bool = True, batch_size: int = 64,
                  batch_wait_s: float = 0.005) -> None:
+        _replica_grpc_on_loopback()
         self.registry = ModelRegistry(models_root)
         self.batching = batching
         self.predict_batch.set_max_batch_size(batch_size)
@@ -142,7 +188,8 @@ class ModelServer:
                             k: entry.input[k] for k in ("signals", "window", "layout", "group_by")}})
         return out
 
-    @api.post("/v1/models/{name}/predict")
+    @api.post("/v1/models/{name}/predict", response_model=Prediction, response_model_exclude_none=True,
+              responses=ERRORS)
     async def predict(self, name: str, body: PredictRequest, version: int | None = None,
                       stage: str | None = None) -> dict:
         try:

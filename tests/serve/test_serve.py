@@ -101,3 +101,112 @@ def test_a_version_registered_again_is_served_with_its_new_weights(server, runs)
         assert np.abs(np.asarray(want) - first).min() > 0.1
     finally:
         registry.delete("plant-c")
+
+
+@pytest.mark.parametrize("path", ["%2e%2e", "..%2F..%2Fescape", "a%00b", "x" * 101, ".hidden"])
+def test_names_that_leave_the_registry_are_refused_over_http(server, path):
+    url, registry = server
+    reply = httpx.post(f"{url}/v1/models/{path}/predict", json={"windows": windows(1).tolist()})
+    assert reply.status_code in (404, 422), reply.text
+    if reply.status_code == 422:
+        assert reply.json()["detail"][0]["loc"] == ["path", "name"]
+    assert str(registry.root) not in reply.text and str(registry.root.parent) not in reply.text
+
+
+def test_not_found_names_neither_paths_nor_other_models(server):
+    url, registry = server
+    for params in ({}, {"version": 7}):
+        reply = httpx.post(f"{url}/v1/models/{'plant-z' if not params else 'plant-a'}/predict", params=params,
+                           json={"windows": windows(1).tolist()})
+        assert reply.status_code == 404, reply.text
+        assert str(registry.root) not in reply.text and "plant-b" not in reply.text
+    assert httpx.post(f"{url}/v1/models/plant-a/predict", params={"stage": "nightly"},
+                      json={"windows": windows(1).tolist()}).status_code == 422
+
+
+def _with(value, b=0, t=3, c=2):
+    x = windows(2).tolist()
+    x[b][t][c] = value
+    return x
+
+
+@pytest.mark.parametrize("body,loc", [
+    ({"windows": _with(True)}, ["body", "windows", 0, 3, 2]),
+    ({"windows": _with("642.5")}, ["body", "windows", 0, 3, 2]),
+    ({"windows": _with(1e308)}, ["body", "windows", 0, 3, 2]),
+    ({"windows": _with(-1e39, b=1)}, ["body", "windows", 1, 3, 2]),
+    ({"windows": windows(1).tolist(), "groups": [[2 ** 63] * 30]}, ["body", "groups"]),
+    ({"windows": windows(1).tolist(), "groups": [[0] * 29 + [7]]}, ["body", "groups", 0, 29]),
+    ({"windows": windows(1).tolist(), "groups": [[0.0] * 30]}, ["body", "groups", 0, 0]),
+    ({"windows": windows(1).tolist(), "group": [[0] * 30]}, ["body", "group"]),
+])
+def test_strict_validation_names_the_field(server, body, loc):
+    url, _ = server
+    reply = httpx.post(f"{url}/v1/models/plant-a/predict", json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"][:len(loc)] == loc, reply.text
+
+
+def test_chunked_body_over_the_limit_is_refused_and_the_server_keeps_serving(server):
+    url, _ = server
+
+    def chunks():
+        for _ in range(90):  # 90 MB, no content-length
+            yield b"[" * (1 << 20)
+
+    reply = httpx.post(f"{url}/v1/models/plant-a/predict", content=chunks(),
+                       headers={"content-type": "application/json"}, timeout=120)
+    assert reply.status_code == 413, reply.text
+    ok = httpx.post(f"{url}/v1/models/plant-a/predict", json={"windows": windows(1).tolist()})
+    assert ok.status_code == 200
+
+
+def test_a_model_whose_files_changed_is_not_served(server, runs):
+    url, registry = server
+    entry = registry.register(runs[0], "plant-d")
+    artifact = registry.artifact("plant-d")
+    original = artifact.read_bytes()
+    try:
+        artifact.write_bytes(original[:-64] + bytes(64))  # swapped on disk after registration
+        reply = httpx.post(f"{url}/v1/models/plant-d/predict", json={"windows": windows(1).tolist()})
+        assert reply.status_code == 409 and "plant-d@1" in reply.text and str(registry.root) not in reply.text
+        artifact.write_bytes(original)
+        assert httpx.post(f"{url}/v1/models/plant-d/predict", json={"windows": windows(1).tolist()}).status_code == 200
+    finally:
+        registry.delete(entry.name)
+
+
+def test_embedded_ray_and_serve_listen_on_loopback_only(server):
+    import ipaddress
+
+    import psutil
+
+    listening = []
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            listening += [(proc.name(), c.laddr.ip, c.laddr.port) for c in proc.net_connections(kind="inet")
+                          if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            continue
+    assert len(listening) >= 5, listening  # GCS, raylet, workers, Serve's proxy ...
+    def loopback(ip: str) -> bool:
+        address = ipaddress.ip_address(ip)
+        return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+    exposed = [item for item in listening if not loopback(item[1])]
+    assert not exposed, exposed
+
+
+def test_api_fuzz_finds_no_server_error_and_no_answer_outside_the_schema(server, tmp_path):
+    """A bounded schemathesis run driven by the server's OpenAPI schema."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url, _ = server
+    st = Path(sys.executable).with_name("st")
+    done = subprocess.run([str(st), "run", f"{url}/openapi.json", "--checks",
+                           "not_a_server_error,status_code_conformance,content_type_conformance,"
+                           "response_schema_conformance", "--max-examples", "40", "--seed", "1", "--workers", "1",
+                           "--no-color"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

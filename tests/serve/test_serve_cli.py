@@ -1,5 +1,6 @@
-"""`transferline serve` as a process: it answers over HTTP and stops cleanly on Ctrl-C. (A module of
-its own, so that no other Ray instance of the test session is running beside it.)"""
+"""`transferline serve` as a process: it answers over HTTP, a second server on its port is refused,
+and it stops cleanly on Ctrl-C and on SIGTERM. (A module of its own, so that no other Ray instance of
+the test session is running beside it.)"""
 
 import socket
 
@@ -11,7 +12,8 @@ from .conftest import windows
 pytestmark = [pytest.mark.ray, pytest.mark.integration]
 
 
-def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(runs, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_cli_serve_answers_refuses_a_second_server_then_stops_cleanly(runs, tmp_path, stop):
     import os
     import signal
     import subprocess
@@ -39,12 +41,16 @@ def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(runs, tmp_path):
                 time.sleep(1)
         assert reply is not None and reply.status_code == 200, proc.stdout.read() if proc.poll() is not None else ""
         assert reply.json()["model"] == "plant-a@1"
-        deadline = time.monotonic() + 60  # Ctrl-C once the command says it is serving
+        deadline = time.monotonic() + 60  # stop once the command says it is serving
         while time.monotonic() < deadline and "Ctrl-C stops" not in proc.stdout.readline():
             pass
+        second = subprocess.run([sys.executable, "-m", "transferline.cli", "serve", "--port", str(port), "--models",
+                                 str(tmp_path / "models")], capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in second.stderr, second
+        assert "serving models" not in second.stdout
         time.sleep(1.5)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop))
         out = proc.communicate(timeout=90)[0]
     assert proc.returncode == 0, out[-2000:]
     assert out.rstrip().endswith("stopped"), out[-2000:]
