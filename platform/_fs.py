@@ -42,6 +42,16 @@ def inside(root: Path, *parts: str) -> Path:
     return path
 
 
+def store_path(root: Path, name, what: str, store: str, error: type[Exception]) -> Path:
+    """The folder of ``name`` in the store at ``root``, after :func:`check_name`; raises ``error``
+    if it resolves (through a link) outside the store."""
+    check_name(name, what, error)
+    try:
+        return inside(root, name)
+    except ValueError:
+        raise error(f"{what} name {name!r} leads outside the {store}") from None
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on ``path`` (created if needed) for a read-modify-write; dies with the process."""

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._fs import check_name, exclusive_lock, inside, pending_swaps, recover_swap, staging, swap_in, sweep_staging
+from .._fs import exclusive_lock, pending_swaps, recover_swap, staging, store_path, swap_in, sweep_staging
 from ..errors import CatalogError, DataError
 from ._manifest import FileEntry, Manifest, SourceEntry, now_iso, write_json_atomic
 from ._validate import validate_table
@@ -104,11 +104,7 @@ class Catalog:
 
     def path(self, name: str) -> Path:
         """The folder of dataset ``name``, after checking the name (it cannot leave the catalog)."""
-        check_name(name, "dataset", CatalogError)
-        try:
-            return inside(self.root, name)
-        except ValueError:
-            raise CatalogError(f"dataset name {name!r} leads outside the catalog") from None
+        return store_path(self.root, name, "dataset", "catalog", CatalogError)
 
     def exists(self, name: str) -> bool:
         return (self.path(name) / "manifest.json").is_file()

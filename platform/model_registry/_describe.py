@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..errors import TransferlineError
+from .store import RegistryError
 from ._export import build_inference_model, export_torchscript, load_exported
 
 ATOL = 1e-4
@@ -24,15 +24,15 @@ def describe_run(run_dir: Path, out: Path) -> dict:
 
     for fname in ("model.safetensors", "model.json", "config.yaml", "metrics.json"):
         if not (run_dir / fname).is_file():
-            raise TransferlineError(f"{run_dir} is not a finished transfer run: no {fname}")
+            raise RegistryError(f"{run_dir} is not a finished transfer run: no {fname}")
     try:
         meta = json.loads((run_dir / "model.json").read_text())
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (ValueError, yaml.YAMLError) as exc:
-        raise TransferlineError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise RegistryError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc)[:120]})") from None
     if not metrics.get("epochs_run") and not metrics.get("resumed_at_epoch"):
-        raise TransferlineError(f"{run_dir} trained no step (epochs_run {metrics.get('epochs_run')}); its weights are "
+        raise RegistryError(f"{run_dir} trained no step (epochs_run {metrics.get('epochs_run')}); its weights are "
                                 "untrained and cannot be registered")
     shutil.copyfile(run_dir / "model.safetensors", out / "model.safetensors")
     shutil.copyfile(run_dir / "model.json", out / "model.json")
@@ -41,7 +41,7 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     with torch.no_grad():
         eager, exported = model(example), load_exported(out / "model.ts")(example)
     if not torch.allclose(eager.float(), exported.float(), atol=ATOL, rtol=ATOL):
-        raise TransferlineError(f"the exported model differs from the eager one by "
+        raise RegistryError(f"the exported model differs from the eager one by "
                                 f"{(eager.float() - exported.float()).abs().max():.2e} (> {ATOL})")
 
     data = config["data"]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .._fs import check_name, exclusive_lock, inside, staging, sweep_staging
+from .._fs import check_name, exclusive_lock, staging, store_path, sweep_staging
 from ..catalog._manifest import write_json_atomic
 from ..errors import TransferlineError, shorten
 
@@ -98,11 +98,7 @@ class ModelRegistry:
 
     def folder(self, name: str) -> Path:
         """The folder of model ``name``, after checking the name (it cannot leave the registry)."""
-        check_name(name, "model", RegistryError)
-        try:
-            return inside(self.root, name)
-        except ValueError:
-            raise RegistryError(f"model name {name!r} leads outside the registry") from None
+        return store_path(self.root, name, "model", "registry", RegistryError)
 
     # -- reading -------------------------------------------------------------------------------
     def names(self) -> list[str]:

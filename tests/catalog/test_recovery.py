@@ -4,7 +4,6 @@ kept, and no name reaches outside its catalog or registry."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap

@@ -103,3 +103,21 @@ def test_cli_models_list_show_promote(registry, cli):
     assert code == 0 and json.loads(out)["version"] == 1
     code, _, err = cli("models", "show", "plant-z", "--models", registry.root)
     assert code == 2 and "no model 'plant-z'" in err
+
+
+def test_a_run_that_trained_no_step_cannot_be_registered(runs, tmp_path):
+    import shutil
+
+    from transferline.model_registry import ModelRegistry
+
+    run = tmp_path / "untrained"
+    shutil.copytree(runs[0], run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "epochs_run": 0}))
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(RegistryError, match="trained no step"):
+        registry.register(run, "m", stage="production")
+    (run / "metrics.json").unlink()
+    with pytest.raises(RegistryError, match="not a finished transfer run: no metrics.json"):
+        registry.register(run, "m")
+    assert registry.names() == [] and list((registry.root / ".tmp").iterdir()) == []
