@@ -111,13 +111,14 @@ def ddp_worker(rank: int, world: int, port: int, steps: int, out: dict) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    from transferline.data import SeriesInput
     from transferline.encoders import create_encoder
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("nccl", rank=rank, world_size=world)
     torch.cuda.set_device(rank)
     torch.manual_seed(0)
-    encoder = create_encoder("cnn_small", 14, 30)
+    encoder = create_encoder("cnn_small", SeriesInput(channels=14, window=30))
     model = DDP(torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1)).cuda(rank), device_ids=[rank])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.randn(1024, 14, 30, device=rank), torch.rand(1024, 1, device=rank)

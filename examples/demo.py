@@ -208,7 +208,7 @@ def serve_and_query(catalog: Catalog, run_dir: Path, models_root: Path) -> dict:
         serve.run(application(str(registry.root)), name="transferline", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
         reply = httpx.post(f"{url}/v1/models/fd001-rul/predict", params={"stage": "production"}, timeout=120,
-                           json={"windows": raw.tolist(), "groups": groups.tolist(), "signals": entry.input["signals"]})
+                           json={"windows": raw.tolist(), "groups": groups.tolist(), "signals": entry.input["series"]["signals"]})
         reply.raise_for_status()
         predicted = np.clip(np.asarray(reply.json()["predictions"]), 0, None)
     finally:

@@ -12,7 +12,9 @@ class Task:
     """A prediction task on top of an encoder: builds its head, computes loss and metrics.
 
     ``task_type`` is "regression" or "classification"; ``primary_metric`` names the metric used
-    for early stopping and ``higher_is_better`` its direction.
+    for early stopping and ``higher_is_better`` its direction. Targets take the task's own shape
+    (a tensor per batch, or a list with one entry per sample, e.g. boxes); metrics accumulate over
+    a whole evaluation set through :meth:`evaluator`.
     """
 
     name: str = ""
@@ -39,6 +41,17 @@ class Task:
         raise NotImplementedError
 
     def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Metrics of a whole set's outputs and targets (what the default :meth:`evaluator` computes)."""
+        raise NotImplementedError
+
+    def evaluator(self) -> "Evaluator":
+        """A fresh accumulator: ``update(output, target)`` per batch, then ``compute()``."""
+        return Evaluator(self)
+
+    def output(self, classes: list[str] | None = None) -> dict:
+        """What :meth:`predict` returns, for the registry and clients: ``{"kind": "class", "classes":
+        [...]}`` or ``{"kind": "regression", "names": [...], "units": [...]}``. ``classes`` are the
+        dataset's class names in id order, where it has them."""
         raise NotImplementedError
 
     def config(self) -> dict:
@@ -46,12 +59,28 @@ class Task:
         return {"name": self.name}
 
 
+class Evaluator:
+    """Accumulates outputs and targets of an evaluation set (on the CPU), then computes the task's
+    metrics over all of it at once (as ``torchmetrics.Metric.update`` / ``compute``)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task, self.outputs, self.targets = task, [], []
+
+    def update(self, output: torch.Tensor, target) -> None:
+        self.outputs.append(output.detach().float().cpu())
+        self.targets.append(target.cpu() if torch.is_tensor(target) else target)
+
+    def compute(self) -> dict[str, float]:
+        targets = [x for t in self.targets for x in t] if isinstance(self.targets[0], list) else torch.cat(self.targets)
+        return self.task.metrics(torch.cat(self.outputs), targets)
+
+
 def mlp_head(in_dim: int, out_dim: int, hidden: int = 64, dropout: float = 0.1) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
 
 def _load_builtin() -> None:
-    from . import defect_detection, predictive_maintenance  # noqa: F401
+    from . import defect_detection, predictive_maintenance, regression  # noqa: F401
 
 
 TASKS = Registry("task", _load_builtin)

@@ -31,6 +31,9 @@ class FaultDiagnosis(Task):
         pred = self.predict(output)
         return {"accuracy": accuracy(pred, y.long()), "macro_f1": macro_f1(pred, y.long(), self.n_classes)}
 
+    def output(self, classes=None) -> dict:
+        return {"kind": "class", "classes": list(classes) if classes and len(classes) == self.n_classes else []}
+
     def config(self) -> dict:
         return {"name": self.name, "n_classes": self.n_classes, "hidden": self.hidden, "dropout": self.dropout}
 

@@ -17,8 +17,8 @@ class RULRegression(Task):
     primary_metric = "rmse"
     higher_is_better = False
 
-    def __init__(self, scale: float = 125.0, hidden: int = 64, dropout: float = 0.1) -> None:
-        self.scale, self.hidden, self.dropout = scale, hidden, dropout
+    def __init__(self, scale: float = 125.0, hidden: int = 64, dropout: float = 0.1, unit: str = "cycles") -> None:
+        self.scale, self.hidden, self.dropout, self.unit = scale, hidden, dropout, unit
 
     def build_head(self, in_dim: int) -> nn.Module:
         return mlp_head(in_dim, 1, self.hidden, self.dropout)
@@ -33,8 +33,12 @@ class RULRegression(Task):
         pred = self.predict(output).clamp(min=0)
         return {"rmse": rmse(pred, y), "score": nasa_score(pred, y), "mae": float((pred - y).abs().mean())}
 
+    def output(self, classes=None) -> dict:
+        return {"kind": "regression", "names": ["rul"], "units": [self.unit]}
+
     def config(self) -> dict:
-        return {"name": self.name, "scale": self.scale, "hidden": self.hidden, "dropout": self.dropout}
+        return {"name": self.name, "scale": self.scale, "hidden": self.hidden, "dropout": self.dropout,
+                "unit": self.unit}
 
 
 class FailureWithin(Task):
@@ -64,6 +68,9 @@ class FailureWithin(Task):
         tp = ((pred == 1) & (true == 1)).sum().item()
         f1 = 2 * tp / max(1, (pred == 1).sum().item() + (true == 1).sum().item())
         return {"accuracy": accuracy(pred, true), "f1": f1, "macro_f1": macro_f1(pred, true, 2)}
+
+    def output(self, classes=None) -> dict:
+        return {"kind": "class", "classes": ["no", "yes"]}
 
     def config(self) -> dict:
         return {"name": self.name, "horizon": self.horizon, "hidden": self.hidden, "dropout": self.dropout}

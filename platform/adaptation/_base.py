@@ -1,5 +1,6 @@
 """Domain-adaptation methods: a task model trained on labelled source plus unlabelled (or a few
-labelled) target windows. Each method composes plain losses from ``transferline.losses``.
+labelled) target samples. Each method composes plain losses from ``transferline.losses`` on the
+features the encoder returns, whatever its modality.
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.batch import Batch
 from ..losses import dann_schedule
 from ..registry import Registry
 
 
 @dataclass
 class DomainBatch:
-    """Source windows with labels, target windows (labels unused), and optionally labelled target windows."""
+    """Labelled source samples, target samples (labels unused), and optionally labelled target samples."""
 
-    source_x: torch.Tensor
-    source_y: torch.Tensor
-    target_x: torch.Tensor | None = None
-    target_labelled_x: torch.Tensor | None = None
-    target_labelled_y: torch.Tensor | None = None
+    source: Batch
+    target: Batch | None = None
+    target_labelled: Batch | None = None
 
 
 class Adaptation(nn.Module):
@@ -46,7 +46,8 @@ class Adaptation(nn.Module):
         self.encoder, self.head, self.task = encoder, head, task
         self.weight, self.ramp, self.entropy = weight, ramp, entropy
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """Head outputs for one input tensor or a dict of modalities (a batch's ``inputs``)."""
         return self.head(self.encoder(x))
 
     def ramped(self, progress: float) -> float:
@@ -58,16 +59,15 @@ class Adaptation(nn.Module):
 
     def supervised(self, batch: DomainBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
         """Task loss on source (and labelled target); returns terms and the source/target features."""
-        xs = [batch.source_x] + ([batch.target_x] if batch.target_x is not None else [])
-        if batch.target_labelled_x is not None:
-            xs.append(batch.target_labelled_x)
-        features = self.encoder(torch.cat(xs))
-        n_s = len(batch.source_x)
-        n_t = len(batch.target_x) if batch.target_x is not None else 0
+        parts = [batch.source] + [b for b in (batch.target, batch.target_labelled) if b is not None]
+        # NOTE: one forward over all parts, so BatchNorm sees source and target together
+        features = self.encoder(Batch.cat([Batch(p.inputs, present=p.present) for p in parts]).inputs)
+        n_s = len(batch.source)
+        n_t = len(batch.target) if batch.target is not None else 0
         f_s, f_t = features[:n_s], features[n_s:n_s + n_t] if n_t else None
-        terms = {"task": self.task.loss(self.head(f_s), batch.source_y)}
-        if batch.target_labelled_x is not None:
-            terms["target_task"] = self.task.loss(self.head(features[n_s + n_t:]), batch.target_labelled_y)
+        terms = {"task": self.task.loss(self.head(f_s), batch.source.target)}
+        if batch.target_labelled is not None:
+            terms["target_task"] = self.task.loss(self.head(features[n_s + n_t:]), batch.target_labelled.target)
         return terms, f_s, f_t
 
     def alignment(self, f_s: torch.Tensor, f_t: torch.Tensor, progress: float) -> dict[str, torch.Tensor]:

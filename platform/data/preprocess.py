@@ -1,8 +1,10 @@
-"""The one preprocessing of model input, chosen by the input spec's ``normalize``: training (cutting
-windows, fitting and applying group statistics) and serving (raw windows from a request) both call
-:func:`standardize`, so what a model sees in production is what it saw in training.
+"""The one preprocessing of model input, built from the input spec (:func:`build_preprocess`):
+training (cutting windows, fitting and applying group statistics; decoding catalog images),
+export and serving (raw windows or images from a request) all go through it, so what a model sees
+in production is what it saw in training. Series use :func:`standardize`, chosen by the spec's
+``normalize``; images :class:`ImagePreprocess` (resize policy, scale, mean/std).
 
-Needs numpy only (the serving path imports it without the catalog or torch).
+Needs numpy (and Pillow for images) only: the serving path imports it without the catalog or torch.
 """
 
 from __future__ import annotations
@@ -46,3 +48,95 @@ def group_rows(groups: np.ndarray, known: np.ndarray, fallback: int) -> np.ndarr
         return np.full(groups.shape, fallback)
     pos = np.minimum(np.searchsorted(known, groups), len(known) - 1)
     return np.where(known[pos] == groups, pos, fallback)
+
+
+class SeriesPreprocess:
+    """Raw windows ``[B, C, L]`` (and their rows' groups) → model input, per a :class:`SeriesInput`."""
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        norm = spec.normalizer if spec.normalize == "group" else None
+        if spec.normalize == "group" and not norm:
+            raise ValueError("a series input normalized per group needs its fitted normalizer")
+        self.mean = np.asarray(norm["mean"], np.float64) if norm else None
+        self.std = np.asarray(norm["std"], np.float64) if norm else None
+        self.known = np.asarray(norm["groups"][:-1], np.int64) if norm else None
+
+    def __call__(self, x: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        return standardize(x, self.spec.normalize, mean=self.mean, std=self.std, known=self.known, groups=groups)
+
+
+class ImagePreprocess:
+    """Images (encoded bytes or decoded ``[H, W]`` / ``[H, W, C]`` uint8 arrays) → model input
+    ``[B, C, H, W]`` float32, per an :class:`ImageInput`: resize by its policy, scale to [0, 1],
+    subtract ``mean`` and divide by ``std`` per channel."""
+
+    RESIZE = ("stretch", "crop", "pad")
+
+    def __init__(self, spec) -> None:
+        if spec.resize not in self.RESIZE:
+            raise ValueError(f"image resize must be one of {self.RESIZE}, not {spec.resize!r}")
+        if spec.channels not in (1, 3) or len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
+            raise ValueError(f"image input: channels 1 or 3 with one mean and std each, got channels={spec.channels}, "
+                             f"mean={list(spec.mean)}, std={list(spec.std)}")
+        self.spec = spec
+        self.mean = np.asarray(spec.mean, np.float32)[:, None, None]
+        self.std = np.asarray(spec.std, np.float32)[:, None, None]
+
+    def __call__(self, images) -> np.ndarray:
+        return np.stack([self.one(img) for img in images]) if len(images) else \
+            np.zeros((0, self.spec.channels, *self.spec.size), np.float32)
+
+    def one(self, image) -> np.ndarray:
+        from PIL import Image
+
+        img = _to_pil(image).convert("L" if self.spec.channels == 1 else "RGB")
+        h, w = self.spec.size
+        if self.spec.resize == "stretch":
+            img = img.resize((w, h), Image.BILINEAR)
+        else:
+            scale = (max if self.spec.resize == "crop" else min)(h / img.height, w / img.width)
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+        x = np.asarray(img, np.float32) / 255.0
+        x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+        x = (x - self.mean) / self.std
+        return np.ascontiguousarray(_fit(x, h, w), dtype=np.float32)
+
+
+def _to_pil(image):
+    from PIL import Image
+
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        import io
+
+        img = Image.open(io.BytesIO(bytes(image)))
+        img.load()
+        return img
+    if isinstance(image, Image.Image):
+        return image
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"an image array must be uint8 [H, W] or [H, W, 1|3|4], got {arr.dtype} {list(arr.shape)}")
+    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+
+
+def _fit(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Centre-crops or zero-pads (zero is the mean after normalization) ``x [C, H', W']`` to ``[C, h, w]``."""
+    c, hh, ww = x.shape
+    top, left = max(0, (hh - h) // 2), max(0, (ww - w) // 2)
+    x = x[:, top:top + h, left:left + w]
+    out = np.zeros((c, h, w), np.float32)
+    oy, ox = (h - x.shape[1]) // 2, (w - x.shape[2]) // 2
+    out[:, oy:oy + x.shape[1], ox:ox + x.shape[2]] = x
+    return out
+
+
+PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess}
+
+
+def build_preprocess(spec):
+    """The preprocessing of one modality's input spec (training, export and serving use this)."""
+    try:
+        return PREPROCESS[spec.modality](spec)
+    except KeyError:
+        raise ValueError(f"no preprocessing for {spec.modality!r} inputs yet") from None

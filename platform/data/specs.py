@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
+from .inputs import SeriesInput
 from .windows import Windows, run_windows, waveform_windows
 
 # NOTE: the 14 C-MAPSS sensors that vary with degradation; s1, s5, s6, s10, s16, s18, s19 are
@@ -52,6 +53,14 @@ def get_window_spec(name: str, **overrides) -> WindowSpec:
     except KeyError:
         raise ValueError(f"unknown window spec {name!r}; known: {', '.join(WINDOW_SPECS)}") from None
     return replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def series_input(spec: WindowSpec, channels: int, window: int, normalizer: dict | None = None) -> SeriesInput:
+    """The model-input spec of windows cut by ``spec`` (``normalizer``: fitted group statistics)."""
+    group = spec.normalize == "group"
+    return SeriesInput(channels=channels, window=window, signals=tuple(spec.features) or ("values",),
+                       normalize=spec.normalize, group_by=spec.row_group if group else None,
+                       normalizer=normalizer if group else None)
 
 
 def operating_condition(table: pa.Table) -> pa.Array:

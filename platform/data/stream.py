@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
+from .batch import Batch
 from .normalize import GroupNormalizer
 from .specs import WindowSpec, deal_assets, domain_filter, domain_rows, row_group_codes, spec_columns, table_windows
 
@@ -221,15 +222,15 @@ class WindowStream:
         return self._n
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                drop_last: bool = False) -> Iterator[tuple]:
-        """One pass as ``(x [B, C, L], y [B], domain [B])`` CPU tensors; ``shuffle`` mixes windows
-        of consecutive blocks in a local buffer of ``shuffle_windows``."""
+                drop_last: bool = False) -> Iterator[Batch]:
+        """One pass as :class:`Batch` es on the CPU (``series`` ``[B, C, L]``); ``shuffle`` mixes
+        windows of consecutive blocks in a local buffer of ``shuffle_windows``."""
         for b in self.source.iter_torch_batches(
                 batch_size=batch_size, drop_last=drop_last, device="cpu",
                 local_shuffle_buffer_size=self.shuffle_windows if shuffle else None,
                 local_shuffle_seed=seed if shuffle else None):
-            yield b["x"], b["y"], b["domain"]
+            yield Batch({"series": b["x"]}, b["y"], b["domain"])
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """The first ``n`` windows of a pass (``rng`` unused: a stream has no random access)."""
-        return next(self.batches(n))[0].numpy()
+        return next(self.batches(n)).inputs["series"].numpy()

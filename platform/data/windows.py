@@ -53,10 +53,13 @@ class Windows:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-        """One pass as ``(x [B, C, L], y [B], domain [B])`` tensors, shuffled with ``seed`` if asked."""
+        """One pass as :class:`~transferline.data.batch.Batch` es (``series`` ``[B, C, L]``, targets,
+        domains), shuffled with ``seed`` if asked."""
+        from .batch import Batch
         from .torch_dataset import WindowDataset
 
-        return iter(WindowDataset(self).loader(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last))
+        loader = WindowDataset(self).loader(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        return (Batch({"series": x}, y, d) for x, y, d in loader)
 
     def draw(self, n: int, rng: np.random.Generator) -> "Windows":
         """Up to ``n`` windows drawn without replacement by ``rng``, kept in window order."""

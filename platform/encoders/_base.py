@@ -1,21 +1,30 @@
-"""The encoder contract and the name → builder registry."""
+"""The encoder contract and the name → builder registry.
+
+Names carry their family: ``tsai/inception_time`` is built by tsai, ``timm/...`` by timm,
+``hf/...`` by transformers; transferline's own encoders have plain names (``cnn_small``). The
+names used before families (``inception_time``, ``resnet``, ...) still work as aliases.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from ..data.inputs import InputSpec, ModalitySpec
 from ..registry import Registry
 
 
 class Encoder(nn.Module):
-    """Maps windows ``[B, C, L]`` to features.
+    """Maps one modality's input (a tensor, or a dict of modalities it picks its own from) to features.
 
-    Subclasses set ``out_dim`` (size of the pooled features) and ``sequence_features`` (whether
-    :meth:`forward_features` keeps the time axis at the input length ``L``).
+    Subclasses set ``out_dim`` (size of the pooled features), ``modality`` (the input it reads) and
+    ``sequence_features`` (whether :meth:`forward_features` keeps the time axis at the input length).
     """
 
     out_dim: int
+    modality: str = "series"
     sequence_features: bool = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -25,8 +34,10 @@ class Encoder(nn.Module):
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         return features.mean(dim=-1) if features.dim() == 3 else features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Pooled features ``[B, out_dim]``."""
+        if isinstance(x, Mapping):
+            x = x[self.modality]
         return self.pool(self.forward_features(x))
 
 
@@ -35,15 +46,32 @@ def _load_builtin() -> None:
 
 
 ENCODERS = Registry("encoder", _load_builtin)
-register_encoder = ENCODERS.register
 list_encoders = ENCODERS.names
+encoder_name = ENCODERS.canonical
+known_encoder = ENCODERS.known
 
 
-def create_encoder(name: str, c_in: int, seq_len: int, **options) -> Encoder:
-    """Builds encoder ``name`` for ``c_in`` channels and windows of ``seq_len``.
+def register_encoder(name: str, modality: str = "series", aliases: tuple[str, ...] = ()):
+    """Decorator registering an encoder builder ``builder(spec, **options)`` for ``modality`` inputs."""
+    return ENCODERS.register(name, aliases=aliases, modality=modality)
+
+
+def encoder_modality(name: str) -> str:
+    return ENCODERS.info(name)["modality"]
+
+
+def create_encoder(name: str, spec: InputSpec | ModalitySpec, **options) -> Encoder:
+    """Builds encoder ``name`` for the inputs ``spec`` describes (an :class:`InputSpec`, whose
+    entry for the encoder's modality is used, or that modality's spec itself).
 
     Options left as None keep the preset's value.
     """
-    encoder = ENCODERS.create(name, c_in, seq_len, **options)
-    encoder.name = name
+    modality = encoder_modality(name)
+    if isinstance(spec, InputSpec):
+        spec = spec[modality]
+    if spec.modality != modality:
+        raise ValueError(f"encoder {name!r} takes {modality} inputs, not {spec.modality}")
+    encoder = ENCODERS.create(name, spec, **options)
+    encoder.name = encoder_name(name)
+    encoder.modality = modality
     return encoder

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.inputs import SeriesInput
 from ._base import Encoder, register_encoder
 
 
@@ -67,10 +68,10 @@ class WDCNN(Encoder):
 
 
 @register_encoder("cnn_small")
-def cnn_small(c_in: int, seq_len: int, **options) -> Encoder:
-    return SmallCNN(c_in, seq_len, **options)
+def cnn_small(spec: SeriesInput, **options) -> Encoder:
+    return SmallCNN(spec.channels, spec.window, **options)
 
 
 @register_encoder("wdcnn")
-def wdcnn(c_in: int, seq_len: int, **options) -> Encoder:
-    return WDCNN(c_in, seq_len, **options)
+def wdcnn(spec: SeriesInput, **options) -> Encoder:
+    return WDCNN(spec.channels, spec.window, **options)

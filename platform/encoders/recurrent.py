@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.inputs import SeriesInput
 from ._base import Encoder, register_encoder
 
 
@@ -29,5 +30,5 @@ class LSTMEncoder(Encoder):
 
 
 @register_encoder("lstm")
-def lstm(c_in: int, seq_len: int, **options) -> Encoder:
-    return LSTMEncoder(c_in, seq_len, **options)
+def lstm(spec: SeriesInput, **options) -> Encoder:
+    return LSTMEncoder(spec.channels, spec.window, **options)

@@ -12,6 +12,7 @@ import warnings
 
 import torch
 
+from ..data.inputs import SeriesInput
 from ._base import Encoder, register_encoder
 
 
@@ -35,30 +36,30 @@ class TsaiBackbone(Encoder):
         return self.backbone(x)
 
 
-@register_encoder("inception_time")
-def inception_time(c_in: int, seq_len: int, nf: int = 32, **options) -> Encoder:
-    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", c_in, seq_len, nf=nf, **options)
+@register_encoder("tsai/inception_time", aliases=("inception_time",))
+def inception_time(spec: SeriesInput, nf: int = 32, **options) -> Encoder:
+    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", spec.channels, spec.window, nf=nf, **options)
 
 
-@register_encoder("inception_small")
-def inception_small(c_in: int, seq_len: int, nf: int = 16, depth: int = 3, ks: int = 20, **options) -> Encoder:
-    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", c_in, seq_len, nf=nf, depth=depth, ks=ks,
-                        **options)
+@register_encoder("tsai/inception_small", aliases=("inception_small",))
+def inception_small(spec: SeriesInput, nf: int = 16, depth: int = 3, ks: int = 20, **options) -> Encoder:
+    return TsaiBackbone("InceptionTimePlus", "InceptionTimePlus", spec.channels, spec.window, nf=nf, depth=depth,
+                        ks=ks, **options)
 
 
-@register_encoder("resnet")
-def resnet(c_in: int, seq_len: int, nf: int = 32, **options) -> Encoder:
-    return TsaiBackbone("ResNetPlus", "ResNetPlus", c_in, seq_len, nf=nf, **options)
+@register_encoder("tsai/resnet", aliases=("resnet",))
+def resnet(spec: SeriesInput, nf: int = 32, **options) -> Encoder:
+    return TsaiBackbone("ResNetPlus", "ResNetPlus", spec.channels, spec.window, nf=nf, **options)
 
 
-@register_encoder("tst")
-def tst(c_in: int, seq_len: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 8, d_ff: int = 128,
+@register_encoder("tsai/tst", aliases=("tst",))
+def tst(spec: SeriesInput, d_model: int = 64, n_layers: int = 2, n_heads: int = 8, d_ff: int = 128,
         **options) -> Encoder:
-    return TsaiBackbone("TSTPlus", "TSTPlus", c_in, seq_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                        d_ff=d_ff, flatten=False, key_padding_mask=False, **options)  # NOTE: "auto" writes into x
+    return TsaiBackbone("TSTPlus", "TSTPlus", spec.channels, spec.window, d_model=d_model, n_layers=n_layers,
+                        n_heads=n_heads, d_ff=d_ff, flatten=False, key_padding_mask=False, **options)  # NOTE: "auto" writes into x
 
 
-@register_encoder("lstm_fcn")
-def lstm_fcn(c_in: int, seq_len: int, hidden_size: int = 64, conv_layers: tuple = (64, 128, 64), **options) -> Encoder:
-    return TsaiBackbone("RNN_FCNPlus", "LSTM_FCNPlus", c_in, seq_len, hidden_size=hidden_size,
+@register_encoder("tsai/lstm_fcn", aliases=("lstm_fcn",))
+def lstm_fcn(spec: SeriesInput, hidden_size: int = 64, conv_layers: tuple = (64, 128, 64), **options) -> Encoder:
+    return TsaiBackbone("RNN_FCNPlus", "LSTM_FCNPlus", spec.channels, spec.window, hidden_size=hidden_size,
                         conv_layers=list(conv_layers), rnn_dropout=0.2, **options)

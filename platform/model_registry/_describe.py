@@ -20,8 +20,6 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     model, and returns the entry fields (task, modality, encoder, input, output, lineage, metrics)."""
     from safetensors.torch import load_file
 
-    from ..data import get_window_spec
-
     for fname in ("model.safetensors", "model.json", "config.yaml", "metrics.json"):
         if not (run_dir / fname).is_file():
             raise RegistryError(f"{run_dir} is not a finished transfer run: no {fname}")
@@ -36,8 +34,9 @@ def describe_run(run_dir: Path, out: Path) -> dict:
                                 "untrained and cannot be registered")
     shutil.copyfile(run_dir / "model.safetensors", out / "model.safetensors")
     shutil.copyfile(run_dir / "model.json", out / "model.json")
-    model = build_inference_model(meta, load_file(str(out / "model.safetensors")))
-    example = export_torchscript(model, meta["c_in"], meta["seq_len"], out / "model.ts")
+    spec = run_input_spec(meta, config)
+    model = build_inference_model(meta, load_file(str(out / "model.safetensors")), spec)
+    example = export_torchscript(model, spec[model.encoder.modality], out / "model.ts")
     with torch.no_grad():
         eager, exported = model(example), load_exported(out / "model.ts")(example)
     if not torch.allclose(eager.float(), exported.float(), atol=ATOL, rtol=ATOL):
@@ -45,27 +44,46 @@ def describe_run(run_dir: Path, out: Path) -> dict:
                                 f"{(eager.float() - exported.float()).abs().max():.2e} (> {ATOL})")
 
     data = config["data"]
-    spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
-    normalizers = meta.get("normalizers") or {}
-    normalizer = normalizers.get("target") or normalizers.get("source")
     task = dict(meta["task"])
     task_name = task.pop("name")
-    classification = task_name != "rul"
-    output = ({"kind": "class", "classes": list(spec.classes) if task_name == "fault_diagnosis" and spec.classes
-               else ["no", "yes"] if task_name == "failure_within" else []}
-              if classification else {"kind": "regression", "unit": "cycles", "label": spec.label})
+    output = meta.get("output") or _legacy_output(task_name, task, data)
     role = lambda r: {"dataset": data[r].get("dataset") or data["dataset"], "domains": data[r].get("domains"),  # noqa: E731
                       "split": data[r].get("split")}
     return {
-        "task": {"name": task_name, "type": "classification" if classification else "regression", "options": task},
-        "modality": "timeseries",
+        "task": {"name": task_name, "type": "classification" if output["kind"] == "class" else "regression",
+                 "options": task},
+        "modality": "+".join(spec.names),
         "encoder": {"name": meta["encoder"], "options": meta.get("options") or {}},
-        "input": {"signals": list(spec.features) or ["values"], "window": meta["seq_len"], "channels": meta["c_in"],
-                  "layout": "[batch, time, signal]", "group_by": spec.row_group if spec.normalize == "group" else None,
-                  "normalize": spec.normalize, "normalizer": normalizer},
+        "input": spec.to_dict(),
         "output": output,
         "lineage": {"run_dir": str(run_dir.resolve()), "source": role("source"), "target": role("target"),
                     "test": role("test"), "pretrained": config.get("pretrained"),
                     "adaptation": meta.get("adaptation"), "strategy": config.get("strategy"), "seed": config.get("seed")},
         "metrics": metrics,
     }
+
+
+def run_input_spec(meta: dict, config: dict):
+    """The input spec a run saved with its weights; runs written before input specs existed stored
+    ``c_in`` and ``seq_len`` and took their normalization from the config's window spec."""
+    from ..data import InputSpec, get_window_spec, series_input
+
+    if "input" in meta:
+        return InputSpec.from_dict(meta["input"])
+    data = config["data"]
+    window_spec = get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+    normalizers = meta.get("normalizers") or {}
+    return InputSpec.of(series_input(window_spec, meta["c_in"], meta["seq_len"],
+                                     normalizers.get("target") or normalizers.get("source")))
+
+
+def _legacy_output(task_name: str, task: dict, data: dict) -> dict:
+    """The output of a run written before tasks described their output (built-in tasks only)."""
+    from ..data import get_window_spec
+
+    if task_name == "rul":
+        return {"kind": "regression", "names": ["rul"], "units": ["cycles"]}
+    if task_name == "failure_within":
+        return {"kind": "class", "classes": ["no", "yes"]}
+    classes = get_window_spec(data["spec"], **(data.get("spec_options") or {})).classes
+    return {"kind": "class", "classes": list(classes) if len(classes) == task.get("n_classes") else []}

@@ -11,7 +11,8 @@ from torch import nn
 
 
 class InferenceModel(nn.Module):
-    """Windows ``[B, C, T]`` (already normalized) → predictions in label units (RUL cycles, class ids)."""
+    """Preprocessed input (series ``[B, C, T]``, images ``[B, C, H, W]``) → predictions in label
+    units (RUL cycles, class ids)."""
 
     def __init__(self, encoder: nn.Module, head: nn.Module, task) -> None:
         super().__init__()
@@ -22,14 +23,15 @@ class InferenceModel(nn.Module):
         return self._predict(self.head(self.encoder(x)))
 
 
-def build_inference_model(meta: dict, state: dict[str, torch.Tensor]) -> InferenceModel:
-    """Rebuilds encoder and head from a transfer run's ``model.json`` and loads ``model.safetensors``."""
+def build_inference_model(meta: dict, state: dict[str, torch.Tensor], spec) -> InferenceModel:
+    """Rebuilds encoder and head from a transfer run's ``model.json`` for inputs ``spec`` (an
+    :class:`~transferline.data.InputSpec`) and loads ``model.safetensors``."""
     from transferline.encoders import create_encoder
     from transferline.tasks import create_task
 
     task_cfg = dict(meta["task"])
     task = create_task(task_cfg.pop("name"), **task_cfg)
-    encoder = create_encoder(meta["encoder"], meta["c_in"], meta["seq_len"], **(meta.get("options") or {}))
+    encoder = create_encoder(meta["encoder"], spec, **(meta.get("options") or {}))
     head = task.build_head(encoder.out_dim)
     model = InferenceModel(encoder, head, task)
     own = {k: v for k, v in state.items() if k.split(".")[0] in ("encoder", "head")}
@@ -39,9 +41,10 @@ def build_inference_model(meta: dict, state: dict[str, torch.Tensor]) -> Inferen
     return model.eval()
 
 
-def export_torchscript(model: InferenceModel, c_in: int, seq_len: int, path: Path) -> torch.Tensor:
-    """Traces ``model`` on a fixed example and saves it; returns the example (for equality checks)."""
-    example = torch.randn(2, c_in, seq_len, generator=torch.Generator().manual_seed(0))
+def export_torchscript(model: InferenceModel, spec, path: Path) -> torch.Tensor:
+    """Traces ``model`` on a fixed example of its input ``spec`` (the modality spec its encoder
+    reads) and saves it; returns the example (for equality checks)."""
+    example = torch.from_numpy(spec.example(2, seed=0))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
         traced = torch.jit.trace(model, example, check_trace=False)

@@ -57,8 +57,8 @@ class ModelEntry:
     task: dict
     modality: str
     encoder: dict
-    input: dict  # signals, window, group_by, normalizer (mean/std per group)
-    output: dict  # kind, unit or classes
+    input: dict  # the input spec: modality → its spec (series: signals, window, normalize, normalizer...)
+    output: dict  # kind "class" with classes, or "regression" with names and units
     lineage: dict
     metrics: dict
     created: str
@@ -80,7 +80,23 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelEntry":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in _upgrade(data).items() if k in cls.__dataclass_fields__})
+
+
+def _upgrade(data: dict) -> dict:
+    """Entries registered before input specs: a flat series input and a single-unit output."""
+    data = dict(data)
+    old_input = data.get("input") or {}
+    if "signals" in old_input:
+        data["input"] = {"series": {"channels": old_input["channels"], "window": old_input["window"],
+                                    "signals": old_input["signals"], "normalize": old_input.get("normalize", "group"),
+                                    "group_by": old_input.get("group_by"), "normalizer": old_input.get("normalizer")}}
+        data["modality"] = "series"
+    output = data.get("output") or {}
+    if output.get("kind") == "regression" and "names" not in output:
+        data["output"] = {"kind": "regression", "names": [output.get("label") or "value"],
+                          "units": [output.get("unit") or ""]}
+    return data
 
 
 def resolve_models_root(root: str | os.PathLike | None = None) -> Path:

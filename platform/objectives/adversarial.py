@@ -16,21 +16,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.inputs import SeriesInput
 from ..losses import Discriminator, dann_schedule, reverse_gradient
 from ._base import Objective, register_objective
 
 
 class AdversarialAutoencoder(Objective):
-    def __init__(self, encoder, c_in: int, seq_len: int, code_dim: int = 16, weight: float = 0.5) -> None:
+    def __init__(self, encoder, spec: SeriesInput, code_dim: int = 16, weight: float = 0.5) -> None:
         super().__init__(encoder)
         self.weight = weight
         self.to_code = nn.Linear(encoder.out_dim, code_dim)
-        self.decoder = nn.Sequential(nn.Linear(code_dim, 128), nn.ReLU(), nn.Linear(128, c_in * seq_len),
-                                     nn.Unflatten(1, (c_in, seq_len)))
+        shape = (spec.channels, spec.window)
+        self.decoder = nn.Sequential(nn.Linear(code_dim, 128), nn.ReLU(), nn.Linear(128, shape[0] * shape[1]),
+                                     nn.Unflatten(1, shape))
         self.discriminator = Discriminator(code_dim, hidden=64)
 
     def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
-        x = batch[0]
+        x = self.own_input(batch)
         z = self.to_code(self.encoder(x))
         recon = F.mse_loss(self.decoder(z), x)
         prior = torch.randn_like(z)
@@ -42,6 +44,6 @@ class AdversarialAutoencoder(Objective):
         return {"loss": recon + self.weight * adv, "reconstruction": recon.detach(), "adversarial": adv.detach()}
 
 
-@register_objective("gan")
-def gan(encoder, *, c_in, seq_len, task=None, **options) -> Objective:
-    return AdversarialAutoencoder(encoder, c_in, seq_len, **options)
+@register_objective("gan", modalities=("series",))
+def gan(encoder, *, spec, task=None, **options) -> Objective:
+    return AdversarialAutoencoder(encoder, spec, **options)

@@ -26,6 +26,9 @@ def augment(x: torch.Tensor, jitter: float = 0.1, scale: float = 0.1, mask_ratio
     return out * keep.unsqueeze(1)
 
 
+AUGMENTATIONS = {"series": augment}  # modality → two-view augmentation; the loss is shared
+
+
 class Contrastive(Objective):
     def __init__(self, encoder, loss: str = "nt_xent", temperature: float = 0.2, proj_dim: int = 32,
                  jitter: float = 0.1, scale: float = 0.1, mask_ratio: float = 0.1) -> None:
@@ -33,18 +36,22 @@ class Contrastive(Objective):
         if loss not in ("nt_xent", "info_nce"):
             raise ValueError(f"loss must be 'nt_xent' or 'info_nce', not {loss!r}")
         self.loss_name, self.temperature = loss, temperature
+        if encoder.modality not in AUGMENTATIONS:
+            raise ValueError(f"contrastive pretraining has augmentations for {', '.join(AUGMENTATIONS)} inputs, "
+                             f"not {encoder.modality}")
+        self.augment = AUGMENTATIONS[encoder.modality]
         self.aug = dict(jitter=jitter, scale=scale, mask_ratio=mask_ratio)
         self.projection = nn.Sequential(nn.Linear(encoder.out_dim, encoder.out_dim), nn.ReLU(),
                                         nn.Linear(encoder.out_dim, proj_dim))
 
     def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
-        x = batch[0]
-        z1 = self.projection(self.encoder(augment(x, **self.aug)))
-        z2 = self.projection(self.encoder(augment(x, **self.aug)))
+        x = self.own_input(batch)
+        z1 = self.projection(self.encoder(self.augment(x, **self.aug)))
+        z2 = self.projection(self.encoder(self.augment(x, **self.aug)))
         fn = nt_xent if self.loss_name == "nt_xent" else info_nce
         return {"loss": fn(z1, z2, temperature=self.temperature)}
 
 
 @register_objective("contrastive")
-def contrastive(encoder, *, c_in=None, seq_len=None, task=None, **options) -> Objective:
+def contrastive(encoder, *, spec=None, task=None, **options) -> Objective:
     return Contrastive(encoder, **options)

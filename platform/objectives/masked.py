@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.inputs import SeriesInput
 from ._base import Objective, decode, reconstruction_decoder, register_objective
 
 
@@ -37,16 +38,16 @@ def subsequence_mask(shape: torch.Size, ratio: float, span: float = 3.0,
 
 
 class MaskedReconstruction(Objective):
-    def __init__(self, encoder, c_in: int, seq_len: int, mask: str = "subsequence", ratio: float = 0.15,
+    def __init__(self, encoder, spec: SeriesInput, mask: str = "subsequence", ratio: float = 0.15,
                  span: float = 3.0) -> None:
         super().__init__(encoder)
         if mask not in ("random", "subsequence"):
             raise ValueError(f"mask must be 'random' or 'subsequence', not {mask!r}")
         self.mask, self.ratio, self.span = mask, ratio, span
-        self.decoder = reconstruction_decoder(encoder, c_in, seq_len)
+        self.decoder = reconstruction_decoder(encoder, spec)
 
     def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
-        x = batch[0]
+        x = self.own_input(batch)
         if self.mask == "random":
             mask = random_mask(x.shape, self.ratio, device=x.device)
         else:
@@ -56,6 +57,6 @@ class MaskedReconstruction(Objective):
         return {"loss": loss, "masked_fraction": mask.float().mean().detach()}
 
 
-@register_objective("masked")
-def masked(encoder, *, c_in, seq_len, task=None, **options) -> Objective:
-    return MaskedReconstruction(encoder, c_in, seq_len, **options)
+@register_objective("masked", modalities=("series",))
+def masked(encoder, *, spec, task=None, **options) -> Objective:
+    return MaskedReconstruction(encoder, spec, **options)

@@ -18,10 +18,9 @@ class Supervised(Objective):
         self.head = task.build_head(encoder.out_dim)
 
     def step(self, batch, progress: float = 0.0) -> dict[str, torch.Tensor]:
-        x, y = batch[0], batch[1]
-        return {"loss": self.task.loss(self.head(self.encoder(x)), y)}
+        return {"loss": self.task.loss(self.head(self.encoder(batch.inputs)), batch.target)}
 
 
 @register_objective("supervised")
-def supervised(encoder, *, task=None, c_in=None, seq_len=None) -> Objective:
+def supervised(encoder, *, spec=None, task=None) -> Objective:
     return Supervised(encoder, task)

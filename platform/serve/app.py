@@ -39,9 +39,12 @@ class Detail(BaseModel):
 
 class Prediction(BaseModel):
     model: str = Field(description="the answering model, name@version")
-    predictions: list[int | float] = Field(description="one per window: label units (e.g. cycles) or class ids")
+    predictions: list[int | float | list[float]] = Field(description="one per window: label units (e.g. cycles), "
+                                                                     "class ids, or one value per output")
     labels: list[str] | None = Field(None, description="class names, for classifiers")
     unit: str | None = Field(None, description="unit of a regression output")
+    outputs: list[str] | None = Field(None, description="output names, for several regression outputs")
+    units: list[str] | None = Field(None, description="one unit per output, for several regression outputs")
 
 
 ERRORS = {400: {"model": Detail, "description": "a body that cannot be read as JSON"},
@@ -115,6 +118,16 @@ def build_api() -> FastAPI:
 api = build_api()
 
 
+def _public_input(entry) -> dict:
+    """What a client needs to build a request, per modality (no fitted statistics)."""
+    out = {}
+    for modality, spec in entry.input.items():
+        out[modality] = {k: v for k, v in spec.items() if k != "normalizer"}
+        if modality == "series":
+            out[modality]["layout"] = "[batch, time, signal]"
+    return out
+
+
 def _replica_grpc_on_loopback() -> None:
     """On a Ray node whose address is loopback (the embedded Ray), Serve's per-replica gRPC server
     for calls between deployments listens on 127.0.0.1 rather than on every interface.
@@ -184,8 +197,7 @@ class ModelServer:
         for name in self.registry.names():
             entry = self.registry.get(name)
             out.append({"name": name, "versions": self.registry.versions(name), "stages": self.registry.stages(name),
-                        "latest": entry.version, "task": entry.task["name"], "input": {
-                            k: entry.input[k] for k in ("signals", "window", "layout", "group_by")}})
+                        "latest": entry.version, "task": entry.task["name"], "input": _public_input(entry)})
         return out
 
     @api.post("/v1/models/{name}/predict", response_model=Prediction, response_model_exclude_none=True,

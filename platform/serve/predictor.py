@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data.preprocess import standardize
+from ..data.inputs import InputSpec
+from ..data.preprocess import build_preprocess
 from ..errors import TransferlineError
 from ..model_registry import ModelEntry, ModelRegistry, load_exported
 
@@ -52,9 +53,7 @@ def parse_request(body) -> PredictRequest:
 class LoadedModel:
     entry: ModelEntry
     module: object  # torch.jit.ScriptModule
-    mean: np.ndarray | None  # [G + 1, C]; the last row holds the global statistics
-    std: np.ndarray | None
-    groups: np.ndarray | None  # the group ids of mean/std's first G rows, sorted
+    preprocess: object  # built from the entry's input spec, as in training
 
     @property
     def ref(self) -> str:
@@ -62,8 +61,7 @@ class LoadedModel:
 
     def prepare(self, windows: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         """Raw windows ``[B, T, C]`` → model input ``[B, C, T]`` (float32), by the training preprocessing."""
-        return standardize(np.asarray(windows).transpose(0, 2, 1), self.entry.input["normalize"], mean=self.mean,
-                           std=self.std, known=self.groups, groups=groups)
+        return self.preprocess(np.asarray(windows).transpose(0, 2, 1), groups)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -74,7 +72,7 @@ class LoadedModel:
 
 def validate(entry: ModelEntry, request: PredictRequest) -> tuple[np.ndarray, np.ndarray | None]:
     """Checks a parsed request against the model's input spec; returns windows ``[B, T, C]`` and groups."""
-    spec = entry.input
+    spec = series_spec(entry)
     if request.signals is not None and list(request.signals) != list(spec["signals"]):
         raise RequestError(["body", "signals"], f"model {entry.ref} takes signals {spec['signals']} in this order")
     try:
@@ -155,15 +153,25 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
-    norm = entry.input.get("normalizer")
-    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)),
-                       np.asarray(norm["mean"]) if norm else None, np.asarray(norm["std"]) if norm else None,
-                       np.asarray(norm["groups"][:-1], np.int64) if norm else None)
+    preprocess = build_preprocess(InputSpec.from_dict(entry.input)["series"])
+    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)), preprocess)
+
+
+def series_spec(entry: ModelEntry) -> dict:
+    """The series part of an entry's input spec; a clear error for models that take other inputs."""
+    if "series" not in entry.input:
+        raise RequestError(["body", "windows"], f"model {entry.ref} takes {', '.join(entry.input)} inputs, "
+                                                "not sensor windows")
+    return entry.input["series"]
 
 
 def response(entry: ModelEntry, out: np.ndarray) -> dict:
-    out = out.tolist()
-    if entry.output.get("kind") == "class" and entry.output.get("classes"):
-        classes = entry.output["classes"]
-        return {"model": entry.ref, "predictions": out, "labels": [classes[int(i)] for i in out]}
-    return {"model": entry.ref, "predictions": out, "unit": entry.output.get("unit")}
+    out, output = out.tolist(), entry.output
+    if output.get("kind") == "class":
+        classes = output.get("classes")
+        return {"model": entry.ref, "predictions": out, **({"labels": [classes[int(i)] for i in out]} if classes
+                                                            else {})}
+    units = output.get("units") or []
+    if len(output.get("names") or []) > 1:
+        return {"model": entry.ref, "predictions": out, "outputs": output["names"], "units": units}
+    return {"model": entry.ref, "predictions": out, "unit": units[0] if units and units[0] else None}

@@ -123,13 +123,15 @@ def validate(config: dict) -> None:
 
     from ..adaptation import list_adaptations
     from ..data import WINDOW_SPECS
-    from ..encoders import list_encoders
+    from ..encoders import encoder_name, known_encoder, list_encoders
     from ..objectives import list_objectives
     from .strategies import list_strategies
 
     if config["mode"] not in ("pretrain", "transfer"):
         raise TransferlineError(f"mode must be 'pretrain' or 'transfer', not {config['mode']!r}")
-    checks = [("encoder.name", config["encoder"]["name"], list_encoders()),
+    encoder = config["encoder"]["name"]
+    checks = [("encoder.name", encoder_name(encoder) if isinstance(encoder, str) and known_encoder(encoder) else encoder,
+               list_encoders()),
               ("task.name", config["task"]["name"], list_tasks()),
               ("objective.name", config["objective"]["name"], list_objectives()),
               ("adaptation.name", config["adaptation"]["name"], list_adaptations()),

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Catalog
-from ..data import (GroupNormalizer, StreamPlan, WindowStream, Windows, fit_normalizer, get_window_spec, load_windows,
-                    plan_stream, split_by_asset, split_by_time, split_keys)
+from ..data import (GroupNormalizer, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows, fit_normalizer,
+                    get_window_spec, plan_stream, series_input, split_by_asset, split_by_time,
+                    split_keys)
+from ..data.factory import load_samples
 
 
 @dataclass
@@ -22,14 +24,20 @@ class RunData:
     target_val: Windows | None = None
     test: Windows | None = None
     normalizers: dict | None = None
+    window_spec: WindowSpec | None = None
 
     @property
-    def c_in(self) -> int:
-        return self.source_train.n_channels
+    def classes(self) -> list[str]:
+        """Class names in id order, where the data has them."""
+        return list(getattr(self.source_train, "classes", None) or [])
 
-    @property
-    def seq_len(self) -> int:
-        return self.source_train.length
+    def input_spec(self) -> InputSpec:
+        """What the model takes, with the fitted statistics it is served with (the target's where
+        it has its own, else the source's)."""
+        norm = self.normalizers or {}
+        norm = norm.get("target") or norm.get("source")
+        return InputSpec.of(series_input(self.window_spec, self.source_train.n_channels, self.source_train.length,
+                                         norm.to_dict() if norm else None))
 
 
 def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | None = None) -> RunData:
@@ -41,10 +49,15 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     :func:`source_streams` made, with a Ray Train worker's dataset shards in place of the datasets)
     or, without it, from datasets made here.
     """
-    data = config["data"]
     catalog = catalog or Catalog(config.get("catalog"))
-    spec = _spec(data)
-    seed = config["seed"]
+    spec = _spec(config["data"])
+    out = _prepare(config, catalog, spec, streams)
+    out.window_spec = spec
+    return out
+
+
+def _prepare(config: dict, catalog: Catalog, spec: WindowSpec, streams: dict | None) -> RunData:
+    data, seed = config["data"], config["seed"]
     group_norm = _group_norm(spec)
     if not data["source"]["domains"]:
         return _target_only(config, catalog, spec, group_norm)
@@ -56,7 +69,7 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
         return _add_target(config, catalog, spec, group_norm, out)
-    source_all = load_windows(catalog, _dataset(data, "source"), spec, split=data["source"]["split"] if not data["time_split"]
+    source_all = load_samples(catalog, _dataset(data, "source"), spec, split=data["source"]["split"] if not data["time_split"]
                               else None, domains=data["source"]["domains"])
     if data["time_split"]:
         source_all, _ = split_by_time(source_all, data["time_split"])
@@ -108,14 +121,14 @@ def _add_target(config: dict, catalog: Catalog, spec, group_norm: bool, out: Run
     if not target.get("domains"):
         return out
     if data["time_split"]:
-        target_all, test = split_by_time(load_windows(catalog, _dataset(data, "target"), spec,
+        target_all, test = split_by_time(load_samples(catalog, _dataset(data, "target"), spec,
                                                       domains=target["domains"]),
                                          data["time_split"])
     else:
-        target_all = load_windows(catalog, _dataset(data, "target"), spec, split=target["split"],
+        target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
                                   domains=target["domains"])
         test_cfg = data["test"]
-        test = load_windows(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
+        test = load_samples(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
                             domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
     if group_norm:
         normalizers["target"] = GroupNormalizer.fit(target_all)  # target train rows, no labels used
@@ -166,9 +179,9 @@ def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunD
     n = int(target.get("labelled_units") or 0)
     if not target.get("domains") or n < 2:
         raise ValueError("without source domains, give target.domains and target.labelled_units >= 2")
-    target_all = load_windows(catalog, _dataset(data, "target"), spec, split=target["split"],
+    target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
                               domains=target["domains"])
-    test = load_windows(catalog, _dataset(data, "test"), spec, split=data["test"]["split"],
+    test = load_samples(catalog, _dataset(data, "test"), spec, split=data["test"]["split"],
                         domains=data["test"]["domains"] or target["domains"], last_only=data["test"]["last_only"])
     train, val = _hold_out_units(labelled_units(target_all, n, config["seed"]))
     normalizers = {}

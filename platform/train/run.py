@@ -22,7 +22,7 @@ from transferline.tasks import create_task
 
 from ..adaptation import DomainBatch, create_adaptation
 from ..data import Windows, WindowStream
-from ..encoders import create_encoder
+from ..encoders import create_encoder, encoder_name
 from ..losses import mk_mmd
 from ..objectives import create_objective
 from .checkpoint import fresh_run_dir, load_state, save_module, write_json
@@ -89,11 +89,16 @@ def run_inputs(config: dict) -> list[str | None]:
 
 def _encoder(config: dict, data: RunData, device) -> nn.Module:
     enc_cfg = config["encoder"]
-    encoder = create_encoder(enc_cfg["name"], data.c_in, data.seq_len, **(enc_cfg.get("options") or {}))
+    encoder = create_encoder(enc_cfg["name"], data.input_spec(), **(enc_cfg.get("options") or {}))
     if config.get("pretrained"):
         state, meta = load_state(Path(config["pretrained"]), "encoder")
-        if meta.get("encoder") != enc_cfg["name"]:
-            raise ValueError(f"pretrained encoder is {meta.get('encoder')!r}, config asks for {enc_cfg['name']!r}")
+        saved = meta.get("encoder")
+        try:
+            same = encoder_name(saved) == encoder.name
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError(f"pretrained encoder is {saved!r}, config asks for {enc_cfg['name']!r}")
         try:
             encoder.load_state_dict(state)
         except RuntimeError as exc:  # other shapes: another window, channel count or encoder options
@@ -114,10 +119,10 @@ def _batches(windows: Windows | WindowStream, batch_size: int, seed: int, device
 
     def make():
         epoch[0] += 1
-        for x, y, d in windows.batches(min(batch_size, len(windows)), shuffle=True,
-                                       seed=seed * 1000 + epoch[0] + 1_000_003 * rank,
-                                       drop_last=len(windows) > batch_size):
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), d.to(device, non_blocking=True)
+        for batch in windows.batches(min(batch_size, len(windows)), shuffle=True,
+                                     seed=seed * 1000 + epoch[0] + 1_000_003 * rank,
+                                     drop_last=len(windows) > batch_size):
+            yield batch.to(device)
     return make
 
 
@@ -135,18 +140,18 @@ def _steps_per_epoch(config: dict, n: int) -> int:
 
 
 @torch.no_grad()
-def predict_labelled(model: Callable, windows: Windows | WindowStream, device,
-                     batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model``'s outputs on every window, with the windows' labels (in the same order)."""
-    outs, labels = [], []
-    for x, y, _ in windows.batches(batch_size):
-        outs.append(model(x.to(device)).float().cpu())
-        labels.append(y)
-    return torch.cat(outs), torch.cat(labels)
+def evaluate_set(model: Callable, task, samples: Windows | WindowStream, device, batch_size: int = 1024) -> dict:
+    """``task``'s metrics of ``model`` over every sample, accumulated batch by batch."""
+    evaluator = task.evaluator()
+    for batch in samples.batches(batch_size):
+        evaluator.update(model(batch.to(device).inputs), batch.target)
+    return evaluator.compute()
 
 
-def predict(model: Callable, windows: Windows | WindowStream, device, batch_size: int = 1024) -> torch.Tensor:
-    return predict_labelled(model, windows, device, batch_size)[0]
+@torch.no_grad()
+def predict(model: Callable, samples: Windows | WindowStream, device, batch_size: int = 1024) -> torch.Tensor:
+    """``model``'s outputs on every sample, in order."""
+    return torch.cat([model(batch.to(device).inputs).float().cpu() for batch in samples.batches(batch_size)])
 
 
 def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool, ema: float = 0.0):
@@ -184,7 +189,7 @@ def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, h
 def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     encoder = _encoder(config, data, device)
-    objective = create_objective(config["objective"]["name"], encoder, data.c_in, data.seq_len, task=task,
+    objective = create_objective(config["objective"]["name"], encoder, data.input_spec(), task=task,
                                  **(config["objective"].get("options") or {})).to(device)
     dist.broadcast(objective)
     optim = config["optim"]
@@ -196,8 +201,7 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         # NOTE: the same masks / augmentations every epoch, without resetting the training stream
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(config["seed"])
-            losses = [float(objective.step(tuple(t.to(device) for t in b))["loss"])
-                      for b in data.source_val.batches(optim["batch_size"])]
+            losses = [float(objective.step(b.to(device))["loss"]) for b in data.source_val.batches(optim["batch_size"])]
         return {"val_loss": float(np.mean(losses))}
 
     n_steps = _steps_per_epoch(config, len(data.source_train))
@@ -214,9 +218,9 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     metrics = {"val_loss": stopper.best, "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start,
                "steps_per_epoch": n_steps}
     if run_dir:
-        save_module(run_dir, "encoder", encoder, {"encoder": config["encoder"]["name"],
+        save_module(run_dir, "encoder", encoder, {"encoder": encoder.name,
                                                   "options": config["encoder"].get("options") or {},
-                                                  "c_in": data.c_in, "seq_len": data.seq_len,
+                                                  "input": data.input_spec().to_dict(),
                                                   "objective": config["objective"]["name"],
                                                   "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
     return metrics
@@ -242,11 +246,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         if data.target_labelled is not None else None
 
     def step(progress: float) -> dict:
-        xs, ys, _ = next(src)
-        batch = DomainBatch(xs, ys, target_x=next(tgt)[0] if tgt else None)
-        if lab:
-            batch.target_labelled_x, batch.target_labelled_y, _ = next(lab)
-        return method.step(batch, progress)
+        return method.step(DomainBatch(next(src), next(tgt) if tgt else None, next(lab) if lab else None), progress)
 
     metric = config["early_stopping"]["metric"]
     dev_sets = None
@@ -257,7 +257,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         dev_sets = (data.source_val.draw(1024, rng), data.target_train.draw(1024, rng))
 
     def scores(prefix: str, windows: Windows | WindowStream) -> dict:
-        return {f"{prefix}_{k}": v for k, v in task.metrics(*predict_labelled(method, windows, device)).items()}
+        return {f"{prefix}_{k}": v for k, v in evaluate_set(method, task, windows, device).items()}
 
     @dist.same_on_all
     def evaluate() -> dict:
@@ -297,10 +297,11 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         metrics.update(scores("test", data.test))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
-        save_module(run_dir, "model", method, {"encoder": config["encoder"]["name"],
+        save_module(run_dir, "model", method, {"encoder": encoder.name,
                                                "options": config["encoder"].get("options") or {},
                                                "task": task.config(), "adaptation": config["adaptation"]["name"],
-                                               "c_in": data.c_in, "seq_len": data.seq_len,
+                                               "input": data.input_spec().to_dict(),
+                                               "output": task.output(data.classes),
                                                "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
     return metrics
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from transferline.encoders import Encoder, create_encoder, list_encoders
+from transferline.data import ImageInput, InputSpec, SeriesInput
+from transferline.encoders import Encoder, create_encoder, encoder_name, list_encoders
 
 
 def _input(name: str) -> tuple[int, int]:
@@ -14,14 +15,34 @@ def _input(name: str) -> tuple[int, int]:
 
 def test_registry_lists_required_families():
     names = set(list_encoders())
-    assert {"inception_time", "inception_small", "resnet", "tst", "lstm_fcn", "wdcnn"} <= names
+    assert {"tsai/inception_time", "tsai/inception_small", "tsai/resnet", "tsai/tst", "tsai/lstm_fcn",
+            "wdcnn", "cnn_small", "lstm"} <= names
+
+
+@pytest.mark.parametrize("old", ["inception_time", "inception_small", "resnet", "tst", "lstm_fcn"])
+def test_names_before_families_still_work(old):
+    assert encoder_name(old) == f"tsai/{old}"
+    encoder = create_encoder(old, SeriesInput(channels=3, window=32))
+    assert encoder.name == f"tsai/{old}" and encoder.modality == "series"
+
+
+def test_encoder_picks_its_modality_from_a_dict_and_checks_the_spec():
+    torch.manual_seed(0)
+    spec = InputSpec.of(SeriesInput(channels=3, window=16), ImageInput(size=(8, 8)))
+    encoder = create_encoder("cnn_small", spec).eval()  # takes the series entry of a multi-modal spec
+    x = torch.randn(2, 3, 16)
+    torch.testing.assert_close(encoder({"series": x, "image": torch.randn(2, 3, 8, 8)}), encoder(x))
+    with pytest.raises(ValueError, match="takes series inputs, not image"):
+        create_encoder("cnn_small", ImageInput())
+    with pytest.raises(ValueError, match="takes series, image, not 'text'"):
+        spec["text"]
 
 
 @pytest.mark.parametrize("name", list_encoders())
 def test_forward_backward_shape(name):
     c_in, length = _input(name)
     torch.manual_seed(0)
-    encoder = create_encoder(name, c_in, length)
+    encoder = create_encoder(name, SeriesInput(channels=c_in, window=length))
     assert isinstance(encoder, Encoder) and encoder.out_dim > 0
     x = torch.randn(3, c_in, length, requires_grad=True)
     features = encoder(x)
@@ -41,16 +62,16 @@ def test_deterministic_under_seed(name):
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        encoder = create_encoder(name, c_in, length).eval()
+        encoder = create_encoder(name, SeriesInput(channels=c_in, window=length)).eval()
         outs.append(encoder(x))
     torch.testing.assert_close(outs[0], outs[1])
 
 
 def test_unknown_encoder_lists_known():
     with pytest.raises(ValueError, match="known: .*cnn_small"):
-        create_encoder("nope", 1, 10)
+        create_encoder("nope", SeriesInput(channels=1, window=10))
 
 
 def test_unset_options_keep_preset():
-    assert create_encoder("cnn_small", 14, 30, width=None).out_dim == 64
-    assert create_encoder("cnn_small", 14, 30, width=32).out_dim == 32
+    assert create_encoder("cnn_small", SeriesInput(channels=14, window=30), width=None).out_dim == 64
+    assert create_encoder("cnn_small", SeriesInput(channels=14, window=30), width=32).out_dim == 32

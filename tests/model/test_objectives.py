@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from transferline.data import Batch, InputSpec, SeriesInput
 from transferline.encoders import create_encoder
 from transferline.objectives import create_objective, list_objectives, random_mask, subsequence_mask
 from transferline.tasks import create_task
@@ -14,9 +15,10 @@ from transferline.tasks import create_task
 @pytest.mark.parametrize("encoder_name", ["cnn_small", "lstm_fcn"])
 def test_step(name, encoder_name):
     torch.manual_seed(0)
-    encoder = create_encoder(encoder_name, 4, 24)
-    objective = create_objective(name, encoder, 4, 24, task=create_task("rul"))
-    out = objective.step((torch.randn(16, 4, 24), torch.rand(16) * 100), progress=0.5)
+    spec = InputSpec.of(SeriesInput(channels=4, window=24))
+    encoder = create_encoder(encoder_name, spec)
+    objective = create_objective(name, encoder, spec, task=create_task("rul"))
+    out = objective.step(Batch({"series": torch.randn(16, 4, 24)}, torch.rand(16) * 100), progress=0.5)
     assert torch.isfinite(out["loss"]) and out["loss"].dim() == 0
     out["loss"].backward()
     grads = [p.grad for p in encoder.parameters() if p.requires_grad]
@@ -25,7 +27,8 @@ def test_step(name, encoder_name):
 
 def test_supervised_needs_task():
     with pytest.raises(ValueError, match="needs a task"):
-        create_objective("supervised", create_encoder("cnn_small", 2, 8), 2, 8)
+        spec = InputSpec.of(SeriesInput(channels=2, window=8))
+        create_objective("supervised", create_encoder("cnn_small", spec), spec)
 
 
 def test_mask_ratios():

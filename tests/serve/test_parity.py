@@ -69,7 +69,7 @@ CASES = {
 def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case, catalog, tmp_path):
     from safetensors.torch import load_file
 
-    from transferline.data import get_window_spec, load_windows
+    from transferline.data import InputSpec, get_window_spec, load_windows
     from transferline.model_registry import ModelRegistry, build_inference_model
     from transferline.serve import Predictor
     from transferline.train import load_config, prepare_data, train_loop
@@ -82,7 +82,7 @@ def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case
     registry = ModelRegistry(tmp_path / "models")
     entry = registry.register(tmp_path / "run", "m")
     spec = get_window_spec(config["data"]["spec"], **config["data"]["spec_options"])
-    assert entry.input["normalize"] == spec.normalize
+    assert entry.input["series"]["normalize"] == spec.normalize
 
     # what the model computed at training time: the pipeline's own test windows
     test = prepare_data(config).test
@@ -90,7 +90,8 @@ def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case
     import json
 
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
-    model = build_inference_model(meta, load_file(str(tmp_path / "run" / "model.safetensors")))
+    model = build_inference_model(meta, load_file(str(tmp_path / "run" / "model.safetensors")),
+                                  InputSpec.from_dict(meta["input"]))
     with torch.no_grad():
         trained = model(torch.from_numpy(test.get(index))).numpy()
 
@@ -101,7 +102,7 @@ def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case
     raw = replace(raw, per_window_norm=False)
     windows = raw.get(index).transpose(0, 2, 1)
     body = {}
-    if entry.input["normalize"] == "group":
+    if entry.input["series"]["normalize"] == "group":
         rows = np.maximum(raw.ends[index, None] - raw.length + np.arange(raw.length), raw.asset_starts[index, None])
         body["groups"] = raw.row_groups[rows].tolist()
     served = Predictor(registry).predict("m", windows.astype(np.float64).tolist(), **body)["predictions"]

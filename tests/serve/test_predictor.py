@@ -17,7 +17,7 @@ def test_predictions_match_the_training_pipeline(registry, runs):
     import torch
     from safetensors.torch import load_file
 
-    from transferline.data import GroupNormalizer
+    from transferline.data import GroupNormalizer, InputSpec
     from transferline.model_registry import build_inference_model
 
     x = windows(3)
@@ -25,7 +25,8 @@ def test_predictions_match_the_training_pipeline(registry, runs):
     meta = json.loads((runs[0] / "model.json").read_text())
     norm = GroupNormalizer.from_dict(meta["normalizers"]["target"])
     z = (x - norm.mean[0]) / norm.std[0]  # FD001: operating condition 0
-    model = build_inference_model(meta, load_file(str(runs[0] / "model.safetensors")))
+    model = build_inference_model(meta, load_file(str(runs[0] / "model.safetensors")),
+                                  InputSpec.from_dict(meta["input"]))
     with torch.no_grad():
         expected = model(torch.from_numpy(z.transpose(0, 2, 1).astype(np.float32))).numpy()
     assert got["model"] == "plant-a@1" and got["unit"] == "cycles"

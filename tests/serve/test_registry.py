@@ -18,9 +18,13 @@ from transferline.model_registry import ModelRegistry, RegistryError
 def test_register_describes_the_model_and_its_lineage(registry, runs):
     entry = registry.get("plant-a")
     assert entry.ref == "plant-a@1"
-    assert entry.task == {"name": "rul", "type": "regression", "options": {"scale": 125, "hidden": 64, "dropout": 0.1}}
-    assert entry.input["signals"][:2] == ["s2", "s3"] and entry.input["window"] == 30
-    assert entry.input["group_by"] == "operating_condition" and entry.input["normalizer"]["groups"][-1] == -1
+    assert entry.task == {"name": "rul", "type": "regression",
+                          "options": {"scale": 125, "hidden": 64, "dropout": 0.1, "unit": "cycles"}}
+    assert entry.modality == "series" and list(entry.input) == ["series"]
+    series = entry.input["series"]
+    assert series["signals"][:2] == ["s2", "s3"] and series["window"] == 30 and series["channels"] == 14
+    assert series["group_by"] == "operating_condition" and series["normalizer"]["groups"][-1] == -1
+    assert entry.output == {"kind": "regression", "names": ["rul"], "units": ["cycles"]}
     assert entry.lineage["source"] == {"dataset": "cmapss-sample", "domains": ["FD002"], "split": "train"}
     assert entry.lineage["target"]["domains"] == ["FD001"] and entry.lineage["adaptation"] == "mmd"
     assert entry.metrics["test_rmse"] > 0
@@ -64,18 +68,20 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     from transferline.encoders import create_encoder
     from transferline.model_registry import build_inference_model, export_torchscript, load_exported
 
+    from transferline.data import InputSpec, SeriesInput
+
     c_in, length = (1, 1024) if name == "wdcnn" else (14, 30)
-    meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}, "c_in": c_in,
-            "seq_len": length}
+    spec = InputSpec.of(SeriesInput(channels=c_in, window=length))
+    meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}}
     torch.manual_seed(0)
-    encoder = create_encoder(name, c_in, length)
+    encoder = create_encoder(name, spec)
     from transferline.tasks import create_task
 
     head = create_task("fault_diagnosis", n_classes=4).build_head(encoder.out_dim)
     state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
              **{f"head.{k}": v for k, v in head.state_dict().items()}}
-    model = build_inference_model(meta, state)
-    export_torchscript(model, c_in, length, tmp_path / "m.ts")
+    model = build_inference_model(meta, state, spec)
+    export_torchscript(model, spec["series"], tmp_path / "m.ts")
     x = torch.randn(5, c_in, length)
     with torch.no_grad():
         assert torch.equal(model(x), load_exported(tmp_path / "m.ts")(x))
@@ -121,3 +127,36 @@ def test_a_run_that_trained_no_step_cannot_be_registered(runs, tmp_path):
     with pytest.raises(RegistryError, match="not a finished transfer run: no metrics.json"):
         registry.register(run, "m")
     assert registry.names() == [] and list((registry.root / ".tmp").iterdir()) == []
+
+
+def test_entries_and_runs_written_before_input_specs_still_load_and_serve(registry, runs, tmp_path):
+    """Registries and run folders from before input specs: a flat series input, ``c_in``/``seq_len``."""
+    import json
+
+    from .conftest import windows
+    from transferline.serve import Predictor
+
+    before = Predictor(registry).predict("plant-a", windows().tolist(), groups=[[0] * 30] * 4)
+    path = registry.path("plant-a", 1) / "entry.json"
+    entry = json.loads(path.read_text())
+    series = entry["input"].pop("series")
+    entry["input"] = {**{k: series[k] for k in ("signals", "window", "channels", "group_by", "normalize",
+                                                "normalizer")}, "layout": "[batch, time, signal]"}
+    entry["modality"], entry["output"] = "timeseries", {"kind": "regression", "unit": "cycles", "label": "rul"}
+    path.write_text(json.dumps(entry))
+    old = ModelRegistry(registry.root).get("plant-a")
+    assert old.input["series"]["window"] == 30 and old.output["units"] == ["cycles"]
+    assert Predictor(ModelRegistry(registry.root)).predict("plant-a", windows().tolist(),
+                                                           groups=[[0] * 30] * 4) == before
+
+    import shutil
+
+    legacy = tmp_path / "legacy-run"
+    shutil.copytree(runs[0], legacy)
+    meta = json.loads((legacy / "model.json").read_text())
+    spec = meta.pop("input")["series"]
+    meta.pop("output")
+    meta.update(c_in=spec["channels"], seq_len=spec["window"], encoder="cnn_small")
+    (legacy / "model.json").write_text(json.dumps(meta))
+    entry = registry.register(legacy, "legacy")
+    assert entry.input == registry.get("plant-a").input and entry.output == registry.get("plant-a").output

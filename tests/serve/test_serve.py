@@ -44,7 +44,9 @@ def test_health_models_and_docs(server):
     url, _ = server
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "models": 2}
     models = {m["name"]: m for m in httpx.get(f"{url}/v1/models").json()}
-    assert models["plant-a"]["stages"] == {"production": 1} and models["plant-b"]["input"]["window"] == 30
+    assert models["plant-a"]["stages"] == {"production": 1}
+    series = models["plant-b"]["input"]["series"]
+    assert series["window"] == 30 and series["layout"] == "[batch, time, signal]" and "normalizer" not in series
     assert httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/models/{name}/predict"]
 
 

@@ -35,6 +35,12 @@ def test_overrides_and_aliases():
     assert config["data"]["source"]["domains"] == ["FD002"]  # untouched keys keep the file's value
 
 
+@pytest.mark.parametrize("name", ["inception_small", "tsai/inception_small"])
+def test_encoder_names_with_and_without_family(name):
+    config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml", [f"encoder={name}"])
+    assert config["encoder"]["name"] == name
+
+
 @pytest.mark.parametrize("override,match", [
     ("optim.lrr=1", "unknown config key 'optim.lrr'"),
     ("adaptation=magic", "adaptation.name: unknown 'magic'"),

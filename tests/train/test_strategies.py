@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from transferline.data import SeriesInput
 from transferline.encoders import create_encoder
 from transferline.train import EarlyStopping, create_strategy, list_strategies
 
 
 def _encoder():
     torch.manual_seed(0)
-    return create_encoder("cnn_small", 3, 12, width=8)
+    return create_encoder("cnn_small", SeriesInput(channels=3, window=12), width=8)
 
 
 def _trainable(module) -> list[bool]:

@@ -1,0 +1,76 @@
+"""The batch every training step, objective and adaptation method receives.
+
+Inputs are a dict of modalities (``{"series": [B, C, L]}``, ``{"image": [B, C, H, W]}``, or
+several); targets take the task's own shape: a tensor (a value, a class, several outputs, a
+multi-hot set) or a list with one entry per sample (e.g. one dict of boxes per image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Batch:
+    """Inputs by modality, targets, domain ids, and which modalities each sample has.
+
+    Args:
+        inputs: modality → tensor with the batch on its first axis.
+        target: a tensor ``[B, ...]`` or a list of ``B`` per-sample targets; None when unlabelled.
+        domain: domain id of each sample ``[B]``.
+        present: ``[B, M]`` bool, modality ``m`` (in ``inputs`` order) present for sample ``b``;
+            None when every sample has every modality.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    target: torch.Tensor | list | None = None
+    domain: torch.Tensor | None = None
+    present: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def to(self, device, non_blocking: bool = True) -> "Batch":
+        move = lambda t: t.to(device, non_blocking=non_blocking) if torch.is_tensor(t) else t  # noqa: E731
+        target = [_move_target(t, device) for t in self.target] if isinstance(self.target, list) else \
+            move(self.target)
+        return Batch({k: move(v) for k, v in self.inputs.items()}, target, move(self.domain), move(self.present))
+
+    @staticmethod
+    def cat(batches: list["Batch"]) -> "Batch":
+        """One batch from several with the same modalities, in order (targets of unlabelled parts dropped)."""
+        keys = list(batches[0].inputs)
+        if any(list(b.inputs) != keys for b in batches):
+            raise ValueError(f"batches to join take different modalities: {[list(b.inputs) for b in batches]}")
+        inputs = {k: torch.cat([b.inputs[k] for b in batches]) for k in keys}
+        present = None
+        if any(b.present is not None for b in batches):
+            present = torch.cat([b.present if b.present is not None else
+                                 torch.ones(len(b), len(keys), dtype=torch.bool, device=b.inputs[keys[0]].device)
+                                 for b in batches])
+        return Batch(inputs, _cat_targets([b.target for b in batches]), _cat_optional([b.domain for b in batches]),
+                     present)
+
+
+def _move_target(target, device):
+    if torch.is_tensor(target):
+        return target.to(device, non_blocking=True)
+    if isinstance(target, dict):
+        return {k: _move_target(v, device) for k, v in target.items()}
+    return target
+
+
+def _cat_targets(targets: list):
+    if all(t is None for t in targets):
+        return None
+    if any(t is None for t in targets):
+        raise ValueError("cannot join labelled and unlabelled batches")
+    if all(isinstance(t, list) for t in targets):
+        return [x for t in targets for x in t]
+    return torch.cat(targets)
+
+
+def _cat_optional(parts: list):
+    return None if any(p is None for p in parts) else torch.cat(parts)

@@ -1,0 +1,114 @@
+"""Image samples from an ``images`` catalog dataset: encoded images with class labels, boxes,
+domains and assets, decoded and preprocessed per batch by the input spec's preprocessing (the one
+serving uses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..catalog import Catalog
+from .batch import Batch
+from .inputs import ImageInput
+from .preprocess import ImagePreprocess
+
+COLUMNS = ["plant", "asset", "image", "label", "boxes", "source"]
+
+
+@dataclass
+class ImageSamples:
+    """Images with one entry per sample in every per-sample array; ``images`` holds encoded bytes.
+
+    Offers what training needs of :class:`~transferline.data.Windows`: ``len``, :meth:`batches`,
+    :meth:`subset`, :meth:`draw` / :meth:`sample`, labels, domains, assets and class names.
+    """
+
+    images: pa.Array  # binary [N]
+    labels: np.ndarray  # int64 [N], index into classes
+    domains: np.ndarray  # int64 [N], index into domain_names
+    assets: np.ndarray  # int64 [N]: each image is its own unit (few-shot draws count images)
+    spec: ImageInput
+    classes: list[str] = field(default_factory=list)
+    domain_names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # source file of each image
+    boxes: list | None = None  # per image: list of {label, xmin, ymin, xmax, ymax}
+    task_type: str = "classification"
+
+    def __post_init__(self) -> None:
+        self._preprocess = ImagePreprocess(self.spec)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_channels(self) -> int:
+        return self.spec.channels
+
+    def get(self, index) -> np.ndarray:
+        """Model input ``[B, C, H, W]`` float32 for the images at ``index``."""
+        index = np.atleast_1d(np.asarray(index))
+        return self._preprocess([self.images[int(i)].as_py() for i in index])
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        """One pass as :class:`Batch` es (``image`` ``[B, C, H, W]``, class ids, domains)."""
+        import torch
+
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        stop = len(order) - len(order) % batch_size if drop_last else len(order)
+        for lo in range(0, stop, batch_size):
+            idx = order[lo:lo + batch_size]
+            yield Batch({"image": torch.from_numpy(self.get(idx))}, torch.from_numpy(self.labels[idx]),
+                        torch.from_numpy(self.domains[idx]))
+
+    def subset(self, mask) -> "ImageSamples":
+        index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        take = pa.array(index, pa.int64())
+        return replace(self, images=self.images.take(take), labels=self.labels[index], domains=self.domains[index],
+                       assets=self.assets[index], names=[self.names[i] for i in index] if self.names else [],
+                       boxes=[self.boxes[i] for i in index] if self.boxes is not None else None)
+
+    def draw(self, n: int, rng: np.random.Generator) -> "ImageSamples":
+        return self.subset(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The model input of :meth:`draw` as ``[n, C, H, W]``."""
+        drawn = self.draw(n, rng)
+        return drawn.get(np.arange(len(drawn)))
+
+    def per_class(self, k: int, seed: int) -> "ImageSamples":
+        """``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
+        rng = np.random.default_rng(seed)
+        chosen = [rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(self.classes))]
+        return self.subset(np.sort(np.concatenate(chosen)))
+
+
+def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str | None = None,
+                domains: list[str] | None = None, classes: list[str] | None = None,
+                domain: str = "plant") -> ImageSamples:
+    """Reads an ``images`` dataset (optionally one split and some domains) as :class:`ImageSamples`.
+
+    Class ids follow ``classes`` if given (an image of another class is an error naming it), else
+    the dataset's class list from its manifest, else the sorted labels.
+    """
+    table = catalog.read(dataset, split=split, columns=COLUMNS)
+    if domains:
+        table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
+    if table.num_rows == 0:
+        raise ValueError(f"no images in {dataset!r} for split {split!r} and domains {domains}")
+    labels = np.asarray(table.column("label").to_pylist(), dtype=object)
+    classes = list(classes or catalog.manifest(dataset).extra.get("classes") or sorted(set(labels)))
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"{dataset!r} has images of class(es) {unknown} outside the class list {classes}")
+    lookup = {c: i for i, c in enumerate(classes)}
+    doms = np.asarray(table.column(domain).to_pylist(), dtype=object).astype(str)
+    domain_names, domain_codes = np.unique(doms, return_inverse=True)
+    return ImageSamples(images=table.column("image").combine_chunks(),
+                        labels=np.array([lookup[v] for v in labels], np.int64),
+                        domains=domain_codes.astype(np.int64), assets=np.arange(table.num_rows, dtype=np.int64),
+                        spec=spec, classes=classes, domain_names=domain_names.tolist(),
+                        names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist())
