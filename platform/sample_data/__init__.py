@@ -4,6 +4,9 @@
 Source: A. Saxena, K. Goebel, D. Simon, N. Eklund, "Damage Propagation Modeling for Aircraft
 Engine Run-to-Failure Simulation", PHM 2008; NASA Ames Prognostics Data Repository. A work of the
 US Government, in the public domain.
+
+``neu/``: 120 NEU-DET steel-surface images (20 per defect class) with their VOC boxes, unmodified;
+Song & Yan, Applied Surface Science 2013; He et al., IEEE TIM 2020 (see ``neu/NOTICE``).
 """
 
 from __future__ import annotations

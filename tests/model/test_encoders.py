@@ -6,11 +6,19 @@ import pytest
 import torch
 
 from transferline.data import ImageInput, InputSpec, SeriesInput
-from transferline.encoders import Encoder, create_encoder, encoder_name, list_encoders
+from transferline.encoders import Encoder, create_encoder, encoder_modality, encoder_name, list_encoders
 
 
 def _input(name: str) -> tuple[int, int]:
     return (1, 1024) if name == "wdcnn" else (14, 30)
+
+
+def _spec_and_input(name: str, batch: int):
+    """A small input of the encoder's modality."""
+    if encoder_modality(name) == "image":
+        return ImageInput(size=(64, 64), channels=3), torch.randn(batch, 3, 64, 64)
+    c_in, length = _input(name)
+    return SeriesInput(channels=c_in, window=length), torch.randn(batch, c_in, length)
 
 
 def test_registry_lists_required_families():
@@ -40,11 +48,11 @@ def test_encoder_picks_its_modality_from_a_dict_and_checks_the_spec():
 
 @pytest.mark.parametrize("name", list_encoders())
 def test_forward_backward_shape(name):
-    c_in, length = _input(name)
     torch.manual_seed(0)
-    encoder = create_encoder(name, SeriesInput(channels=c_in, window=length))
-    assert isinstance(encoder, Encoder) and encoder.out_dim > 0
-    x = torch.randn(3, c_in, length, requires_grad=True)
+    spec, x = _spec_and_input(name, 3)
+    encoder = create_encoder(name, spec)
+    assert isinstance(encoder, Encoder) and encoder.out_dim > 0 and encoder.modality == spec.modality
+    x.requires_grad_(True)
     features = encoder(x)
     assert features.shape == (3, encoder.out_dim) and torch.isfinite(features).all()
     features.pow(2).mean().backward()
@@ -52,17 +60,16 @@ def test_forward_backward_shape(name):
     assert all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
     seq = encoder.forward_features(x)
     if encoder.sequence_features:
-        assert seq.shape == (3, encoder.out_dim, length)
+        assert seq.shape == (3, encoder.out_dim, x.shape[-1])
 
 
 @pytest.mark.parametrize("name", list_encoders())
 def test_deterministic_under_seed(name):
-    c_in, length = _input(name)
-    x = torch.randn(2, c_in, length)
+    spec, x = _spec_and_input(name, 2)
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        encoder = create_encoder(name, SeriesInput(channels=c_in, window=length)).eval()
+        encoder = create_encoder(name, spec).eval()
         outs.append(encoder(x))
     torch.testing.assert_close(outs[0], outs[1])
 

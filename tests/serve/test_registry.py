@@ -68,10 +68,12 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     from transferline.encoders import create_encoder
     from transferline.model_registry import build_inference_model, export_torchscript, load_exported
 
-    from transferline.data import InputSpec, SeriesInput
+    from transferline.data import ImageInput, InputSpec, SeriesInput
+    from transferline.encoders import encoder_modality
 
     c_in, length = (1, 1024) if name == "wdcnn" else (14, 30)
-    spec = InputSpec.of(SeriesInput(channels=c_in, window=length))
+    one = ImageInput(size=(64, 64)) if encoder_modality(name) == "image" else SeriesInput(channels=c_in, window=length)
+    spec = InputSpec.of(one)
     meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}}
     torch.manual_seed(0)
     encoder = create_encoder(name, spec)
@@ -81,8 +83,8 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
              **{f"head.{k}": v for k, v in head.state_dict().items()}}
     model = build_inference_model(meta, state, spec)
-    export_torchscript(model, spec["series"], tmp_path / "m.ts")
-    x = torch.randn(5, c_in, length)
+    export_torchscript(model, one, tmp_path / "m.ts")
+    x = torch.from_numpy(one.example(5, seed=1))
     with torch.no_grad():
         assert torch.equal(model(x), load_exported(tmp_path / "m.ts")(x))
         logits_eager = model.head(model.encoder(x))
