@@ -25,6 +25,10 @@ class Task:
     def build_head(self, in_dim: int) -> nn.Module:
         raise NotImplementedError
 
+    def bind(self, classes: list[str]) -> None:
+        """Fits the task to the data's class names (in id order; empty without classes) before its
+        head is built; raises ValueError where they contradict the task's options."""
+
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Turns window labels (e.g. RUL) into this task's targets."""
         return y

@@ -1,4 +1,4 @@
-"""Fault diagnosis / defect classification: one class per window."""
+"""Fault diagnosis / defect classification: one class per window or image."""
 
 from __future__ import annotations
 
@@ -11,12 +11,24 @@ from .metrics import accuracy, macro_f1
 
 
 class FaultDiagnosis(Task):
+    """One class per sample (a window's fault, an image's defect); ``n_classes`` defaults to the
+    data's class count."""
+
     task_type = "classification"
     primary_metric = "accuracy"
     higher_is_better = True
 
-    def __init__(self, n_classes: int = 10, hidden: int = 64, dropout: float = 0.1) -> None:
+    def __init__(self, n_classes: int | None = None, hidden: int = 64, dropout: float = 0.1) -> None:
         self.n_classes, self.hidden, self.dropout = n_classes, hidden, dropout
+
+    def bind(self, classes: list[str]) -> None:
+        if self.n_classes is None:
+            if not classes:
+                raise ValueError(f"task {self.name}: the data names no classes; set task.options.n_classes")
+            self.n_classes = len(classes)
+        elif classes and self.n_classes != len(classes):
+            raise ValueError(f"task.options.n_classes={self.n_classes} but the data has {len(classes)} classes "
+                             f"({', '.join(classes)}); leave it unset to take the data's")
 
     def build_head(self, in_dim: int) -> nn.Module:
         return mlp_head(in_dim, self.n_classes, self.hidden, self.dropout)

@@ -79,6 +79,15 @@ class ImageSamples:
         drawn = self.draw(n, rng)
         return drawn.get(np.arange(len(drawn)))
 
+    def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
+        """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""
+        rng = np.random.default_rng(seed)
+        held = np.zeros(len(self), bool)
+        for c in np.unique(self.labels):
+            members = rng.permutation(np.flatnonzero(self.labels == c))
+            held[members[:max(1, round(fraction * len(members)))]] = True
+        return self.subset(~held), self.subset(held)
+
     def per_class(self, k: int, seed: int) -> "ImageSamples":
         """``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
         rng = np.random.default_rng(seed)

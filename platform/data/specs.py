@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .inputs import SeriesInput
+from .inputs import ImageInput, SeriesInput
 from .windows import Windows, run_windows, waveform_windows
 
 # NOTE: the 14 C-MAPSS sensors that vary with degradation; s1, s5, s6, s10, s16, s18, s19 are
@@ -44,6 +44,28 @@ WINDOW_SPECS: dict[str, WindowSpec] = {
                        classes=("normal", "IR007", "B007", "OR007@6", "IR014", "B014", "OR014@6", "IR021", "B021",
                                 "OR021@6")),
 }
+
+
+# Image input presets for ``images`` datasets (``data.spec``); options override any field.
+# NOTE: 0.5/0.5 is the normalization EfficientNet-Lite was trained with (TF: (x - 127) / 128).
+IMAGE_SPECS: dict[str, ImageInput] = {
+    "image": ImageInput(),
+    "neu": ImageInput(size=(224, 224), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+}
+
+
+def get_data_spec(name: str, **overrides) -> WindowSpec | ImageInput:
+    """The named window spec (runs, waveforms) or image input preset, with ``overrides`` applied."""
+    if name in IMAGE_SPECS:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(fields) - set(ImageInput.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"image spec {name!r} has no option(s) {unknown}; it takes "
+                            f"{', '.join(ImageInput.__dataclass_fields__)}")
+        return replace(IMAGE_SPECS[name], **fields)
+    if name not in WINDOW_SPECS:
+        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS])}")
+    return get_window_spec(name, **overrides)
 
 
 def get_window_spec(name: str, **overrides) -> WindowSpec:

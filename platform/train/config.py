@@ -29,8 +29,13 @@ DEFAULTS: dict = {
         "spec_options": {},
         # each role may read another dataset than data.dataset (e.g. target rows captured over OPC UA)
         "source": {"domains": None, "split": "train", "dataset": None},
-        "target": {"domains": None, "split": "train", "labelled_units": 0, "unlabelled": True, "dataset": None},
-        "test": {"domains": None, "split": "test", "last_only": True, "monitor": False, "dataset": None},
+        # labelled target data: labelled_units whole units (assets), or per_class samples of each class (images)
+        "target": {"domains": None, "split": "train", "labelled_units": 0, "per_class": 0, "unlabelled": True,
+                   "dataset": None},
+        # holdout: the test set is this fraction of each class of the target rows (images without a test
+        # split), the same rows for every seed (drawn with holdout_seed)
+        "test": {"domains": None, "split": "test", "last_only": True, "monitor": False, "dataset": None,
+                 "holdout": None, "holdout_seed": 0},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
         # stream the source windows through Ray Data instead of loading them (datasets larger than memory)
@@ -122,7 +127,7 @@ def validate(config: dict) -> None:
     from transferline.tasks import list_tasks
 
     from ..adaptation import list_adaptations
-    from ..data import WINDOW_SPECS
+    from ..data import IMAGE_SPECS, WINDOW_SPECS
     from ..encoders import encoder_name, known_encoder, list_encoders
     from ..objectives import list_objectives
     from .strategies import list_strategies
@@ -136,7 +141,7 @@ def validate(config: dict) -> None:
               ("objective.name", config["objective"]["name"], list_objectives()),
               ("adaptation.name", config["adaptation"]["name"], list_adaptations()),
               ("strategy.name", config["strategy"]["name"], list_strategies()),
-              ("data.spec", config["data"]["spec"], list(WINDOW_SPECS))]
+              ("data.spec", config["data"]["spec"], [*WINDOW_SPECS, *IMAGE_SPECS])]
     for key, value, known in checks:
         if value not in known:
             raise TransferlineError(f"config {key}: unknown {value!r}; known: {', '.join(known)}")
@@ -171,6 +176,11 @@ def validate(config: dict) -> None:
     _number(config, "data.val_fraction", low=0, high=1, low_open=True, high_open=True)
     _number(config, "data.time_split", low=0, high=1, low_open=True, high_open=True, optional=True)
     _number(config, "data.target.labelled_units", integer=True, low=0)
+    _number(config, "data.target.per_class", integer=True, low=0)
+    _number(config, "data.test.holdout", low=0, high=1, low_open=True, high_open=True, optional=True)
+    _number(config, "data.test.holdout_seed", integer=True, low=0)
+    if config["data"]["target"]["per_class"] and config["data"]["target"]["labelled_units"]:
+        raise TransferlineError("config data.target: labelled_units or per_class, not both")
     _validate_spec(config["data"])
     if config.get("pretrained") is not None:
         folder = Path(str(config["pretrained"])).expanduser()
@@ -211,16 +221,19 @@ def _number(config: dict, dotted: str, *, integer: bool = False, low: float | No
 
 
 def _validate_spec(data: dict) -> None:
-    """The window spec with its options applied: known fields, a normalization its kind supports."""
-    from ..data import get_window_spec
+    """The data spec with its options applied: known fields, a normalization its kind supports."""
+    from ..data import ImageInput, get_data_spec
 
     options = data.get("spec_options") or {}
     if not isinstance(options, dict):
         raise TransferlineError(f"config data.spec_options: a mapping, not {shorten(options)}")
     try:
-        spec = get_window_spec(data["spec"], **options)
+        spec = get_data_spec(data["spec"], **options)
     except TypeError as exc:
         raise TransferlineError(f"config data.spec_options: {exc}") from None
+    if isinstance(spec, ImageInput):
+        _validate_image_spec(spec, data)
+        return
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
         raise TransferlineError(f"config data.spec_options.normalize: {spec.kind} windows take {', '.join(allowed)}, "
@@ -229,6 +242,26 @@ def _validate_spec(data: dict) -> None:
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TransferlineError(f"config data.spec_options.{key}: a positive integer, not {shorten(value)}")
+
+
+def _validate_image_spec(spec, data: dict) -> None:
+    from ..data.preprocess import ImagePreprocess
+
+    size = spec.size
+    if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 and 8 <= v <= 4096 for v in size)):
+        raise TransferlineError(f"config data.spec_options.size: [height, width], integers 8 to 4096, not "
+                                f"{shorten(list(size) if isinstance(size, tuple) else size)}")
+    try:
+        ImagePreprocess(spec)
+    except (ValueError, TypeError) as exc:
+        raise TransferlineError(f"config data.spec_options: {exc}") from None
+    if data["time_split"]:
+        raise TransferlineError("config data.time_split: splits recordings in time; image datasets take "
+                                "data.test.holdout")
+    if data["streaming"]["enabled"]:
+        raise TransferlineError("config data.streaming.enabled: streams series windows; image datasets are read "
+                                "whole")
 
 
 def _validate_streaming(config: dict) -> None:

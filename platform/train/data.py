@@ -1,6 +1,6 @@
-"""Builds the window sets a run needs from its config: source train/val, target (unlabelled and a
-few labelled units), and the target test set, each normalized with statistics of its own domain's
-training rows."""
+"""Builds the sample sets a run needs from its config: source train/val, target (unlabelled and a
+few labelled units, or a few samples per class), and the target test set. Series windows are
+normalized with statistics of their own domain's training rows; images by their input spec."""
 
 from __future__ import annotations
 
@@ -9,22 +9,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Catalog
-from ..data import (GroupNormalizer, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows, fit_normalizer,
-                    get_window_spec, plan_stream, series_input, split_by_asset, split_by_time,
+from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows,
+                    fit_normalizer, get_data_spec, plan_stream, series_input, split_by_asset, split_by_time,
                     split_keys)
 from ..data.factory import load_samples
+from ..data.images import ImageSamples
 
 
 @dataclass
 class RunData:
-    source_train: Windows | WindowStream  # a stream with data.streaming.enabled
-    source_val: Windows | WindowStream
-    target_train: Windows | None = None  # unlabelled use
-    target_labelled: Windows | None = None
-    target_val: Windows | None = None
-    test: Windows | None = None
+    source_train: Windows | WindowStream | ImageSamples  # a stream with data.streaming.enabled
+    source_val: Windows | WindowStream | ImageSamples
+    target_train: Windows | ImageSamples | None = None  # unlabelled use
+    target_labelled: Windows | ImageSamples | None = None
+    target_val: Windows | ImageSamples | None = None
+    test: Windows | ImageSamples | None = None
     normalizers: dict | None = None
-    window_spec: WindowSpec | None = None
+    data_spec: WindowSpec | ImageInput | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -34,9 +35,11 @@ class RunData:
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
+        if isinstance(self.data_spec, ImageInput):
+            return InputSpec.of(self.data_spec)
         norm = self.normalizers or {}
         norm = norm.get("target") or norm.get("source")
-        return InputSpec.of(series_input(self.window_spec, self.source_train.n_channels, self.source_train.length,
+        return InputSpec.of(series_input(self.data_spec, self.source_train.n_channels, self.source_train.length,
                                          norm.to_dict() if norm else None))
 
 
@@ -52,7 +55,7 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(config["data"])
     out = _prepare(config, catalog, spec, streams)
-    out.window_spec = spec
+    out.data_spec = spec
     return out
 
 
@@ -120,37 +123,57 @@ def _add_target(config: dict, catalog: Catalog, spec, group_norm: bool, out: Run
     target = data["target"]
     if not target.get("domains"):
         return out
-    if data["time_split"]:
-        target_all, test = split_by_time(load_samples(catalog, _dataset(data, "target"), spec,
-                                                      domains=target["domains"]),
-                                         data["time_split"])
-    else:
-        target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
-                                  domains=target["domains"])
-        test_cfg = data["test"]
-        test = load_samples(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
-                            domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
+    target_all, test = _target_and_test(config, catalog, spec)
     if group_norm:
         normalizers["target"] = GroupNormalizer.fit(target_all)  # target train rows, no labels used
         target_all, test = normalizers["target"].transform(target_all), normalizers["target"].transform(test)
     out.target_train, out.test = target_all, test
     n_labelled = int(target.get("labelled_units") or 0)
-    if n_labelled:
-        out.target_labelled = labelled_units(target_all, n_labelled, seed)
-        if config["early_stopping"]["metric"] == "target_val" and n_labelled >= 2:
-            out.target_labelled, out.target_val = _hold_out_units(out.target_labelled)
+    out.target_labelled = _labelled(target, target_all, seed)
+    if n_labelled >= 2 and config["early_stopping"]["metric"] == "target_val":
+        out.target_labelled, out.target_val = _hold_out_units(out.target_labelled)
     if not target.get("unlabelled", True):
         out.target_train = None
     return out
 
 
-def _spec(data: dict):
-    return get_window_spec(data["spec"], **(data.get("spec_options") or {}))
+def _spec(data: dict) -> WindowSpec | ImageInput:
+    return get_data_spec(data["spec"], **(data.get("spec_options") or {}))
 
 
 def _group_norm(spec) -> bool:
     """Whether rows are standardized per group, with statistics of each domain's training rows."""
-    return spec.normalize == "group" and spec.kind == "runs"
+    return isinstance(spec, WindowSpec) and spec.normalize == "group" and spec.kind == "runs"
+
+
+def _target_and_test(config: dict, catalog: Catalog, spec):
+    """The target's training samples and the test set: from the test split, from the end of each
+    recording (``time_split``), or held out per class from the target's samples (``test.holdout``)."""
+    data, target, test_cfg = config["data"], config["data"]["target"], config["data"]["test"]
+    if data["time_split"]:
+        return split_by_time(load_samples(catalog, _dataset(data, "target"), spec, domains=target["domains"]),
+                             data["time_split"])
+    target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
+                              domains=target["domains"])
+    if test_cfg["holdout"]:
+        if not isinstance(target_all, ImageSamples):
+            raise ValueError("data.test.holdout holds out images per class; series windows take a test split "
+                             "or data.time_split")
+        return target_all.holdout(test_cfg["holdout"], test_cfg["holdout_seed"])
+    test = load_samples(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
+                        domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
+    return target_all, test
+
+
+def _labelled(target: dict, samples, seed: int):
+    """The labelled target samples: ``labelled_units`` whole units, or ``per_class`` of each class."""
+    if target.get("per_class"):
+        if not isinstance(samples, ImageSamples):
+            raise ValueError("target.per_class draws samples of each class from image datasets; series take "
+                             "target.labelled_units (whole units)")
+        return samples.per_class(int(target["per_class"]), seed + 1000)
+    n = int(target.get("labelled_units") or 0)
+    return labelled_units(samples, n, seed) if n else None
 
 
 def _dataset(data: dict, role: str) -> str:
@@ -175,15 +198,17 @@ def _hold_out_units(windows: Windows) -> tuple[Windows, Windows]:
 
 
 def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunData:
-    data, target = config["data"], config["data"]["target"]
-    n = int(target.get("labelled_units") or 0)
-    if not target.get("domains") or n < 2:
-        raise ValueError("without source domains, give target.domains and target.labelled_units >= 2")
-    target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
-                              domains=target["domains"])
-    test = load_samples(catalog, _dataset(data, "test"), spec, split=data["test"]["split"],
-                        domains=data["test"]["domains"] or target["domains"], last_only=data["test"]["last_only"])
-    train, val = _hold_out_units(labelled_units(target_all, n, config["seed"]))
+    """Trains on labelled target data alone. Whole units are split into train and validation; with
+    ``per_class`` (few-shot) the few labelled samples are all trained on and validated on as well,
+    so the schedule (epochs, patience), not a held-out score, decides when training stops."""
+    target = config["data"]["target"]
+    n, k = int(target.get("labelled_units") or 0), int(target.get("per_class") or 0)
+    if not target.get("domains") or (n < 2 and not k):
+        raise ValueError("without source domains, give target.domains and target.labelled_units >= 2 (or "
+                         "target.per_class for images)")
+    target_all, test = _target_and_test(config, catalog, spec)
+    labelled = _labelled(target, target_all, config["seed"])
+    train, val = (labelled, labelled) if k else _hold_out_units(labelled)
     normalizers = {}
     if group_norm:  # fitted on the target's training rows (labels unused), as in the transfer runs
         normalizers["target"] = GroupNormalizer.fit(target_all)

@@ -19,7 +19,7 @@ def series(x, y=None) -> Batch:
 @pytest.mark.parametrize("task_name,y", [("rul", torch.rand(8) * 120), ("fault_diagnosis", torch.randint(0, 10, (8,)))])
 def test_step_regression_and_classification(method, task_name, y):
     torch.manual_seed(0)
-    task = create_task(task_name)
+    task = create_task(task_name, **({"n_classes": 10} if task_name == "fault_diagnosis" else {}))
     encoder = create_encoder("cnn_small", SeriesInput(channels=3, window=16))
     model = create_adaptation(method, encoder, task.build_head(encoder.out_dim), task)
     batch = DomainBatch(series(torch.randn(8, 3, 16), y), series(torch.randn(8, 3, 16) + 1),
@@ -87,8 +87,18 @@ def test_density_ratio_and_dev():
 @pytest.mark.parametrize("task_name,y", [("rul", torch.rand(6) * 120), ("fault_diagnosis", torch.randint(0, 10, (6,))),
                                          ("failure_within", torch.rand(6) * 60), ("regression", torch.rand(6))])
 def test_task_loss_is_mean_of_sample_losses(task_name, y):
-    task = create_task(task_name)
+    task = create_task(task_name, **({"n_classes": 10} if task_name == "fault_diagnosis" else {}))
     output = task.build_head(4)(torch.randn(6, 4))
     per_sample = task.sample_losses(output, y)
     assert per_sample.shape == (6,)
     torch.testing.assert_close(task.loss(output, y), per_sample.mean())
+
+
+def test_classification_takes_the_data_classes_and_refuses_a_mismatch():
+    task = create_task("fault_diagnosis")
+    task.bind(["crazing", "patches", "scratches"])
+    assert task.n_classes == 3 and task.output(["crazing", "patches", "scratches"])["classes"][2] == "scratches"
+    with pytest.raises(ValueError, match=r"n_classes=10 but the data has 7 classes"):
+        create_task("fault_diagnosis", n_classes=10).bind([f"c{i}" for i in range(7)])
+    with pytest.raises(ValueError, match="names no classes; set task.options.n_classes"):
+        create_task("fault_diagnosis").bind([])

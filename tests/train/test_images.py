@@ -1,0 +1,108 @@
+"""Image runs on the one training loop: few-shot classification from ImageNet weights, supervised
+pretraining on images then transfer, registration with an export, Ray Train with two workers, and
+config errors that name the key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from transferline.errors import TransferlineError
+
+from ..conftest import REPO
+
+CONFIG = REPO / "examples" / "configs" / "neu_fewshot.yaml"
+SMALL = ["data.spec_options.size=[64,64]", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def neu(tmp_path_factory):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path_factory.mktemp("neu-cat"))
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    return catalog
+
+
+def _config(neu, *extra):
+    from transferline.train import load_config
+
+    return load_config(CONFIG, [f"catalog={neu.root}", *SMALL, *extra])
+
+
+@pytest.mark.slow
+def test_fewshot_from_imagenet_beats_chance_and_registers(neu, tmp_path):
+    from transferline.model_registry import ModelRegistry
+    from transferline.train import train_loop
+
+    config = _config(neu, "epochs=6")
+    config["run_dir"] = str(tmp_path / "run")
+    metrics = train_loop(config)
+    # 5 images per class trained on, the other half of each class tested: 60 images, 6 classes
+    assert metrics["test_accuracy"] >= 0.6, metrics
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["input"] == {"image": {"size": [64, 64], "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                       "resize": "stretch"}}
+    assert meta["output"]["classes"][0] == "crazing" and meta["task"]["n_classes"] == 6
+    entry = ModelRegistry(tmp_path / "models").register(tmp_path / "run", "neu-5shot")
+    assert entry.modality == "image" and entry.task["type"] == "classification"
+    assert (ModelRegistry(tmp_path / "models").path("neu-5shot", 1) / "model.ts").is_file()
+
+
+@pytest.mark.slow
+def test_supervised_pretraining_on_images_then_fewshot_from_it(neu, tmp_path):
+    from transferline.train import load_config, train_loop
+
+    pre = load_config(CONFIG, [f"catalog={neu.root}", *SMALL, "mode=pretrain", "objective=supervised",
+                               "source.domains=[neu]", "source.split=all", "target.domains=null", "epochs=2",
+                               "encoder.options.pretrained=null"])
+    pre["run_dir"] = str(tmp_path / "pre")
+    assert train_loop(pre)["val_loss"] > 0
+    config = _config(neu, "epochs=2", f"pretrained={tmp_path / 'pre'}", "encoder.options.pretrained=null")
+    assert 0 <= train_loop(config)["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("override,match", [
+    ("data.spec_options.size=[64]", r"data.spec_options.size: \[height, width\]"),
+    ("data.spec_options.channels=2", "channels 1 or 3"),
+    ("data.spec_options.colour=true", "has no option"),
+    ("data.streaming.enabled=true", "streaming.enabled: streams series windows"),
+    ("target.labelled_units=3", "labelled_units or per_class, not both"),
+])
+def test_image_config_errors_name_the_key(override, match, neu):
+    overrides = [override] + (["source.domains=[neu]"] if "streaming" in override else [])
+    with pytest.raises(TransferlineError, match=match):
+        _config(neu, *overrides)
+
+
+def test_series_and_image_options_are_not_mixed(neu, sample_cmapss, tmp_path):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.train import load_config, prepare_data
+
+    catalog = Catalog(tmp_path / "cat")
+    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_cmapss))
+    config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
+                         [f"catalog={catalog.root}", "target.labelled_units=0", "target.per_class=2"])
+    with pytest.raises(ValueError, match="target.per_class draws samples of each class from image datasets"):
+        prepare_data(config)
+    config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
+                         [f"catalog={catalog.root}", "test.holdout=0.5"])
+    with pytest.raises(ValueError, match="data.test.holdout holds out images per class"):
+        prepare_data(config)
+    config = _config(neu, "data.dataset=neu", "data.spec=cmapss", "data.spec_options={}")
+    with pytest.raises(ValueError, match="'neu' holds images: it needs an image input spec"):
+        prepare_data(config)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_image_run_with_two_ray_workers(neu, tmp_path, cli):
+    code, out, err = cli("transfer", "--config", CONFIG, f"catalog={neu.root}", *SMALL, "epochs=2",
+                         "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
+    assert code == 0, err
+    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["input"]["image"]["size"] == [64, 64]
