@@ -47,7 +47,9 @@ class TimmEncoder(Encoder):
         self.model_name = model
         self.model = timm.create_model(model, pretrained=False, num_classes=0, in_chans=spec.channels, **options)
         self.out_dim = self.model.num_features
-        self.pyramid_channels = [f["num_chs"] for f in getattr(self.model, "feature_info", [])]
+        info = getattr(self.model, "feature_info", [])
+        self.pyramid_channels = [f["num_chs"] for f in info]
+        self.stride = info[-1]["reduction"] if info else 32  # input pixels per cell of the last feature map
         if pretrained:
             load_pretrained(self.model, model, pretrained, spec.channels)
 

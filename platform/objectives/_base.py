@@ -47,7 +47,7 @@ def decode(encoder: Encoder, decoder: nn.Module, x: torch.Tensor) -> torch.Tenso
 
 
 def _load_builtin() -> None:
-    from . import adversarial, contrastive, masked, supervised  # noqa: F401
+    from . import adversarial, contrastive, masked, supervised, visual  # noqa: F401
 
 
 OBJECTIVES = Registry("objective", _load_builtin)

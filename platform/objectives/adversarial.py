@@ -44,6 +44,10 @@ class AdversarialAutoencoder(Objective):
         return {"loss": recon + self.weight * adv, "reconstruction": recon.detach(), "adversarial": adv.detach()}
 
 
-@register_objective("gan", modalities=("series",))
+@register_objective("gan", modalities=("series", "image"))
 def gan(encoder, *, spec, task=None, **options) -> Objective:
+    if encoder.modality == "image":
+        from .visual import ImageAdversarialAutoencoder
+
+        return ImageAdversarialAutoencoder(encoder, spec, **options)
     return AdversarialAutoencoder(encoder, spec, **options)

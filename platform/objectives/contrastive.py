@@ -1,11 +1,15 @@
-"""Contrastive pretraining with time-series augmentations (jitter, scaling, time masking).
+"""Contrastive pretraining: one objective, augmentations per modality.
 
-Two augmented views of each window are positives; the loss is NT-Xent (SimCLR) or InfoNCE
-(query = view 1, key = view 2, in-batch negatives). Augmentations follow Eldele et al.,
-"Time-Series Representation Learning via Temporal and Contextual Contrasting" (TS-TCC), IJCAI 2021.
+Two augmented views of each sample are positives; the loss is NT-Xent (SimCLR) or InfoNCE
+(query = view 1, key = view 2, in-batch negatives). Series augmentations (jitter, scaling, time
+masking) follow Eldele et al., "Time-Series Representation Learning via Temporal and Contextual
+Contrasting" (TS-TCC), IJCAI 2021; image augmentations (crops, flips, brightness, blur) SimCLR
+(Chen et al., ICML 2020), see :func:`transferline.objectives.visual.augment_images`.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -26,21 +30,35 @@ def augment(x: torch.Tensor, jitter: float = 0.1, scale: float = 0.1, mask_ratio
     return out * keep.unsqueeze(1)
 
 
-AUGMENTATIONS = {"series": augment}  # modality → two-view augmentation; the loss is shared
+def _augment_images(x, crop_scale: float = 0.35, brightness: float = 0.3, blur: float = 0.5):
+    from .visual import augment_images
+
+    return augment_images(x, crop_scale=crop_scale, brightness=brightness, blur=blur)
+
+
+AUGMENTATIONS = {"series": augment, "image": _augment_images}  # modality → one random view; the loss is shared
 
 
 class Contrastive(Objective):
+    """Two augmented views per sample, the augmentation chosen by the encoder's modality
+    (:data:`AUGMENTATIONS`); ``augment_options`` go to it (series: ``jitter``, ``scale``,
+    ``mask_ratio``; images: ``crop_scale``, ``brightness``, ``blur``)."""
+
     def __init__(self, encoder, loss: str = "nt_xent", temperature: float = 0.2, proj_dim: int = 32,
-                 jitter: float = 0.1, scale: float = 0.1, mask_ratio: float = 0.1) -> None:
+                 **augment_options) -> None:
         super().__init__(encoder)
         if loss not in ("nt_xent", "info_nce"):
             raise ValueError(f"loss must be 'nt_xent' or 'info_nce', not {loss!r}")
-        self.loss_name, self.temperature = loss, temperature
         if encoder.modality not in AUGMENTATIONS:
             raise ValueError(f"contrastive pretraining has augmentations for {', '.join(AUGMENTATIONS)} inputs, "
                              f"not {encoder.modality}")
+        self.loss_name, self.temperature = loss, temperature
         self.augment = AUGMENTATIONS[encoder.modality]
-        self.aug = dict(jitter=jitter, scale=scale, mask_ratio=mask_ratio)
+        known = set(inspect.signature(self.augment).parameters) - {"x"}
+        unknown = sorted(set(augment_options) - known)
+        if unknown:
+            raise ValueError(f"contrastive on {encoder.modality}: unknown option(s) {unknown}; known: {sorted(known)}")
+        self.aug = augment_options
         self.projection = nn.Sequential(nn.Linear(encoder.out_dim, encoder.out_dim), nn.ReLU(),
                                         nn.Linear(encoder.out_dim, proj_dim))
 

@@ -57,6 +57,10 @@ class MaskedReconstruction(Objective):
         return {"loss": loss, "masked_fraction": mask.float().mean().detach()}
 
 
-@register_objective("masked", modalities=("series",))
+@register_objective("masked", modalities=("series", "image"))
 def masked(encoder, *, spec, task=None, **options) -> Objective:
+    if encoder.modality == "image":
+        from .visual import MaskedImageModeling
+
+        return MaskedImageModeling(encoder, spec, **options)
     return MaskedReconstruction(encoder, spec, **options)
