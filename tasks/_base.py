@@ -44,6 +44,11 @@ class Task:
         """Head output → predictions in label units (RUL cycles, class ids)."""
         raise NotImplementedError
 
+    def served(self, output: torch.Tensor) -> torch.Tensor:
+        """What an exported model answers: class probabilities for classifiers (the server derives
+        ids and labels from them), else :meth:`predict`."""
+        return torch.softmax(output, dim=-1) if self.task_type == "classification" else self.predict(output)
+
     def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Metrics of a whole set's outputs and targets (what the default :meth:`evaluator` computes)."""
         raise NotImplementedError

@@ -12,12 +12,12 @@ from torch import nn
 
 class InferenceModel(nn.Module):
     """Preprocessed input (series ``[B, C, T]``, images ``[B, C, H, W]``) → predictions in label
-    units (RUL cycles, class ids)."""
+    units (RUL cycles) or, for classifiers, class probabilities."""
 
     def __init__(self, encoder: nn.Module, head: nn.Module, task) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
-        self._predict = task.predict
+        self._predict = task.served
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._predict(self.head(self.encoder(x)))

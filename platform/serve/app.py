@@ -44,6 +44,8 @@ class Prediction(BaseModel):
     labels: list[str] | None = Field(None, description="class names, for classifiers")
     unit: str | None = Field(None, description="unit of a regression output")
     outputs: list[str] | None = Field(None, description="output names, for several regression outputs")
+    probabilities: list[list[float]] | None = Field(None, description="classifiers: per sample, the probability of "
+                                                                      "each class (in the model's class order)")
     units: list[str] | None = Field(None, description="one unit per output, for several regression outputs")
 
 

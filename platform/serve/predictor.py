@@ -34,10 +34,14 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    windows: list[list[list[float]]] = Field(description="[batch][time][signal] raw sensor values")
+    windows: list[list[list[float]]] | None = Field(None, description="series models: [batch][time][signal] raw "
+                                                                         "sensor values")
     signals: list[str] | None = Field(None, description="signal names in column order (checked against the model)")
     groups: list[list[int]] | None = Field(None, description="[batch][time] normalization group, e.g. "
                                                              "operating condition round(setting_1)")
+    images: list[str] | None = Field(None, description="image models: base64-encoded PNG or JPEG files")
+    pixels: list[list[list[int]]] | list[list[list[list[int]]]] | None = Field(
+        None, description="image models: raw pixels 0-255, [batch][height][width] or [batch][height][width][channel]")
 
 
 def parse_request(body) -> PredictRequest:
@@ -54,14 +58,18 @@ class LoadedModel:
     entry: ModelEntry
     module: object  # torch.jit.ScriptModule
     preprocess: object  # built from the entry's input spec, as in training
+    modality: str = "series"
 
     @property
     def ref(self) -> str:
         return self.entry.ref
 
-    def prepare(self, windows: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-        """Raw windows ``[B, T, C]`` → model input ``[B, C, T]`` (float32), by the training preprocessing."""
-        return self.preprocess(np.asarray(windows).transpose(0, 2, 1), groups)
+    def prepare(self, raw, extra: np.ndarray | None = None) -> np.ndarray:
+        """What :func:`validate` returned → model input (float32), by the training preprocessing:
+        raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images → ``[B, C, H, W]``."""
+        if self.modality == "image":
+            return self.preprocess(raw)
+        return self.preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -70,8 +78,20 @@ class LoadedModel:
             return self.module(torch.from_numpy(x)).numpy()
 
 
-def validate(entry: ModelEntry, request: PredictRequest) -> tuple[np.ndarray, np.ndarray | None]:
-    """Checks a parsed request against the model's input spec; returns windows ``[B, T, C]`` and groups."""
+def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
+    """Checks a parsed request against the model's input spec; returns the raw input and what goes
+    with it: windows ``[B, T, C]`` and groups for series models, decoded images and None for image models."""
+    if "image" in entry.input:
+        if request.windows is not None:
+            raise RequestError(["body", "windows"], f"model {entry.ref} takes images, not sensor windows")
+        from ._images import decode_images
+
+        return decode_images(request, RequestError), None
+    if request.images is not None or request.pixels is not None:
+        field = "images" if request.images is not None else "pixels"
+        raise RequestError(["body", field], f"model {entry.ref} takes sensor windows, not images")
+    if request.windows is None:
+        raise RequestError(["body", "windows"], f"model {entry.ref} takes sensor windows: [batch][time][signal]")
     spec = series_spec(entry)
     if request.signals is not None and list(request.signals) != list(spec["signals"]):
         raise RequestError(["body", "signals"], f"model {entry.ref} takes signals {spec['signals']} in this order")
@@ -138,11 +158,12 @@ class Predictor:
             self._loaded.popitem(last=False)
         return model
 
-    def predict(self, name: str, windows, *, signals=None, groups=None, version=None, stage=None) -> dict:
+    def predict(self, name: str, windows=None, *, signals=None, groups=None, images=None, pixels=None,
+                version=None, stage=None) -> dict:
         """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts."""
         entry = self.entry(name, version, stage)
-        body = {"windows": windows, **({"signals": signals} if signals is not None else {}),
-                **({"groups": groups} if groups is not None else {})}
+        given = {"windows": windows, "signals": signals, "groups": groups, "images": images, "pixels": pixels}
+        body = {k: v for k, v in given.items() if v is not None}
         x, g = validate(entry, parse_request(body))
         model = self.load(entry)
         return response(entry, model.run(model.prepare(x, g)))
@@ -153,8 +174,8 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
-    preprocess = build_preprocess(InputSpec.from_dict(entry.input)["series"])
-    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)), preprocess)
+    spec = InputSpec.from_dict(entry.input).only()
+    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)), build_preprocess(spec), spec.modality)
 
 
 def series_spec(entry: ModelEntry) -> dict:
@@ -166,11 +187,16 @@ def series_spec(entry: ModelEntry) -> dict:
 
 
 def response(entry: ModelEntry, out: np.ndarray) -> dict:
-    out, output = out.tolist(), entry.output
+    output = entry.output
     if output.get("kind") == "class":
-        classes = output.get("classes")
-        return {"model": entry.ref, "predictions": out, **({"labels": [classes[int(i)] for i in out]} if classes
-                                                            else {})}
+        probabilities = None
+        if out.ndim == 2:  # exported classifiers answer class probabilities (older exports: class ids)
+            probabilities, out = out, out.argmax(-1)
+        ids, classes = out.astype(int).tolist(), output.get("classes")
+        return {"model": entry.ref, "predictions": ids,
+                **({"labels": [classes[i] for i in ids]} if classes else {}),
+                **({"probabilities": probabilities.round(6).tolist()} if probabilities is not None else {})}
+    out = out.tolist()
     units = output.get("units") or []
     if len(output.get("names") or []) > 1:
         return {"model": entry.ref, "predictions": out, "outputs": output["names"], "units": units}

@@ -47,3 +47,21 @@ def windows(n: int = 4, seed: int = 0):
                         38.8, 23.3])
     rng = np.random.default_rng(seed)
     return typical * (1 + 0.001 * rng.standard_normal((n, 30, 14)))
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory):
+    """A small NEU classifier (64 px, two epochs from ImageNet weights) and its catalog."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+    from transferline.train import load_config, train_loop
+
+    root = tmp_path_factory.mktemp("image-run")
+    catalog = Catalog(root / "catalog")
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    config = load_config(REPO / "examples" / "configs" / "neu_fewshot.yaml",
+                         [f"catalog={catalog.root}", "data.spec_options.size=[64,64]", "epochs=2", "progress=false"])
+    config["run_dir"] = str(root / "run")
+    train_loop(config)
+    return root / "run", catalog

@@ -212,3 +212,24 @@ def test_api_fuzz_finds_no_server_error_and_no_answer_outside_the_schema(server,
                            "response_schema_conformance", "--max-examples", "40", "--seed", "1", "--workers", "1",
                            "--no-color"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_images_over_http(server, image_run):
+    import base64
+    import io
+
+    from PIL import Image
+
+    url, registry = server
+    registry.register(image_run[0], "neu-http")
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (100, 120), dtype=np.uint8)).save(buf, format="JPEG")
+    body = {"images": [base64.b64encode(buf.getvalue()).decode()] * 2}
+    reply = httpx.post(f"{url}/v1/models/neu-http/predict", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    assert len(out["labels"]) == 2 and abs(sum(out["probabilities"][0]) - 1) < 1e-4
+    bad = httpx.post(f"{url}/v1/models/neu-http/predict", json={"images": ["%%%"]}, timeout=60)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "images", 0]
+    registry.delete("neu-http")
