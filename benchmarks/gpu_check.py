@@ -176,6 +176,19 @@ def main() -> int:
         report["checks"][f"pretrain/{objective}"] = {"ok": bool(m["val_loss"] == m["val_loss"]), "val_loss": m["val_loss"]}
         print("pretrain", objective, report["checks"][f"pretrain/{objective}"], flush=True)
 
+    # images: the NEU sample, few-shot from ImageNet weights and each visual objective, on the GPU in bf16
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    image = [f"catalog={catalog.root}", "progress=false", "device=cuda", "precision=bf16", "epochs=2"]
+    m = train_loop(load_config(REPO / "examples" / "configs" / "neu_fewshot.yaml", image))
+    report["checks"]["images/fewshot"] = {"ok": m["test_accuracy"] > 0.3, "test_accuracy": m["test_accuracy"]}
+    print("images fewshot", report["checks"]["images/fewshot"], flush=True)
+    for objective in ("rotation", "masked", "contrastive", "gan"):
+        m = train_loop(load_config(REPO / "benchmarks" / "configs" / "vision_ssl.yaml",
+                                   [*image, f"objective={objective}", "source.split=all"]))
+        report["checks"][f"images/pretrain/{objective}"] = {"ok": bool(m["val_loss"] == m["val_loss"]),
+                                                            "val_loss": m["val_loss"]}
+        print("images pretrain", objective, report["checks"][f"images/pretrain/{objective}"], flush=True)
+
     for encoder in ("cnn_small", "lstm"):
         for precision in ("fp32", "bf16"):
             row = throughput(catalog, encoder, precision, batch=1024, steps=40)

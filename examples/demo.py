@@ -10,8 +10,10 @@
 5. transfer to the target plant (FD001, the rows that came over OPC UA) with five labelled engines,
    and print the target test metrics of the source model alone, of the five engines alone (from
    scratch), and of the transfer;
-6. register the transferred model, serve it with Ray Serve on 127.0.0.1, send FD001's test engines
-   as HTTP requests and print the predictions next to the true RUL.
+6. inspection images: few-shot steel-surface defect classification on 120 vendored NEU images (5
+   labelled per class, EfficientNet-Lite0 with offline ImageNet weights), tested on the other half;
+7. register both models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines and one
+   NEU image of each class (its JPEG file) as HTTP requests and print the answers.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -120,7 +122,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/6] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/7] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
@@ -130,7 +132,7 @@ def main() -> int:
     runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
     same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
     seconds = time.perf_counter() - t0
-    print(f"[2/6] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+    print(f"[2/7] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
           f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
           f"{live['backfilled']:,} read back from history), source→durable latency p50 "
           f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
@@ -139,14 +141,14 @@ def main() -> int:
     common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[3/6] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+    print(f"\n[3/7] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
           f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[4/6] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/7] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -163,7 +165,7 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[5/6] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/7] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():
@@ -172,20 +174,38 @@ def main() -> int:
     print(f"  transfer vs the same 5 engines from scratch: RMSE {100 * (transfer / scratch - 1):+.0f}%")
 
     t0 = time.perf_counter()
-    served = serve_and_query(catalog, runs / "transfer", Path(args.models))
-    print(f"[6/6] registered {served['ref']} and served it (Ray Serve on {served['url']}) in "
+    neu = catalog.ingest("neu-sample", create_reader("neu-det")(sample_path("neu")))
+    image_cfg = load_config(CONFIGS / "neu_fewshot.yaml", [f"catalog={catalog.root}", "progress=false",
+                                                           "data.dataset=neu-sample",
+                                                           *(["epochs=1", "data.spec_options.size=[64,64]"]
+                                                             if args.quick else [])])
+    image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")})
+    n_images = sum(catalog.manifest("neu-sample").rows.values())
+    print(f"[6/7] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
+          f"ImageNet EfficientNet-Lite0 fine-tuned in {time.perf_counter() - t0:.0f} s: accuracy "
+          f"{image['test_accuracy']:.3f} on the other {len(prepare_data(image_cfg, catalog).test)} images "
+          f"(chance 0.167)")
+
+    t0 = time.perf_counter()
+    served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", Path(args.models))
+    print(f"[7/7] registered {served['ref']} and {served['image_ref']}, served both (Ray Serve on {served['url']}) in "
           f"{time.perf_counter() - t0:.0f} s; {served['n']} FD001 test engines sent over HTTP:")
     print(f"  {'engine':>6s} {'predicted RUL':>14s} {'true RUL':>9s}")
     for engine, pred, true in served["rows"][:8]:
         print(f"  {engine:>6s} {pred:14.1f} {true:9.0f}")
     print(f"  ... served RMSE over all {served['n']} engines {served['rmse']:.2f} "
           f"(the run's own test RMSE: {results['transfer: source model + 5 engines + MMD']['test_rmse']:.2f})")
+    print(f"  {len(served['images'])} NEU images sent as JPEG files: "
+          + ", ".join(f"{true} → {label} ({p:.2f})" for true, label, p in served["images"]))
     return 0
 
 
-def serve_and_query(catalog: Catalog, run_dir: Path, models_root: Path) -> dict:
-    """Registers the transfer run, serves it with Ray Serve on loopback, and sends every FD001 test
-    engine's last window (raw sensor values and operating condition) as real HTTP requests."""
+def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, models_root: Path) -> dict:
+    """Registers the transfer run and the image run, serves them with Ray Serve on loopback, and
+    sends every FD001 test engine's last window (raw sensor values and operating condition) and a
+    few NEU images (their JPEG files, base64) as real HTTP requests."""
+    import base64
+
     import httpx
     from ray import serve
 
@@ -196,6 +216,9 @@ def serve_and_query(catalog: Catalog, run_dir: Path, models_root: Path) -> dict:
 
     registry = ModelRegistry(models_root)
     entry = registry.register(run_dir, "fd001-rul", stage="production")
+    image_entry = registry.register(image_run, "neu-5shot", stage="production")
+    images = catalog.read("neu-sample", columns=["image", "label"])
+    pick = list(range(0, images.num_rows, 20))  # one image of each class
     test = load_windows(catalog, "cmapss-sample", "cmapss", split="test", domains=["FD001"], last_only=True)
     rows = np.maximum(test.ends[:, None] - test.length + np.arange(test.length)[None, :], test.asset_starts[:, None])
     raw = test.values[:, rows].transpose(1, 2, 0)  # [engines, time, sensors]
@@ -211,10 +234,19 @@ def serve_and_query(catalog: Catalog, run_dir: Path, models_root: Path) -> dict:
                            json={"windows": raw.tolist(), "groups": groups.tolist(), "signals": entry.input["series"]["signals"]})
         reply.raise_for_status()
         predicted = np.clip(np.asarray(reply.json()["predictions"]), 0, None)
+        files = [base64.b64encode(images.column("image")[i].as_py()).decode() for i in pick]
+        answer = httpx.post(f"{url}/v1/models/neu-5shot/predict", params={"stage": "production"}, timeout=120,
+                            json={"images": files})
+        answer.raise_for_status()
+        answer = answer.json()
     finally:
         serve.shutdown()
     true = test.labels
-    return {"ref": entry.ref, "url": url, "n": len(true), "rmse": float(np.sqrt(np.mean((predicted - true) ** 2))),
+    labels = images.column("label").to_pylist()
+    return {"ref": entry.ref, "image_ref": image_entry.ref, "url": url, "n": len(true),
+            "images": [(labels[i], label, max(p)) for i, label, p in zip(pick, answer["labels"],
+                                                                        answer["probabilities"])],
+            "rmse": float(np.sqrt(np.mean((predicted - true) ** 2))),
             "rows": [(test.asset_names[a].split("/")[-1], float(p), float(t))
                      for a, p, t in zip(test.assets, predicted, true)]}
 

@@ -19,7 +19,9 @@ def test_demo_quick(tmp_path):
                            tmp_path / "runs", "--models", tmp_path / "models"], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/6] ingest files: created", "[2/6] plant FD001 over OPC UA", "[6/6] registered fd001-rul@1", "source model only, no FD001 labels",
+    for line in ("[1/7] ingest files: created", "[2/7] plant FD001 over OPC UA", "[7/7] registered fd001-rul@1 and "
+                 "neu-5shot@1", "[6/7] steel-surface defects (NEU, 120 vendored images, created)", "6 NEU images sent as JPEG",
+                 "source model only, no FD001 labels",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
         assert line in done.stdout, line
     captured = re.search(r"([\d,]+) of ([\d,]+) published values captured", done.stdout)
