@@ -89,6 +89,10 @@ def main() -> int:
     parser.add_argument("--objectives", nargs="+", default=["rotation", "masked", "contrastive", "gan"])
     parser.add_argument("--finetune-scratch-full", action="store_true", help="also fine-tune from random init "
                                                                              "on the full train split")
+    parser.add_argument("--finetune-from", nargs="*", default=["contrastive"],
+                        help="also fine-tune from the encoders these self-supervised objectives left")
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
+    parser.add_argument("--ssl-epochs", type=int, default=3)
     args = parser.parse_args()
     env = started()
     import torch
@@ -101,7 +105,8 @@ def main() -> int:
 
     torch.set_num_threads(2)
     catalog = catalog_of(args.catalog, args.data)
-    spec = ImageInput(size=(128, 128), channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)
+    spec = ImageInput(size=(args.size, args.size), channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)
+    sized = [f"data.spec_options.size=[{args.size},{args.size}]"]
     train = load_samples(catalog, "neu", spec, split="train")
     test = load_samples(catalog, "neu", spec, split="test")
     print(f"NEU: {len(train)} train, {len(test)} test images", flush=True)
@@ -112,7 +117,8 @@ def main() -> int:
     for objective in args.objectives:  # self-supervised on the train split's images, continued from ImageNet
         run_dir = args.catalog / f"ssl-{objective}"
         config = load_config(CONFIGS / "vision_ssl.yaml", [f"catalog={catalog.root}", f"objective={objective}",
-                                                            "progress=false", f"run_dir={run_dir}"])
+                                                            "progress=false", f"run_dir={run_dir}", *sized,
+                                                            f"epochs={args.ssl_epochs}"])
         t0 = time.perf_counter()
         result = train_loop(config)
         pretraining[objective] = {"val_loss": result["val_loss"], "epochs": result["epochs_run"],
@@ -150,17 +156,20 @@ def main() -> int:
                                           "confusion_last_seed": confusion.tolist()}
                 print(f"frozen {key:40s} acc {details['frozen'][key]['accuracy']['mean']:.4f}", flush=True)
 
-    for init in ("imagenet", "scratch"):
+    ssl_runs = {f"imagenet+{o}": args.catalog / f"ssl-{o}" for o in args.finetune_from if o in args.objectives}
+    for init in ("imagenet", *ssl_runs, "scratch"):
         for k in shots:
             if k == "full" and init == "scratch" and not args.finetune_scratch_full:
                 continue
             seeds = args.full_seeds if k == "full" else args.seeds
-            overrides = [f"catalog={catalog.root}", "progress=false"]
+            overrides = [f"catalog={catalog.root}", "progress=false", *sized]
             overrides += ["target.per_class=0", "target.labelled_units=0", "source.domains=[neu]",
                           "source.split=train", "data.val_fraction=0.1", "epochs=8"] if k == "full" else \
                 [f"target.per_class={k}"]
             if init == "scratch":
                 overrides += ["encoder.options.pretrained=null", "strategy=full", "optim.lr=0.001"]
+            elif init in ssl_runs:
+                overrides += [f"pretrained={ssl_runs[init]}", "encoder.options.pretrained=null"]
             runs = []
             for seed in seeds:
                 t0 = time.perf_counter()
@@ -184,7 +193,7 @@ def main() -> int:
     summary = {"neu_10shot_accuracy": best10[1], "neu_10shot_method": best10[0],
                "neu_full_accuracy": best_full[1], "neu_full_method": best_full[0],
                "targets": {"neu_10shot_accuracy": 0.97, "neu_full_accuracy": 0.995}, "published": PUBLISHED,
-               "image_size": 128, "test_images": len(test)}
+               "image_size": args.size, "test_images": len(test)}
     rows = []
     for section in ("frozen", "fine_tuned"):
         for key, v in details[section].items():
@@ -194,11 +203,12 @@ def main() -> int:
     table = markdown_table(["how", "encoder / head / k", "accuracy (median)", "mean ± std", "macro-F1 (median)",
                             "seeds"], rows)
     table += (f"\n\nNEU-DET, {len(test)} test images (half of each class, fixed), k train images per class drawn "
-              f"per seed from the other half; 128 px, EfficientNet-Lite0 (timm tf_efficientnet_lite0). "
+              f"per seed from the other half; {args.size} px, EfficientNet-Lite0 (timm tf_efficientnet_lite0). "
               f"Best 10-shot: {best10[0]} {best10[1]:.4f} (target 0.97; published VGG16 ImageNet features 0.960). "
               f"Best full: {best_full[0]} {best_full[1]:.4f} (target 0.995; published ResNet50 0.994).")
     write_results("vision_fewshot", {"seeds": args.seeds, "full_seeds": args.full_seeds, "shots": args.shots,
-                                     "objectives": args.objectives, "configs": ["benchmarks/configs/vision_fewshot.yaml",
+                                     "objectives": args.objectives, "size": args.size, "ssl_epochs": args.ssl_epochs,
+                                     "finetune_from": args.finetune_from, "configs": ["benchmarks/configs/vision_fewshot.yaml",
                                                                                 "benchmarks/configs/vision_ssl.yaml"],
                                      "code": env["git_sha"]}, summary, details, table)
     return 0

@@ -1,6 +1,6 @@
 """Image runs on the one training loop: few-shot classification from ImageNet weights, supervised
-pretraining on images then transfer, registration with an export, Ray Train with two workers, and
-config errors that name the key."""
+pretraining on images then transfer, registration with an export, and config errors that name the
+key (two Ray workers: ``test_ray_train.py``)."""
 
 from __future__ import annotations
 
@@ -96,13 +96,3 @@ def test_series_and_image_options_are_not_mixed(neu, sample_cmapss, tmp_path):
     config = _config(neu, "data.dataset=neu", "data.spec=cmapss", "data.spec_options={}")
     with pytest.raises(ValueError, match="'neu' holds images: it needs an image input spec"):
         prepare_data(config)
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_image_run_with_two_ray_workers(neu, tmp_path, cli):
-    code, out, err = cli("transfer", "--config", CONFIG, f"catalog={neu.root}", *SMALL, "epochs=2",
-                         "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
-    assert code == 0, err
-    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
-    assert json.loads((tmp_path / "run" / "model.json").read_text())["input"]["image"]["size"] == [64, 64]
