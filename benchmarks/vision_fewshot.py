@@ -89,7 +89,7 @@ def main() -> int:
     parser.add_argument("--objectives", nargs="+", default=["rotation", "masked", "contrastive", "gan"])
     parser.add_argument("--finetune-scratch-full", action="store_true", help="also fine-tune from random init "
                                                                              "on the full train split")
-    parser.add_argument("--finetune-from", nargs="*", default=["contrastive"],
+    parser.add_argument("--finetune-from", nargs="*", default=[],
                         help="also fine-tune from the encoders these self-supervised objectives left")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--ssl-epochs", type=int, default=3)
