@@ -54,12 +54,18 @@ def catalog_of(root: Path, data: Path):
     return catalog
 
 
-def features(encoder, samples, batch: int = 64) -> np.ndarray:
+def features(encoder, samples, batch: int = 64, tta: bool = False) -> np.ndarray:
+    """Pooled features of every image; with ``tta`` averaged over the four flips of each image."""
     import torch
 
     encoder.eval()
+    out = []
     with torch.no_grad():
-        return np.concatenate([encoder(b.inputs).numpy() for b in samples.batches(batch)])
+        for b in samples.batches(batch):
+            x = b.inputs["image"]
+            views = [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)] if tta else [x]
+            out.append(torch.stack([encoder(v) for v in views]).mean(0).numpy())
+    return np.concatenate(out)
 
 
 def probe(train_x, train_y, test_x, test_y, head: str) -> tuple[float, float, np.ndarray]:
@@ -93,6 +99,7 @@ def main() -> int:
                         help="also fine-tune from the encoders these self-supervised objectives left")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--ssl-epochs", type=int, default=3)
+    parser.add_argument("--tta", action="store_true", help="frozen heads: features averaged over the four flips")
     args = parser.parse_args()
     env = started()
     import torch
@@ -137,7 +144,7 @@ def main() -> int:
         torch.manual_seed(0)
         encoder = build()
         t0 = time.perf_counter()
-        cached[name] = (features(encoder, train), features(encoder, test))
+        cached[name] = (features(encoder, train, tta=args.tta), features(encoder, test, tta=args.tta))
         print(f"features {name}: {time.perf_counter() - t0:.0f} s", flush=True)
 
     shots = [*args.shots, "full"]
@@ -208,7 +215,7 @@ def main() -> int:
               f"Best full: {best_full[0]} {best_full[1]:.4f} (target 0.995; published ResNet50 0.994).")
     write_results("vision_fewshot", {"seeds": args.seeds, "full_seeds": args.full_seeds, "shots": args.shots,
                                      "objectives": args.objectives, "size": args.size, "ssl_epochs": args.ssl_epochs,
-                                     "finetune_from": args.finetune_from, "configs": ["benchmarks/configs/vision_fewshot.yaml",
+                                     "finetune_from": args.finetune_from, "tta": args.tta, "configs": ["benchmarks/configs/vision_fewshot.yaml",
                                                                                 "benchmarks/configs/vision_ssl.yaml"],
                                      "code": env["git_sha"]}, summary, details, table)
     return 0
