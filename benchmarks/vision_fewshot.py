@@ -154,8 +154,8 @@ def main() -> int:
             for k in shots:
                 runs, confusion = [], None
                 for seed in (args.seeds if k != "full" else [0]):
-                    chosen = train if k == "full" else train.per_class(k, seed + 1000)  # as target.per_class
-                    index = np.flatnonzero(np.isin(np.arange(len(train)), _positions(train, chosen)))
+                    index = np.arange(len(train)) if k == "full" else \
+                        train.per_class_index(k, seed + 1000)  # the draw of target.per_class
                     acc, f1, confusion = probe(f_train[index], train.labels[index], f_test, test.labels, head)
                     runs.append({"accuracy": acc, "macro_f1": f1})
                 key = f"{name}/{head}/{k}"
@@ -219,12 +219,6 @@ def main() -> int:
                                                                                 "benchmarks/configs/vision_ssl.yaml"],
                                      "code": env["git_sha"]}, summary, details, table)
     return 0
-
-
-def _positions(train, chosen) -> np.ndarray:
-    """Where the images of ``chosen`` (a subset of ``train``) sit in ``train``, by source file name."""
-    where = {name: i for i, name in enumerate(train.names)}
-    return np.array([where[n] for n in chosen.names])
 
 
 if __name__ == "__main__":

@@ -100,12 +100,10 @@ def main() -> int:
     details: dict = {"frozen": {}, "fine_tuned": {}, "pretraining": pretraining}
     for name in names:
         f_train, f_test = features(encoder_of(name), train), features(encoder_of(name), test)
-        where = {n: i for i, n in enumerate(train.names)}
         for head in ("linear", "prototype"):
             out = []
             for seed in args.seeds:
-                chosen = train.per_class(args.shots, seed + 1000)  # as target.per_class in the fine-tuned runs
-                index = np.array([where[n] for n in chosen.names])
+                index = train.per_class_index(args.shots, seed + 1000)  # the draw of target.per_class
                 acc, f1, _ = probe(f_train[index], train.labels[index], f_test, test.labels, head)
                 out.append({"accuracy": acc, "macro_f1": f1})
             details["frozen"][f"{name}/{head}"] = {m: stats(out, m) for m in ("accuracy", "macro_f1")}

@@ -179,11 +179,12 @@ def main() -> int:
                                                            "data.dataset=neu-sample",
                                                            *(["epochs=1", "data.spec_options.size=[64,64]"]
                                                              if args.quick else [])])
-    image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")})
+    image_data = prepare_data(image_cfg, catalog)
+    image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")}, data=image_data)
     n_images = sum(catalog.manifest("neu-sample").rows.values())
     print(f"[6/7] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
           f"ImageNet EfficientNet-Lite0 fine-tuned in {time.perf_counter() - t0:.0f} s: accuracy "
-          f"{image['test_accuracy']:.3f} on the other {len(prepare_data(image_cfg, catalog).test)} images "
+          f"{image['test_accuracy']:.3f} on the other {len(image_data.test)} images "
           f"(chance 0.167)")
 
     t0 = time.perf_counter()

@@ -20,6 +20,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def neu_catalog(tmp_path_factory):
+    """A catalog holding the 120 vendored NEU images as dataset ``neu`` (read-only for tests)."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path_factory.mktemp("neu-cat"))
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    return catalog
+
+
+@pytest.fixture(scope="session")
 def sample_cmapss() -> Path:
     from transferline.sample_data import sample_path
 

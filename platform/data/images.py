@@ -36,17 +36,12 @@ class ImageSamples:
     domain_names: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # source file of each image
     boxes: list | None = None  # per image: list of {label, xmin, ymin, xmax, ymax}
-    task_type: str = "classification"
 
     def __post_init__(self) -> None:
         self._preprocess = ImagePreprocess(self.spec)
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    @property
-    def n_channels(self) -> int:
-        return self.spec.channels
 
     def get(self, index) -> np.ndarray:
         """Model input ``[B, C, H, W]`` float32 for the images at ``index``."""
@@ -88,11 +83,15 @@ class ImageSamples:
             held[members[:max(1, round(fraction * len(members)))]] = True
         return self.subset(~held), self.subset(held)
 
-    def per_class(self, k: int, seed: int) -> "ImageSamples":
-        """``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
+    def per_class_index(self, k: int, seed: int) -> np.ndarray:
+        """Sorted positions of ``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
         rng = np.random.default_rng(seed)
         chosen = [rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(self.classes))]
-        return self.subset(np.sort(np.concatenate(chosen)))
+        return np.sort(np.concatenate(chosen))
+
+    def per_class(self, k: int, seed: int) -> "ImageSamples":
+        """The images at :meth:`per_class_index`."""
+        return self.subset(self.per_class_index(k, seed))
 
 
 def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str | None = None,

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..losses import info_nce, nt_xent
 from ._base import Objective, register_objective
+from .visual import augment_images
 
 
 def augment(x: torch.Tensor, jitter: float = 0.1, scale: float = 0.1, mask_ratio: float = 0.1) -> torch.Tensor:
@@ -30,13 +31,7 @@ def augment(x: torch.Tensor, jitter: float = 0.1, scale: float = 0.1, mask_ratio
     return out * keep.unsqueeze(1)
 
 
-def _augment_images(x, crop_scale: float = 0.35, brightness: float = 0.3, blur: float = 0.5):
-    from .visual import augment_images
-
-    return augment_images(x, crop_scale=crop_scale, brightness=brightness, blur=blur)
-
-
-AUGMENTATIONS = {"series": augment, "image": _augment_images}  # modality → one random view; the loss is shared
+AUGMENTATIONS = {"series": augment, "image": augment_images}  # modality → one random view; the loss is shared
 
 
 class Contrastive(Objective):

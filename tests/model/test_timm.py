@@ -70,21 +70,16 @@ def test_offline_and_missing_hub_weights_name_the_file_to_provide(monkeypatch, t
 
 
 @pytest.mark.slow
-def test_imagenet_weights_beat_random_init_on_a_linear_probe(tmp_path):
+def test_imagenet_weights_beat_random_init_on_a_linear_probe(neu_catalog):
     """The mapped ImageNet weights must carry real features: on the vendored NEU images a linear
     probe on frozen features beats the same probe on randomly initialized ones by a wide margin."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
 
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
     from transferline.data.factory import load_samples
-    from transferline.sample_data import sample_path
 
-    catalog = Catalog(tmp_path / "catalog")
-    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
     spec = ImageInput(size=(160, 160), mean=(0.5,) * 3, std=(0.5,) * 3)
-    samples = load_samples(catalog, "neu", spec)
+    samples = load_samples(neu_catalog, "neu", spec)
     scores = {}
     for pretrained in (None, "imagenet"):
         torch.manual_seed(0)

@@ -50,16 +50,11 @@ def windows(n: int = 4, seed: int = 0):
 
 
 @pytest.fixture(scope="session")
-def image_run(tmp_path_factory):
+def image_run(tmp_path_factory, neu_catalog):
     """A small NEU classifier (64 px, two epochs from ImageNet weights) and its catalog."""
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import sample_path
     from transferline.train import load_config, train_loop
 
-    root = tmp_path_factory.mktemp("image-run")
-    catalog = Catalog(root / "catalog")
-    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    root, catalog = tmp_path_factory.mktemp("image-run"), neu_catalog
     config = load_config(REPO / "examples" / "configs" / "neu_fewshot.yaml",
                          [f"catalog={catalog.root}", "data.spec_options.size=[64,64]", "epochs=2", "progress=false"])
     config["run_dir"] = str(root / "run")

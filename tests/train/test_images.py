@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from transferline.errors import TransferlineError
 
@@ -16,29 +17,18 @@ CONFIG = REPO / "examples" / "configs" / "neu_fewshot.yaml"
 SMALL = ["data.spec_options.size=[64,64]", "progress=false"]
 
 
-@pytest.fixture(scope="module")
-def neu(tmp_path_factory):
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import sample_path
-
-    catalog = Catalog(tmp_path_factory.mktemp("neu-cat"))
-    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
-    return catalog
-
-
-def _config(neu, *extra):
+def _config(neu_catalog, *extra):
     from transferline.train import load_config
 
-    return load_config(CONFIG, [f"catalog={neu.root}", *SMALL, *extra])
+    return load_config(CONFIG, [f"catalog={neu_catalog.root}", *SMALL, *extra])
 
 
 @pytest.mark.slow
-def test_fewshot_from_imagenet_beats_chance_and_registers(neu, tmp_path):
+def test_fewshot_from_imagenet_beats_chance_and_registers(neu_catalog, tmp_path):
     from transferline.model_registry import ModelRegistry
     from transferline.train import train_loop
 
-    config = _config(neu, "epochs=6")
+    config = _config(neu_catalog, "epochs=6")
     config["run_dir"] = str(tmp_path / "run")
     metrics = train_loop(config)
     # 5 images per class trained on, the other half of each class tested: 60 images, 6 classes
@@ -53,16 +43,26 @@ def test_fewshot_from_imagenet_beats_chance_and_registers(neu, tmp_path):
 
 
 @pytest.mark.slow
-def test_supervised_pretraining_on_images_then_fewshot_from_it(neu, tmp_path):
+def test_supervised_pretraining_on_images_then_fewshot_from_it(neu_catalog, tmp_path):
     from transferline.train import load_config, train_loop
 
-    pre = load_config(CONFIG, [f"catalog={neu.root}", *SMALL, "mode=pretrain", "objective=supervised",
+    pre = load_config(CONFIG, [f"catalog={neu_catalog.root}", *SMALL, "mode=pretrain", "objective=supervised",
                                "source.domains=[neu]", "source.split=all", "target.domains=null", "epochs=2",
                                "encoder.options.pretrained=null"])
     pre["run_dir"] = str(tmp_path / "pre")
     assert train_loop(pre)["val_loss"] > 0
-    config = _config(neu, "epochs=2", f"pretrained={tmp_path / 'pre'}", "encoder.options.pretrained=null")
+    config = _config(neu_catalog, "epochs=2", f"pretrained={tmp_path / 'pre'}", "encoder.options.pretrained=null",
+                     "strategy=linear_probe")
+    config["run_dir"] = str(tmp_path / "probe")
     assert 0 <= train_loop(config)["test_accuracy"] <= 1
+    # the frozen encoder the transfer run saved is exactly the one pretraining left
+    from safetensors.torch import load_file
+
+    from transferline.train.checkpoint import load_state
+
+    pretrained = load_state(tmp_path / "pre", "encoder")[0]
+    saved = load_file(str(tmp_path / "probe" / "model.safetensors"))
+    assert pretrained and all(torch.equal(saved[f"encoder.{k}"], v) for k, v in pretrained.items())
 
 
 @pytest.mark.parametrize("override,match", [
@@ -72,13 +72,13 @@ def test_supervised_pretraining_on_images_then_fewshot_from_it(neu, tmp_path):
     ("data.streaming.enabled=true", "streaming.enabled: streams series windows"),
     ("target.labelled_units=3", "labelled_units or per_class, not both"),
 ])
-def test_image_config_errors_name_the_key(override, match, neu):
+def test_image_config_errors_name_the_key(override, match, neu_catalog):
     overrides = [override] + (["source.domains=[neu]"] if "streaming" in override else [])
     with pytest.raises(TransferlineError, match=match):
-        _config(neu, *overrides)
+        _config(neu_catalog, *overrides)
 
 
-def test_series_and_image_options_are_not_mixed(neu, sample_cmapss, tmp_path):
+def test_series_and_image_options_are_not_mixed(neu_catalog, sample_cmapss, tmp_path):
     from transferline.catalog import Catalog
     from transferline.connectors import create_reader
     from transferline.train import load_config, prepare_data
@@ -93,6 +93,6 @@ def test_series_and_image_options_are_not_mixed(neu, sample_cmapss, tmp_path):
                          [f"catalog={catalog.root}", "test.holdout=0.5"])
     with pytest.raises(ValueError, match="data.test.holdout holds out images per class"):
         prepare_data(config)
-    config = _config(neu, "data.dataset=neu", "data.spec=cmapss", "data.spec_options={}")
+    config = _config(neu_catalog, "data.dataset=neu", "data.spec=cmapss", "data.spec_options={}")
     with pytest.raises(ValueError, match="'neu' holds images: it needs an image input spec"):
         prepare_data(config)

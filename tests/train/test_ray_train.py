@@ -169,17 +169,11 @@ def test_streaming_without_a_spare_cpu_is_refused(ray_cluster, sample):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_image_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
+def test_image_run_with_two_ray_workers(ray_cluster, neu_catalog, tmp_path, cli):
     import json
 
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import sample_path
-
-    catalog = Catalog(tmp_path / "neu-cat")
-    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
     code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "neu_fewshot.yaml",
-                         f"catalog={catalog.root}", "data.spec_options.size=[64,64]", "progress=false", "epochs=2",
+                         f"catalog={neu_catalog.root}", "data.spec_options.size=[64,64]", "progress=false", "epochs=2",
                          "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
     assert code == 0, err
     assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
