@@ -79,3 +79,30 @@ def constant(value, n: int, typ):
     import pyarrow as pa
 
     return pa.repeat(pa.scalar(value, typ), n) if n else pa.array([], typ)
+
+
+def manifest_rows(src: Path, manifest: Path, what: str) -> tuple[Path, list[str], list[tuple[int, dict, Path]]]:
+    """A CSV manifest listing files under ``src`` (columns ``path`` and ``label`` at least):
+    ``(manifest path, columns, [(line, row, file)])``; a missing column, file or label is an error
+    naming the line and field."""
+    import csv
+
+    manifest = manifest if manifest.is_absolute() else src / manifest
+    if not manifest.is_file():
+        raise DataError("manifest not found", file=str(manifest))
+    with open(manifest, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = list(reader.fieldnames or [])
+        for col in ("path", "label"):
+            if col not in columns:
+                raise DataError(f"manifest needs column {col!r} (has {columns})", file=str(manifest), field=col)
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            path = src / (row["path"] or "")
+            if not row["path"] or not path.is_file():
+                raise DataError(f"{what} {row['path']!r} not found under {src}", file=str(manifest), row=lineno,
+                                field="path")
+            if not row["label"]:
+                raise DataError("empty label", file=str(manifest), row=lineno, field="label")
+            rows.append((lineno, row, path))
+    return manifest, columns, rows

@@ -17,6 +17,7 @@ _FORMATS: dict[str, str] = {
     "parquet": "transferline.connectors.tabular:read_parquet",
     "images": "transferline.connectors.images:read_image_folder",
     "text": "transferline.connectors.text_logs:read_text_log",
+    "waveforms": "transferline.connectors.waveforms:read_waveforms",
 }
 
 

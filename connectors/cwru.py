@@ -12,13 +12,13 @@ import csv
 import re
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
-from transferline.catalog import IngestPlan, Part
+from transferline.catalog import IngestPlan
 from transferline.errors import DataError
 
 from ._common import digest, require_dir
+from .waveforms import Recording, plan_waveforms
 
 CLASSES = ["normal", "IR007", "B007", "OR007@6", "IR014", "B014", "OR014@6", "IR021", "B021", "OR021@6"]
 _FAULT = re.compile(r"^12k_Drive_End_(?P<cls>(IR|B|OR)\d{3}(@\d+)?)_(?P<load>\d)_(?P<id>\d+)\.mat$")
@@ -29,6 +29,9 @@ _RPM = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
 def read_cwru(src: str | Path) -> IngestPlan:
     """Plans the ingest of every recording listed in ``src/MANIFEST.csv`` (or found by file name).
 
+    A preset of the generic waveform path (:func:`~transferline.connectors.waveforms.plan_waveforms`):
+    the drive-end channel, the CWRU class list in its published order, load and speed as domains.
+
     Args:
         src: directory with ``<load>HP/*.mat`` files and, optionally, ``MANIFEST.csv``
             (columns load_hp, rpm, class_index, class, file, cwru_id).
@@ -37,12 +40,23 @@ def read_cwru(src: str | Path) -> IngestPlan:
     entries = _from_manifest(src) if (src / "MANIFEST.csv").is_file() else _from_names(src)
     if not entries:
         raise DataError("no CWRU recordings found (expected 12k_Drive_End_*.mat or normal_*.mat)", file=str(src))
-    parts = [Part(key=e["file"], digest=digest([src / e["file"]], reader="cwru"), file=str(src / e["file"]),
-                  load=lambda e=e: _load(src / e["file"], e))
-             for e in entries]
-    return IngestPlan(kind="waveforms", reader="cwru", source=str(src), parts=parts,
-                      roles={"id": ["plant", "asset"], "labels": ["label", "label_id"], "domain": ["load_hp", "rpm"]},
-                      domain_columns=["load_hp"], extra={"classes": CLASSES})
+    recordings = [_recording(src, e) for e in entries]
+    plan = plan_waveforms(src, recordings, reader="cwru", classes=CLASSES, label_id=True, plant="cwru",
+                          field_types={"load_hp": pa.int32(), "rpm": pa.int32()},
+                          part_digest=lambda r: digest([r.path], reader="cwru"))
+    plan.roles["domain"] = ["load_hp", "rpm"]
+    plan.domain_columns = ["load_hp"]
+    return plan
+
+
+def _recording(src: Path, e: dict) -> Recording:
+    prefix = e["file"].endswith("_prefix.mat")
+    # NOTE: fault recordings are 12 kHz; the normal baselines are 48 kHz.
+    return Recording(path=src / e["file"], label=e["label"], asset=str(e["cwru_id"]),
+                     fields={"load_hp": e["load_hp"], "rpm": e["rpm"]},
+                     sample_rate=48000.0 if e["label"] == "normal" else 12000.0,
+                     keys=None if prefix else [f"X{e['cwru_id']:03d}_DE_time"], rows_are_time=prefix,
+                     channel_names=["DE_time"])
 
 
 def _from_manifest(src: Path) -> list[dict]:
@@ -84,35 +98,3 @@ def _from_names(src: Path) -> list[dict]:
         out.append({"load_hp": load, "rpm": _RPM.get(load, 0), "label_id": CLASSES.index(label), "label": label,
                     "file": str(path.relative_to(src)), "cwru_id": int(match.group("id"))})
     return out
-
-
-def _load(path: Path, entry: dict) -> pa.Table:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several types for a damaged file
-        raise DataError(f"cannot read MATLAB file ({exc})", file=str(path)) from None
-    if path.name.endswith("_prefix.mat"):
-        arrays = [k for k, v in mat.items() if not k.startswith("__") and getattr(v, "ndim", 0) == 2]
-        if len(arrays) != 1 or mat[arrays[0]].shape[1] != 1024:
-            raise DataError("expected one N x 1024 array of consecutive signal rows", file=str(path),
-                            key=arrays[0] if arrays else None)
-        signal, rate = mat[arrays[0]].reshape(-1), 48000.0
-    else:
-        key = f"X{entry['cwru_id']:03d}_DE_time"
-        if key not in mat:
-            found = [k for k in mat if not k.startswith("__")]
-            raise DataError(f"expected drive-end key not found (keys: {found})", file=str(path), key=key)
-        signal = np.asarray(mat[key]).reshape(-1)
-        rate = 48000.0 if entry["label"] == "normal" else 12000.0
-    if not np.all(np.isfinite(signal)):
-        raise DataError(f"NaN or infinite sample at index {int(np.flatnonzero(~np.isfinite(signal))[0])}",
-                        file=str(path))
-    return pa.table({
-        "split": ["all"], "plant": ["cwru"], "asset": [str(entry["cwru_id"])], "segment": pa.array([0], pa.int64()),
-        "sample_rate": [rate], "label": [entry["label"]],
-        "values": pa.ListArray.from_arrays(pa.array([0, len(signal)], pa.int32()), pa.array(signal.astype(np.float32))),
-        "label_id": pa.array([entry["label_id"]], pa.int32()), "load_hp": pa.array([entry["load_hp"]], pa.int32()),
-        "rpm": pa.array([entry["rpm"]], pa.int32()),
-    })

@@ -1,4 +1,5 @@
-"""Folders of inspection images: class-per-folder or a CSV manifest, optional Pascal VOC boxes.
+"""Folders of inspection images: class folders at any depth or a CSV manifest, masks paired with
+their images, boxes from Pascal VOC, YOLO or COCO annotations.
 
 Images are stored in their original encoding; each is opened and fully decoded once on ingest so
 that a corrupt file is refused with its name rather than discovered during training.
@@ -6,9 +7,7 @@ that a corrupt file is refused with its name rather than discovered during train
 
 from __future__ import annotations
 
-import csv
 import io
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,71 +17,146 @@ from transferline.catalog import IngestPlan, Part
 from transferline.catalog.schemas import BOX, TIMESTAMP
 from transferline.errors import DataError
 
-from ._common import digest, require_dir
+from ._boxes import read_boxes
+from ._common import digest, manifest_rows, require_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+MASK_FOLDERS = {"masks", "mask", "ground_truth", "groundtruth", "gt"}
+MASK_SUFFIXES = ("_mask", "-mask", "_masks", "_gt")
 
 
 def read_image_folder(src: str | Path, *, manifest: str | None = None, annotations: str | None = None,
+                      boxes: str | None = None, label_level: str | int | None = None, masks: str | None = None,
                       plant: str = "default", asset: str = "camera") -> IngestPlan:
     """Plans the ingest of an image folder.
 
     Args:
-        src: a folder with one sub-folder per class, or with images listed in ``manifest``.
-        manifest: CSV with columns ``path`` and ``label`` (and optionally ``split``), relative to ``src``.
+        src: a folder with a sub-folder per class at any depth (``<class>/Imgs/*.jpg``), or with
+            images listed in ``manifest``.
+        manifest: CSV with columns ``path`` and ``label`` (and optionally ``split``, ``mask``), relative to ``src``.
         annotations: folder of Pascal VOC XML files named like the images (``crazing_1.xml``).
+        boxes: box annotations: a folder of Pascal VOC ``.xml`` or YOLO ``.txt`` files (YOLO class
+            names from ``classes.txt`` or ``data.yaml`` there or one level up), or a COCO ``.json``.
+        label_level: which folder level under ``src`` names an image's class (1: the first, the
+            default; 0: no classes, every image labelled ``unlabelled``).
+        masks: how masks are told from images: a file-name suffix (``_mask``) or ``folder:NAME``;
+            by default a ``_mask``/``-mask``/``_gt`` suffix, a folder named masks or ground_truth, or
+            a ``.png`` beside a same-stem ``.jpg``. Each mask goes into the ``mask`` column of its image.
         plant: plant recorded for every image.
         asset: asset (camera, line) recorded for every image.
     """
     src = require_dir(Path(src), "images")
-    items = _from_manifest(src, Path(manifest)) if manifest else _from_class_folders(src)
+    if annotations and boxes:
+        raise DataError("give --boxes or --annotations, not both", file=str(src))
+    level = _level(label_level)
+    if manifest:
+        items, notes = _from_manifest(src, Path(manifest)), []
+    else:
+        items, notes = _from_folders(src, level, masks)
     return plan_images(src, items, reader="images", plant=plant, asset=asset,
-                       annotations=Path(annotations) if annotations else None)
+                       annotations=Path(boxes or annotations) if (boxes or annotations) else None, notes=notes)
+
+
+def _level(value) -> int:
+    if value is None:
+        return 1
+    try:
+        level = int(value)
+    except (TypeError, ValueError):
+        level = -1
+    if level < 0:
+        raise DataError(f"--label-level must be 0 (no classes) or a folder depth 1, 2, ...; not {value!r}")
+    return level
 
 
 def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset: str,
-                annotations: Path | None) -> IngestPlan:
-    """One part per label: ``items`` are dicts with path, label and split."""
+                annotations: Path | None, notes: list[str] | None = None) -> IngestPlan:
+    """One part per label: ``items`` are dicts with path, label, split and optionally mask."""
     if not items:
-        raise DataError("no images found", file=str(src))
+        raise DataError("no images found (looked for "
+                        f"{', '.join(sorted(IMAGE_SUFFIXES))} in class folders at any depth)", file=str(src))
+    boxes_of = read_boxes(annotations, [i["path"] for i in items]) if annotations else None
     by_label: dict[str, list[dict]] = {}
     for item in items:
         by_label.setdefault(item["label"], []).append(item)
+    with_masks = any(i.get("mask") for i in items)  # then every part has the column: one schema
     parts = []
     for label, group in sorted(by_label.items()):
-        files = [g["path"] for g in group]
-        xmls = [_xml_for(annotations, p) for p in files] if annotations else []
-        parts.append(Part(key=label, digest=digest(files + [x for x in xmls if x], reader=reader, plant=plant,
-                                                   asset=asset),
-                          file=str(files[0].parent), load=_loader(group, xmls, plant, asset)))
-    return IngestPlan(kind="images", reader=reader, source=str(src), parts=parts,
-                      roles={"id": ["plant", "asset"], "labels": ["label", "boxes"]}, domain_columns=["plant"],
-                      extra={"classes": sorted(by_label)})
+        files = [g["path"] for g in group] + [g["mask"] for g in group if g.get("mask")]
+        box_files = sorted({b for g in group for b in (boxes_of or {}).get(g["path"], ((), None))[1:] if b})
+        parts.append(Part(key=label, digest=digest(files + box_files, reader=reader, plant=plant, asset=asset),
+                          file=str(group[0]["path"].parent), load=_loader(group, boxes_of, plant, asset, with_masks)))
+    plan = IngestPlan(kind="images", reader=reader, source=str(src), parts=parts,
+                      roles={"id": ["plant", "asset"], "labels": ["label", "boxes"],
+                             **({"masks": ["mask"]} if with_masks else {})},
+                      domain_columns=["plant"], extra={"classes": sorted(by_label)})
+    n_masks = sum(1 for i in items if i.get("mask"))
+    n_boxed = sum(1 for i in items if boxes_of and boxes_of.get(i["path"], ((),))[0])
+    lines = [f"found {len(items)} image(s) in {len(by_label)} class(es): "
+             + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_label.items()))]
+    if n_masks:
+        lines.append(f"  masks    {n_masks} paired with their images")
+    if boxes_of is not None:
+        lines.append(f"  boxes    {sum(len(b[0]) for b in boxes_of.values())} in {n_boxed} image(s)")
+    plan.summary = "\n".join(lines + [f"  {n}" for n in notes or []])
+    return plan
 
 
-def _loader(group: list[dict], xmls: list, plant: str, asset: str) -> Callable[[], pa.Table]:
+def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
+            with_masks: bool) -> Callable[[], pa.Table]:
     def load() -> pa.Table:
-        rows = {k: [] for k in ("split", "image", "format", "width", "height", "label", "boxes", "source")}
-        for i, item in enumerate(group):
+        rows = {k: [] for k in ("split", "image", "format", "width", "height", "label", "boxes", "source", "mask")}
+        for item in group:
             data = item["path"].read_bytes()
             fmt, width, height = _decode(item["path"], data)
+            mask = None
+            if item.get("mask"):
+                mask = item["mask"].read_bytes()
+                _, mw, mh = _decode(item["mask"], mask)
+                if (mw, mh) != (width, height):
+                    raise DataError(f"mask is {mw}x{mh}, its image {item['path'].name} is {width}x{height}",
+                                    file=str(item["mask"]))
+            boxes = []
+            if boxes_of and item["path"] in boxes_of:
+                found, box_file = boxes_of[item["path"]]
+                boxes = [_scaled(b, width, height, box_file) for b in found]
             rows["split"].append(item.get("split", "all"))
             rows["image"].append(data)
             rows["format"].append(fmt)
             rows["width"].append(width)
             rows["height"].append(height)
             rows["label"].append(item["label"])
-            rows["boxes"].append(_voc_boxes(xmls[i], width, height) if xmls and xmls[i] else [])
+            rows["boxes"].append(boxes)
             rows["source"].append(item["path"].name)
+            rows["mask"].append(mask)
         n = len(group)
-        return pa.table({
+        columns = {
             "split": rows["split"], "plant": [plant] * n, "asset": [asset] * n,
             "ts": pa.nulls(n, TIMESTAMP), "image": pa.array(rows["image"], pa.binary()),
             "format": rows["format"], "width": pa.array(rows["width"], pa.int32()),
             "height": pa.array(rows["height"], pa.int32()), "label": rows["label"],
             "boxes": pa.array(rows["boxes"], pa.list_(BOX)), "source": rows["source"],
-        })
+        }
+        if with_masks:
+            columns["mask"] = pa.array(rows["mask"], pa.binary())
+        return pa.table(columns)
     return load
+
+
+def _scaled(box: dict, width: int, height: int, file) -> dict:
+    """A box in the image's own pixels: VOC boxes annotated at another size (``size`` given) are
+    rescaled, YOLO's fractions multiplied out; every box must lie within the image."""
+    sx, sy = box.get("_sx") or width, box.get("_sy") or height  # no size given: already in pixels
+    fx, fy = width / sx, height / sy
+    out = {"label": box["label"], "xmin": box["xmin"] * fx, "xmax": box["xmax"] * fx,
+           "ymin": box["ymin"] * fy, "ymax": box["ymax"] * fy}
+    out.update({k: int(round(out[k])) for k in ("xmin", "ymin", "xmax", "ymax")})
+    if out["xmin"] >= out["xmax"] or out["ymin"] >= out["ymax"] or out["xmax"] <= 0 or out["ymax"] <= 0 \
+            or out["xmin"] >= width or out["ymin"] >= height:
+        raise DataError(f"box {out} is empty or outside the {width}x{height} image", file=str(file))
+    out.update(xmin=max(out["xmin"], 0), ymin=max(out["ymin"], 0), xmax=min(out["xmax"], width),
+               ymax=min(out["ymax"], height))
+    return out
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, int, int]:
@@ -96,65 +170,85 @@ def _decode(path: Path, data: bytes) -> tuple[str, int, int]:
         raise DataError(f"corrupt or unreadable image ({exc})", file=str(path)) from None
 
 
-def _xml_for(annotations: Path, image: Path) -> Path | None:
-    xml = annotations / f"{image.stem}.xml"
-    return xml if xml.is_file() else None
-
-
-def _voc_boxes(xml: Path, width: int, height: int) -> list[dict]:
-    """Boxes in the image's own pixels.
-
-    NOTE: some published copies resize images but keep the original XML (NEU-DET: 416x416 JPEGs,
-    200x200 annotations); boxes are rescaled by the ratio of decoded size to annotated size.
-    """
-    try:
-        root = ET.parse(xml).getroot()
-    except ET.ParseError as exc:
-        raise DataError(f"malformed XML ({exc})", file=str(xml)) from None
-    try:
-        sx = width / float(root.findtext("size/width") or width)
-        sy = height / float(root.findtext("size/height") or height)
-    except (ValueError, ZeroDivisionError):
-        raise DataError("size needs numeric, non-zero width and height", file=str(xml), field="size") from None
-    boxes = []
-    for obj in root.iter("object"):
-        name, box = obj.findtext("name"), obj.find("bndbox")
-        if box is None or name is None:
-            raise DataError("object without name or bndbox", file=str(xml), field="object")
-        try:
-            coords = {k: int(round(float(box.findtext(k)) * (sx if k[0] == "x" else sy)))
-                      for k in ("xmin", "ymin", "xmax", "ymax")}
-        except (TypeError, ValueError):
-            raise DataError("bndbox needs numeric xmin, ymin, xmax, ymax", file=str(xml), field="bndbox") from None
-        boxes.append({"label": name, **coords})
-    return boxes
-
-
-def _from_class_folders(src: Path) -> list[dict]:
-    items = []
-    for folder in sorted(p for p in src.iterdir() if p.is_dir()):
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                items.append({"path": path, "label": folder.name, "split": "all"})
-    return items
-
-
 def _from_manifest(src: Path, manifest: Path) -> list[dict]:
-    manifest = manifest if manifest.is_absolute() else src / manifest
-    if not manifest.is_file():
-        raise DataError("manifest not found", file=str(manifest))
+    manifest, _, rows = manifest_rows(src, manifest, "image")
     items = []
-    with open(manifest, newline="") as fh:
-        reader = csv.DictReader(fh)
-        for col in ("path", "label"):
-            if col not in (reader.fieldnames or []):
-                raise DataError(f"manifest needs column {col!r} (has {reader.fieldnames})", file=str(manifest),
-                                field=col)
-        for lineno, row in enumerate(reader, start=2):
-            path = src / (row["path"] or "")
-            if not row["path"] or not path.is_file():
-                raise DataError(f"image {row['path']!r} not found", file=str(manifest), row=lineno, field="path")
-            if not row["label"]:
-                raise DataError("empty label", file=str(manifest), row=lineno, field="label")
-            items.append({"path": path, "label": row["label"], "split": row.get("split") or "all"})
+    for lineno, row, path in rows:
+        mask = src / row["mask"] if row.get("mask") else None
+        if mask is not None and not mask.is_file():
+            raise DataError(f"mask {row['mask']!r} not found", file=str(manifest), row=lineno, field="mask")
+        items.append({"path": path, "label": row["label"], "split": row.get("split") or "all", "mask": mask})
     return items
+
+
+def _from_folders(src: Path, level: int, masks: str | None) -> tuple[list[dict], list[str]]:
+    """Images under ``src`` at any depth, their class the folder at ``level``, masks paired by name."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    is_mask = _mask_rule(masks, set(files))
+    images = [p for p in files if not is_mask(p)]
+    mask_files = [p for p in files if is_mask(p)]
+    notes, items = [], []
+    at_root = [p for p in images if len(p.relative_to(src).parts) <= level]
+    if at_root and level:
+        notes.append(f"skipped {len(at_root)} image(s) with no class folder at level {level}, e.g. "
+                     f"{at_root[0].relative_to(src)} (--label-level 0 takes them, unlabelled)")
+    for path in images:
+        parts = path.relative_to(src).parts
+        if level and len(parts) <= level:
+            continue
+        items.append({"path": path, "label": parts[level - 1] if level else "unlabelled", "split": "all"})
+    paired, orphans = _pair_masks(src, items, mask_files, masks)
+    if orphans:
+        notes.append(f"{len(orphans)} mask(s) match no image, e.g. {orphans[0].relative_to(src)}; not ingested")
+    if mask_files and not paired:
+        notes.append("no mask could be paired: masks are named like their image plus a suffix (_mask), or sit in a "
+                     "masks/ground_truth folder beside it, or are a .png beside a same-stem .jpg")
+    return items, notes
+
+
+def _mask_suffix(masks: str | None) -> tuple[str, ...]:
+    return (masks,) if masks and not masks.startswith("folder:") else MASK_SUFFIXES
+
+
+def _mask_rule(masks: str | None, files: set[Path]):
+    """Whether a file is a mask: by suffix, by folder, or (default) a .png beside a same-stem image."""
+    folders = {masks.split(":", 1)[1]} if masks and masks.startswith("folder:") else (
+        set() if masks else MASK_FOLDERS)
+    suffixes = _mask_suffix(masks)
+
+    def rule(path: Path) -> bool:
+        if any(part.lower() in folders or part in folders for part in path.parent.parts):
+            return True
+        if masks and masks.startswith("folder:"):
+            return False
+        if path.stem.lower().endswith(suffixes):
+            return True
+        if masks is None and path.suffix.lower() == ".png":  # e.g. magnetic tile: exp1_num_123.jpg + .png
+            return any(path.with_suffix(s) in files for s in (".jpg", ".jpeg", ".bmp", ".JPG", ".JPEG"))
+        return False
+    return rule
+
+
+def _pair_masks(src: Path, items: list[dict], mask_files: list[Path], masks: str | None):
+    """Sets ``item["mask"]``: the mask in the same folder named stem+suffix or same stem, else in a
+    mask folder with the same stem (and, where several, the same class folder)."""
+    suffixes = _mask_suffix(masks)
+    by_stem: dict[str, list[Path]] = {}
+    for m in mask_files:
+        stem = m.stem
+        for suffix in suffixes:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        by_stem.setdefault(stem, []).append(m)
+    used = set()
+    for item in items:
+        candidates = by_stem.get(item["path"].stem, [])
+        same = [m for m in candidates if m.parent == item["path"].parent]
+        near = [m for m in candidates if item["label"] in m.relative_to(src).parts]
+        chosen = same or (near if len(near) == 1 else []) or (candidates if len(candidates) == 1 else [])
+        if chosen:
+            item["mask"] = chosen[0]
+            used.add(chosen[0])
+    return used, [m for m in mask_files if m not in used]

@@ -11,12 +11,59 @@ from collections.abc import Sequence
 
 from .errors import TransferlineError
 
-# Reader keywords settable from the CLI (--time-col → time_col); each is passed only when given, and only
-# to readers that take it.
-_READER_FLAGS = ("plant", "asset", "layout", "time_col", "asset_col", "plant_col", "signal_col", "value_col",
-                 "quality_col", "value_cols", "label_cols", "split_col", "split", "text_col", "id_col", "label_col",
-                 "paired_col", "manifest", "annotations", "subsets")
-_LIST_FLAGS = {"value_cols", "label_cols", "subsets"}
+# Reader keywords settable from the CLI (--time-col → time_col) with their help; each is passed only when
+# given, and only to readers that take it.
+_READER_FLAGS = {
+    "pattern": "waveforms: how file names carry labels and domains, e.g. '{label}_{speed}rpm_*.npy' ({label} "
+               "the class, {split}/{asset} those columns, any other {name} a domain column, * anything)",
+    "manifest": "waveforms, images: CSV listing the files (columns path, label; optional split, asset, "
+                "sample_rate, further domain columns)",
+    "key": "waveforms: arrays (.mat, .npz) or columns (.csv, .parquet) to read, one channel each, as "
+           "comma-separated globs ('*_DE_time,*_FE_time'); default: the only array / every numeric column",
+    "sample_rate": "waveforms: samples per second (required unless the manifest or the files carry it)",
+    "classes": "waveforms: class names in id order (default: the labels found, sorted)",
+    "label_level": "images: which folder level under SRC names the class (1 = first, the default; 0 = none)",
+    "masks": "images: how masks are told from images: a file-name suffix ('_mask'), or 'folder:NAME' for "
+             "a mask folder beside the images (default: _mask, same-stem .png beside a .jpg, folders "
+             "masks/ground_truth)",
+    "boxes": "images: box annotations: a folder of Pascal VOC .xml or YOLO .txt files, or a COCO .json",
+    "annotations": "images: folder of Pascal VOC .xml files named like the images (same as --boxes)",
+    "plant": "plant recorded for every row (or a default where a column names it)",
+    "asset": "asset recorded for every row (or a default where a column names it)",
+    "layout": "csv, parquet: 'wide' (one row per time step, one column per signal) or 'long' "
+              "(time, asset, signal, value)",
+    "time_col": "csv, parquet, text: the timestamp column",
+    "asset_col": "csv, parquet, text: the column naming each row's asset",
+    "plant_col": "csv, parquet: the column naming each row's plant",
+    "signal_col": "csv, parquet (long): the column naming the signal",
+    "value_col": "csv, parquet (long): the value column",
+    "quality_col": "csv, parquet (long): the OPC UA status-code column",
+    "value_cols": "csv, parquet (wide): comma-separated signal columns (default: every other numeric column)",
+    "label_cols": "csv, parquet (wide): comma-separated label columns (e.g. rul, fault)",
+    "split_col": "csv, parquet: the column naming each row's split (train/test)",
+    "split": "csv, parquet: the split of every row when no split column is given (default: all)",
+    "text_col": "text: the free-text column",
+    "id_col": "text: the document id column (default: row number)",
+    "label_col": "text: the labels column ('|'-separated, or a list in JSONL)",
+    "paired_col": "text: a second text paired with the first (e.g. the action taken)",
+    "subsets": "cmapss: comma-separated subsets to read (default: all, e.g. FD001,FD002)",
+}
+_FORMATS_HELP = """formats:
+  waveforms  your own recordings: a folder of .mat/.npy/.npz/.wav/.csv/.parquet files, one recording each,
+             with --pattern '{label}_{speed}.npy' or --manifest files.csv (see README: Your own data)
+  images     a folder of images, one sub-folder per class (or --manifest), masks beside them, boxes
+             from --boxes (Pascal VOC, YOLO or COCO)
+  csv, parquet  historian exports: --layout wide (runs) or long (timeseries), with column options
+  text       a CSV or JSONL log of maintenance text (--text-col, --label-col, ...)
+  cmapss     the NASA C-MAPSS folder (train_FD00x.txt, test_FD00x.txt, RUL_FD00x.txt; --subsets)
+  cwru       the CWRU bearing folder (<load>HP/*.mat); a MANIFEST.csv there (load_hp, rpm, class_index,
+             class, file, cwru_id) lists the files instead of their names
+  neu-det    NEU-DET (IMAGES/ and ANNOTATIONS/)
+  maintie, maintnet, cnc-mill  those published datasets' folders
+
+OPC UA: `transferline ingest opcua --help` (live capture) and `transferline ingest opcua-history --help`
+(historian backfill)."""
+_LIST_FLAGS = {"value_cols", "label_cols", "subsets", "classes"}
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transferline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ingest = sub.add_parser("ingest", help="read a source into a catalog dataset",
-                            epilog="OPC UA: `transferline ingest opcua --help` (live capture) and "
-                                   "`transferline ingest opcua-history --help` (historian backfill).")
-    ingest.add_argument("format", choices=list_formats())
+    ingest = sub.add_parser("ingest", help="read a source into a catalog dataset", epilog=_FORMATS_HELP,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ingest.add_argument("format", choices=list_formats(), help="what SRC holds (see below)")
     ingest.add_argument("src", help="file or folder to read")
     ingest.add_argument("--name", required=True, help="dataset name in the catalog")
     _catalog_arg(ingest)
@@ -41,20 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--append", action="store_true", help="add new parts to an existing dataset")
     mode.add_argument("--replace", action="store_true", help="rebuild the dataset from this source")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
-    mapping = ingest.add_argument_group("column mapping (csv, parquet, text, images)")
-    for flag in _READER_FLAGS:
-        help_text = "comma-separated list" if flag in _LIST_FLAGS else None
+    ingest.add_argument("--dry-run", action="store_true", help="print what was found and write nothing")
+    mapping = ingest.add_argument_group("reader options (each names the formats it applies to)")
+    for flag, help_text in _READER_FLAGS.items():
         mapping.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=help_text)
 
     datasets = sub.add_parser("datasets", help="list, show or delete catalog datasets")
     dsub = datasets.add_subparsers(dest="action", required=True)
     _catalog_arg(dsub.add_parser("list", help="one line per dataset"))
     show = dsub.add_parser("show", help="a dataset's manifest")
-    show.add_argument("name")
+    show.add_argument("name", help="the dataset")
     show.add_argument("--json", action="store_true", help="the whole manifest as JSON")
     _catalog_arg(show)
     delete = dsub.add_parser("delete", help="remove a dataset")
-    delete.add_argument("name")
+    delete.add_argument("name", help="the dataset to remove")
     _catalog_arg(delete)
 
     for mode in ("pretrain", "transfer"):
@@ -152,6 +198,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise TransferlineError(f"option --{flag.replace('_', '-')} does not apply to format {args.format!r}")
         options[flag] = [v.strip() for v in value.split(",") if v.strip()] if flag in _LIST_FLAGS else value
     plan = reader(os.path.abspath(args.src), **options)
+    if plan.summary:
+        print(plan.summary, flush=True)
+    if args.dry_run:
+        print(f"dry run: nothing written ({len(plan.parts)} part(s) would be ingested as {args.name!r})")
+        return 0
     catalog = Catalog(args.catalog)
     result = catalog.ingest(args.name, plan, append=args.append, replace=args.replace, progress=not args.quiet)
     m = result.manifest
@@ -186,11 +237,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(m.to_dict(), indent=2, default=str))
         return 0
-    print(format_manifest(m))
+    print(format_manifest(m, catalog.schema(args.name) if m.files else None))
     return 0
 
 
-def format_manifest(m) -> str:
+def format_manifest(m, schema=None) -> str:
     lines = [f"{m.name}  ({m.kind}, schema v{m.schema_version}, reader {m.reader})",
              f"  source   {m.source}", f"  created  {m.created}   updated {m.updated}",
              f"  hash     {m.content_hash[:16]}   {m.bytes / 1e6:.2f} MB in {len(m.files)} files",
@@ -198,6 +249,22 @@ def format_manifest(m) -> str:
     assets = m.assets
     lines += [f"  {split:8s} {rows:>9,} {assets.get(split, 0):>8,}" for split, rows in m.rows.items()]
     lines += [f"  {role:9s}{', '.join(cols)}" for role, cols in m.roles.items() if cols]
+    extra = m.extra or {}
+    if extra.get("classes"):
+        lines.append(f"  classes  {', '.join(map(str, extra['classes']))}")
+    if extra.get("channels"):
+        lines.append(f"  channels {', '.join(extra['channels'])}")
+    from .data import suggest_spec
+
+    spec = suggest_spec(m, schema)
+    if spec:
+        fields = ", ".join(f"{k}: {json.dumps(v) if not isinstance(v, str) or ' ' in v or v == '' else v}"
+                           for k, v in spec.items() if v is not None)
+        lines += ["", "a data spec to start from (config data.spec, or `data.spec_options.KEY=VALUE` on a preset):",
+                  f"  data: {{dataset: {m.name}, spec: {{{fields}}}}}"]
+    elif m.kind in ("text", "timeseries"):
+        lines += ["", f"training reads runs, waveforms and images; {m.kind} datasets are not trained on yet"
+                      + (" (pivot timeseries to runs first)" if m.kind == "timeseries" else "")]
     return "\n".join(lines)
 
 

@@ -64,3 +64,21 @@ def assert_nothing_written(catalog, name: str) -> None:
     assert not (catalog.root / name).exists()
     staging = catalog.root / ".tmp"
     assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def write_fan_end(root: Path, name: str = "{fault}_{load}_{part}.npy", parts: int = 2, two_channels: bool = False):
+    """Real fan-end vibration (the vendored CWRU slice: 3 faults x loads 0 and 3 HP) written as a
+    newcomer's lab would: each recording cut into ``parts`` .npy files named by ``name`` (fault
+    without ``@6``, load as ``0hp``); ``two_channels`` adds the rectified signal as a second channel."""
+    import numpy as np
+
+    from transferline.sample_data import sample_path
+
+    root.mkdir(parents=True, exist_ok=True)
+    with np.load(sample_path("cwru_fe") / "cwru_fe.npz") as npz:
+        for key in npz.files:
+            fault, load = key.split("_")
+            for part, piece in enumerate(np.split(npz[key], parts)):
+                signal = np.stack([piece, np.abs(piece)]) if two_channels else piece
+                np.save(root / name.format(fault=fault.replace("@6", ""), load=load, part=part), signal)
+    return root

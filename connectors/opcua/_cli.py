@@ -27,7 +27,8 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
                    help="browse path → catalog columns, e.g. plant=0,split=1,asset=2,signal=3 "
                         "(default plant=0,asset=1:-1,signal=-1)")
     sec = p.add_argument_group("security")
-    sec.add_argument("--security-policy", default="None", choices=["None", "Basic256Sha256"])
+    sec.add_argument("--security-policy", default="None", choices=["None", "Basic256Sha256"],
+                     help="message security policy (default None; Basic256Sha256 needs --cert and --key)")
     sec.add_argument("--security-mode", default=None, choices=["None", "Sign", "SignAndEncrypt"],
                      help="default SignAndEncrypt when a policy is set")
     sec.add_argument("--cert", type=Path, help="client certificate (DER or PEM)")
@@ -136,8 +137,8 @@ def _parse_time(text: str) -> datetime:
 def add_simulate_parser(sub) -> None:
     p = sub.add_parser("simulate", help="serve a catalog dataset over OPC UA, played back in accelerated time")
     p.add_argument("--dataset", required=True, help="a runs (C-MAPSS) or waveforms (CWRU) dataset")
-    p.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840")
-    p.add_argument("--catalog", metavar="DIR")
+    p.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840", help="where to listen (default opc.tcp://127.0.0.1:4840)")
+    p.add_argument("--catalog", metavar="DIR", help="catalog directory (default: $TRANSFERLINE_HOME or ./transferline-data)")
     p.add_argument("--speed", type=float, default=10.0,
                    help="rows per second (runs) or multiple of the sample rate (waveforms)")
     p.add_argument("--historize", action="store_true", help="answer HistoryRead for every variable")

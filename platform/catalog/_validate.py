@@ -38,7 +38,12 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
         if table.column(fld.name).null_count and fld.name in ("split", "plant", "asset"):
             row = _first_true(table.column(fld.name).is_null())
             raise DataError("empty value", file=file, row=_line(row, first_line), field=fld.name)
-    extras = [n for n in table.column_names if n not in kind.schema.names]
+    for fld in kind.optional:
+        if fld.name in names and table.schema.field(fld.name).type != fld.type:
+            raise DataError(f"column has type {table.schema.field(fld.name).type}, kind {kind.name!r} needs "
+                            f"{fld.type}", file=file, field=fld.name)
+    optional = [n for n in kind.optional.names if n in names]
+    extras = [n for n in table.column_names if n not in kind.schema.names and n not in optional]
     if extras and not kind.extra_columns:
         raise DataError(f"kind {kind.name!r} takes no extra columns: {', '.join(extras)}", file=file)
     for name in extras:
@@ -57,7 +62,7 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
             row = int(np.flatnonzero(bad)[0])
             raise DataError("missing, NaN or infinite value where a finite number is required",
                             file=file, row=_line(row, first_line), field=name)
-    return table.select(kind.schema.names + extras)
+    return table.select(kind.schema.names + optional + extras)
 
 
 def _nonfinite_rows(col: pa.ChunkedArray) -> np.ndarray:

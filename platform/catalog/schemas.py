@@ -26,6 +26,7 @@ class Kind:
     schema: pa.Schema
     extra_columns: bool = False
     partition_by: tuple[str, ...] = ("split", "plant")
+    optional: pa.Schema = pa.schema([])  # columns a dataset may carry, with exact types
 
 
 KINDS: dict[str, Kind] = {
@@ -52,6 +53,7 @@ KINDS: dict[str, Kind] = {
         pa.schema([("split", pa.string()), ("plant", pa.string()), ("asset", pa.string()), ("ts", TIMESTAMP),
                    ("image", pa.binary()), ("format", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
                    ("label", pa.string()), ("boxes", pa.list_(BOX)), ("source", pa.string())]),
+        optional=pa.schema([("mask", pa.binary())]),  # encoded segmentation mask aligned with the image
     ),
     "text": Kind(
         "text",

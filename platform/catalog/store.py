@@ -61,6 +61,7 @@ class IngestPlan:
     roles: dict[str, list[str]] = field(default_factory=dict)
     domain_columns: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # stored in the manifest; top-level keys replaced on append
+    summary: str = ""  # what the reader found, shown before anything is written
 
 
 @dataclass
@@ -119,6 +120,13 @@ class Catalog:
         """Absolute paths of the dataset's Parquet files, optionally of one split."""
         m = self.manifest(name)
         return [self.path(name) / f.path for f in m.files if split is None or f.split == split]
+
+    def schema(self, name: str) -> pa.Schema:
+        """The dataset's Arrow schema (of its first file; every file of a dataset shares it)."""
+        files = self.files(name)
+        if not files:
+            raise CatalogError(f"dataset {name!r} holds no files")
+        return pq.read_schema(files[0])
 
     def read(self, name: str, split: str | None = None, columns: list[str] | None = None,
              filter: pc.Expression | None = None) -> pa.Table:

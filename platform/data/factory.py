@@ -11,7 +11,7 @@ from .specs import WindowSpec, load_windows
 
 
 def _windows(catalog, dataset, spec, *, split, domains, last_only, classes):
-    return load_windows(catalog, dataset, spec, split=split, domains=domains, last_only=last_only)
+    return load_windows(catalog, dataset, spec, split=split, domains=domains, last_only=last_only, classes=classes)
 
 
 def _images(catalog, dataset, spec, *, split, domains, last_only, classes):
@@ -26,6 +26,12 @@ SAMPLES = {"runs": (_windows, WindowSpec, "a window spec"), "waveforms": (_windo
 def load_samples(catalog: Catalog, dataset: str, spec: WindowSpec | ImageInput, *, split: str | None = None,
                  domains: list[str] | None = None, last_only: bool = False, classes: list[str] | None = None):
     """The samples of ``dataset`` (one split, some domains) as its catalog kind's sample type."""
+    loader = check_kind(catalog, dataset, spec)
+    return loader(catalog, dataset, spec, split=split, domains=domains, last_only=last_only, classes=classes)
+
+
+def check_kind(catalog: Catalog, dataset: str, spec: WindowSpec | ImageInput):
+    """The loader for ``dataset``'s kind; an error naming the kind where ``spec`` cannot read it."""
     kind = catalog.manifest(dataset).kind
     if kind not in SAMPLES:
         raise ValueError(f"dataset {dataset!r} holds {kind} data, which training cannot read yet; it reads "
@@ -35,4 +41,4 @@ def load_samples(catalog: Catalog, dataset: str, spec: WindowSpec | ImageInput, 
         given = f"window spec {spec.name!r} (for {spec.kind})" if isinstance(spec, WindowSpec) else type(spec).__name__
         raise ValueError(f"dataset {dataset!r} holds {kind}: it needs {what}"
                          f"{f' for {kind}' if spec_type is WindowSpec else ''}, not {given}")
-    return loader(catalog, dataset, spec, split=split, domains=domains, last_only=last_only, classes=classes)
+    return loader

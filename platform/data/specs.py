@@ -54,33 +54,131 @@ IMAGE_SPECS: dict[str, ImageInput] = {
 }
 
 
-def get_data_spec(name: str, **overrides) -> WindowSpec | ImageInput:
-    """The named window spec (runs, waveforms) or image input preset, with ``overrides`` applied."""
+# What a spec written in full takes when a field is left out (or cleared with null).
+_KIND_DEFAULTS = {"runs": {"normalize": "group", "stride": 1},
+                  "waveforms": {"normalize": "window", "label": "label", "domain": "plant", "stride": None}}
+SERIES_KINDS = ("runs", "waveforms")
+
+
+def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput:
+    """The data spec named ``name`` (a window spec for runs or waveforms, or an image input preset),
+    or written in full as a mapping with a ``kind`` (``{kind: waveforms, length: 2048, ...}``),
+    with ``overrides`` applied; an override of ``None`` clears the field to its kind's default."""
+    if isinstance(name, dict):
+        fields = dict(name)
+        kind = fields.pop("kind", None)
+        if kind == "images":
+            return _image_spec(ImageInput(), {**fields, **overrides}, "a written image spec")
+        if kind not in SERIES_KINDS:
+            raise ValueError(f"a data spec written in full needs kind: runs, waveforms or images (got {kind!r})")
+        if fields.get("length") is None and overrides.get("length") is None:
+            raise TypeError(f"a {kind} spec needs length (samples per window)")
+        base = WindowSpec(name="custom", kind=kind, length=0, **_KIND_DEFAULTS[kind])  # stride None: = length
+        return _window_spec(base, {**fields, **overrides})
     if name in IMAGE_SPECS:
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
-        unknown = sorted(set(fields) - set(ImageInput.__dataclass_fields__))
-        if unknown:
-            raise TypeError(f"image spec {name!r} has no option(s) {unknown}; it takes "
-                            f"{', '.join(ImageInput.__dataclass_fields__)}")
-        return replace(IMAGE_SPECS[name], **fields)
+        return _image_spec(IMAGE_SPECS[name], overrides, f"image spec {name!r}")
     if name not in WINDOW_SPECS:
-        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS])}")
+        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS])}, or a "
+                         "spec written in full ({kind: waveforms, length: ...})")
     return get_window_spec(name, **overrides)
 
 
+def _image_spec(base: ImageInput, overrides: dict, what: str) -> ImageInput:
+    unknown = sorted(set(overrides) - set(ImageInput.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"{what} has no option(s) {unknown}; it takes {', '.join(ImageInput.__dataclass_fields__)}")
+    default = ImageInput()
+    fields = {k: (getattr(default, k) if v is None else tuple(v) if isinstance(v, list) else v)
+              for k, v in overrides.items()}
+    return replace(base, **fields)
+
+
+def _window_spec(base: WindowSpec, overrides: dict) -> WindowSpec:
+    fields = WindowSpec.__dataclass_fields__
+    unknown = sorted(set(overrides) - set(fields) - {"name"})
+    if unknown:
+        raise TypeError(f"window spec {base.name!r} has no option(s) {unknown}; it takes "
+                        f"{', '.join(f for f in fields if f not in ('name', 'kind'))}")
+    if "kind" in overrides and overrides["kind"] != base.kind:
+        raise TypeError(f"window spec {base.name!r} is for {base.kind}; write a spec in full for another kind")
+    cleared = {**{k: f.default for k, f in fields.items() if k not in ("name", "kind", "length")},
+               **_KIND_DEFAULTS[base.kind]}
+    out = {}
+    for key, value in overrides.items():
+        if key in ("name", "kind"):
+            continue
+        if value is None:
+            value = cleared.get(key)
+        out[key] = tuple(value) if isinstance(value, list) else value
+    spec = replace(base, **out)
+    return replace(spec, stride=spec.length) if spec.stride is None else spec
+
+
 def get_window_spec(name: str, **overrides) -> WindowSpec:
-    """The named spec, with ``overrides`` applied (unset overrides keep the preset)."""
+    """The named spec with ``overrides`` applied (``None`` clears a field to its kind's default)."""
     try:
         spec = WINDOW_SPECS[name]
     except KeyError:
         raise ValueError(f"unknown window spec {name!r}; known: {', '.join(WINDOW_SPECS)}") from None
-    return replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    return _window_spec(spec, overrides)
 
 
-def series_input(spec: WindowSpec, channels: int, window: int, normalizer: dict | None = None) -> SeriesInput:
-    """The model-input spec of windows cut by ``spec`` (``normalizer``: fitted group statistics)."""
+def suggest_spec(manifest, schema: pa.Schema | None = None) -> dict:
+    """A data spec to start from for a dataset (``transferline datasets show``); ``schema`` (the
+    dataset's columns) lets a runs spec list its numeric signal columns."""
+    domains = list(manifest.domain_columns or [])
+    if manifest.kind == "waveforms":
+        return {"kind": "waveforms", "length": 1024, "stride": 1024, "normalize": "window", "label": "label",
+                "domain": domains[0] if domains else "plant"}
+    if manifest.kind == "runs":
+        roles = manifest.roles or {}
+        labels = roles.get("labels") or []
+        skip = {"split", "plant", "asset", "step", *labels, *(roles.get("settings") or [])}
+        numeric = [f.name for f in schema or [] if f.name not in skip
+                   and (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))]
+        return {"kind": "runs", "length": 30, "stride": 1, "normalize": "group",
+                "features": list(roles.get("sensors") or []) or numeric or "[your signal columns]",
+                "label": labels[0] if labels else None, "domain": domains[0] if domains else "plant"}
+    if manifest.kind == "images":
+        return {"kind": "images", "size": [224, 224], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    return {}
+
+
+def dataset_channels(catalog: Catalog, dataset: str) -> list[str] | None:
+    """A waveforms dataset's channel names (its manifest's), ``None`` for one unnamed channel."""
+    return (catalog.manifest(dataset).extra or {}).get("channels") or None
+
+
+def run_classes(catalog: Catalog, dataset: str, spec: WindowSpec | ImageInput) -> list[str] | None:
+    """The class names a run uses, in id order: the spec's, else the dataset's (its manifest's, or
+    the sorted values of a text label column over the whole dataset, so that every split and
+    domain of a run numbers classes alike).
+
+    A spec whose classes differ from the dataset's is an error naming both lists.
+    """
+    stored = list((catalog.manifest(dataset).extra or {}).get("classes") or [])
+    own = list(getattr(spec, "classes", ()) or [])
+    if own and stored and own != stored:
+        raise ValueError(f"the spec's classes {own} differ from dataset {dataset!r}'s {stored}; clear the spec's "
+                         "(data.spec_options.classes=null) to take the dataset's")
+    if own or stored or not isinstance(spec, WindowSpec) or not spec.label:
+        return own or stored or None
+    schema = catalog.schema(dataset)
+    if spec.label not in schema.names:
+        return None  # reported by the reader, with the dataset's columns
+    typ = schema.field(spec.label).type
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return None  # numeric: a regression target, or class ids
+    column = catalog.read(dataset, columns=[spec.label]).column(spec.label)
+    return sorted(v for v in pc.unique(column).to_pylist() if v is not None) or None
+
+
+def series_input(spec: WindowSpec, channels: int, window: int, normalizer: dict | None = None,
+                 signals: list[str] | None = None) -> SeriesInput:
+    """The model-input spec of windows cut by ``spec`` (``normalizer``: fitted group statistics;
+    ``signals``: channel names where the spec does not list them)."""
     group = spec.normalize == "group"
-    return SeriesInput(channels=channels, window=window, signals=tuple(spec.features) or ("values",),
+    return SeriesInput(channels=channels, window=window, signals=tuple(spec.features or signals or ("values",)),
                        normalize=spec.normalize, group_by=spec.row_group if group else None,
                        normalizer=normalizer if group else None)
 
@@ -95,17 +193,26 @@ def operating_condition(table: pa.Table) -> pa.Array:
 
 
 def load_windows(catalog: Catalog, dataset: str, spec: WindowSpec | str, *, split: str | None = None,
-                 domains: list[str] | None = None, last_only: bool = False) -> Windows:
+                 domains: list[str] | None = None, last_only: bool = False,
+                 classes: list[str] | None = None) -> Windows:
     """Reads ``dataset`` (optionally one split and some domains) and cuts it by ``spec``.
 
-    Only the columns the spec needs are read.
+    Only the columns the spec needs are read. Class ids follow ``classes``, else the spec's or the
+    dataset's class list.
     """
     spec = get_window_spec(spec) if isinstance(spec, str) else spec
-    table = catalog.read(dataset, split=split, columns=spec_columns(spec), filter=domain_filter(spec, domains))
+    columns = spec_columns(spec)
+    schema = catalog.schema(dataset)
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise ValueError(f"dataset {dataset!r} has no column(s) {missing} that the data spec names; it has "
+                         f"{', '.join(schema.names)}")
+    table = catalog.read(dataset, split=split, columns=columns, filter=domain_filter(spec, domains))
     table = domain_rows(table, spec, domains)
     if table.num_rows == 0:
         raise ValueError(f"no rows in {dataset!r} for split {split!r} and domains {domains}")
-    return table_windows(table, spec, last_only=last_only)
+    return table_windows(table, spec, last_only=last_only, classes=classes or run_classes(catalog, dataset, spec),
+                         channels=dataset_channels(catalog, dataset) if spec.kind == "waveforms" else None)
 
 
 def spec_columns(spec: WindowSpec) -> list[str]:
@@ -115,7 +222,7 @@ def spec_columns(spec: WindowSpec) -> list[str]:
             [spec.row_group] if spec.row_group else [])
         return sorted({"plant", "asset", "step", spec.domain, *spec.features, *extra,
                        *([spec.label] if spec.label else [])})
-    return ["plant", "asset", "values", spec.label, spec.domain]
+    return sorted({"plant", "asset", "values", spec.label, spec.domain})
 
 
 def domain_filter(spec: WindowSpec, domains: list[str] | None) -> pc.Expression | None:
@@ -140,12 +247,14 @@ def row_group_codes(table: pa.Table, spec: WindowSpec) -> pa.Array | None:
 
 
 def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
-                  classes: list[str] | None = None) -> Windows:
-    """Cuts an already-read table (columns of :func:`spec_columns`) into windows by ``spec``."""
-    classes = list(spec.classes) or classes or None
+                  classes: list[str] | None = None, channels: list[str] | None = None) -> Windows:
+    """Cuts an already-read table (columns of :func:`spec_columns`) into windows by ``spec``
+    (``channels``: a waveforms dataset's channel names)."""
+    classes = classes or list(spec.classes) or None
     if spec.kind == "waveforms":
         return waveform_windows(table, length=spec.length, stride=spec.stride, label=spec.label, domain=spec.domain,
-                                classes=classes, per_window_norm=spec.normalize == "window")
+                                classes=classes, per_window_norm=spec.normalize == "window", channels=channels,
+                                features=list(spec.features) or None)
     groups = row_group_codes(table, spec)
     if groups is not None:
         table = table.append_column("_group", groups)

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from ..catalog import Catalog
 from .batch import Batch
 from .normalize import GroupNormalizer
-from .specs import WindowSpec, deal_assets, domain_filter, domain_rows, row_group_codes, spec_columns, table_windows
+from .specs import (WindowSpec, dataset_channels, deal_assets, domain_filter, domain_rows, row_group_codes,
+                    spec_columns, table_windows)
 
 
 @dataclass
@@ -48,6 +49,7 @@ def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str
                  domains: list[str] | None) -> AssetIndex:
     """Counts rows and windows per asset in one pass over the key columns (bounded memory)."""
     waveforms = spec.kind == "waveforms"
+    n_stored = len(dataset_channels(catalog, dataset) or [0]) if waveforms else 1
     columns = sorted({"plant", "asset", spec.domain, *(["values"] if waveforms else []),
                       *([spec.label] if spec.label and not waveforms and not spec.classes else [])})
     rows: dict[str, int] = {}
@@ -57,7 +59,7 @@ def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str
         table = domain_rows(pa.Table.from_batches([batch]), spec, domains)
         if not table.num_rows:
             continue
-        n = (pc.list_value_length(table.column("values")).to_numpy(zero_copy_only=False).astype(np.int64)
+        n = (pc.list_value_length(table.column("values")).to_numpy(zero_copy_only=False).astype(np.int64) // n_stored
              if waveforms else np.ones(table.num_rows, np.int64))
         per_row = _n_windows(n, spec.length, spec.stride) if waveforms else n
         counts = pa.table({"k": _keys(table), "n": n, "w": per_row}).group_by("k").aggregate(
@@ -146,13 +148,14 @@ def deal_tasks(index: AssetIndex, keys: list[str], rows_per_task: int) -> list[l
 
 def _cut_task(batch: dict, *, root: str, dataset: str, spec: WindowSpec, split: str | None,
               domains: list[str] | None, normalizer: GroupNormalizer | None, domain_names: list[str],
-              classes: list[str], seed: int, shuffle: bool, block_windows: int) -> Iterator[dict]:
+              classes: list[str], seed: int, shuffle: bool, block_windows: int,
+              channels: list[str] | None = None) -> Iterator[dict]:
     """Ray Data map: one read task's assets → blocks of windows ``{"x", "y", "domain"}``."""
     keys, task = str(batch["keys"][0]).split("\n"), int(batch["task"][0])
     parts = list(_read_assets(Catalog(root), dataset, spec, split, domains, keys))
     if not parts:
         return
-    windows = table_windows(pa.concat_tables(parts), spec, classes=classes or None)
+    windows = table_windows(pa.concat_tables(parts), spec, classes=classes or None, channels=channels)
     del parts
     if normalizer is not None:
         windows = normalizer.transform(windows)
@@ -176,6 +179,8 @@ class StreamPlan:
     normalizer: GroupNormalizer | None
     rows_per_task: int = 100_000
     block_windows: int = 2048
+    channels: list[str] | None = None  # a waveforms dataset's stored channels
+    classes: list[str] | None = None  # the run's class list (default: the index's)
 
     def n_windows(self, keys: list[str]) -> int:
         counts = dict(zip(self.index.keys, self.index.windows.tolist()))
@@ -191,12 +196,13 @@ class StreamPlan:
             _cut_task, batch_size=1, num_cpus=num_cpus,
             fn_kwargs={"root": self.root, "dataset": self.dataset, "spec": self.spec, "split": self.split,
                        "domains": self.domains, "normalizer": self.normalizer, "seed": seed, "shuffle": shuffle,
-                       "domain_names": self.index.domain_names, "classes": self.index.classes,
-                       "block_windows": self.block_windows})
+                       "domain_names": self.index.domain_names, "classes": self.classes or self.index.classes,
+                       "block_windows": self.block_windows, "channels": self.channels})
 
     def stream_of(self, keys: list[str], source, shuffle_windows: int = 8192) -> WindowStream:
         """``source`` (the Ray Dataset of :meth:`dataset_of`, or a worker's shard of it) as windows."""
-        return WindowStream(source, n_windows=self.n_windows(keys), n_channels=len(self.spec.features) or 1,
+        n_channels = len(self.spec.features) or len(self.channels or []) or 1
+        return WindowStream(source, n_windows=self.n_windows(keys), n_channels=n_channels,
                             length=self.spec.length, shuffle_windows=shuffle_windows)
 
 
@@ -204,7 +210,8 @@ def plan_stream(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str 
                 rows_per_task: int = 100_000) -> StreamPlan:
     """Indexes the selection (one pass over its key columns)."""
     index = index_assets(catalog, dataset, spec, split=split, domains=domains)
-    return StreamPlan(str(catalog.root), dataset, spec, split, domains, index, None, rows_per_task)
+    channels = dataset_channels(catalog, dataset) if spec.kind == "waveforms" else None
+    return StreamPlan(str(catalog.root), dataset, spec, split, domains, index, None, rows_per_task, channels=channels)
 
 
 class WindowStream:

@@ -147,10 +147,8 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
     if label:
         col = table.column(label)
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            names = np.asarray(col.to_pylist())[ends - 1]
-            class_names = classes or sorted(set(names.tolist()))
-            lookup = {c: i for i, c in enumerate(class_names)}
-            labels = np.array([lookup[n] for n in names], np.int64)
+            ids, class_names = _class_ids(col, label, classes)
+            labels = ids[ends - 1]
             task_type = "classification"
         else:
             labels = col.to_numpy().astype(np.float32)[ends - 1]
@@ -165,18 +163,35 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
 
 
 def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None, label: str = "label_id",
-                     domain: str = "load_hp", classes: list[str] | None = None,
-                     per_window_norm: bool = True) -> Windows:
+                     domain: str = "load_hp", classes: list[str] | None = None, per_window_norm: bool = True,
+                     channels: list[str] | None = None, features: list[str] | None = None) -> Windows:
     """Windows over a ``waveforms`` table: each row's ``values`` list is one asset's signal.
 
-    The flat signal buffer is taken from Arrow without a copy where the column has one chunk.
+    Args:
+        channels: the dataset's channel names (its manifest's ``channels``); each row's ``values``
+            holds them channel-major. Default: one channel.
+        features: the channels to cut windows from, by name (default: all).
+        label: a text column (class names, ids by ``classes``) or an integer column of class ids.
+        classes: class names in id order (default: the sorted text labels).
+
+    The flat signal buffer of a one-channel dataset is taken from Arrow without a copy where the
+    column has one chunk.
     """
     stride = stride or length
+    stored = list(channels or ["signal"])
+    unknown = [f for f in features or [] if f not in stored]
+    if unknown:
+        raise ValueError(f"channel(s) {unknown} not in the dataset; it has {stored}")
+    pick = [stored.index(f) for f in features] if features else list(range(len(stored)))
     chunks = table.column("values")
     col = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
     flat = col.flatten().to_numpy(zero_copy_only=False)  # zero-copy for float32 without nulls
     offsets = col.offsets.to_numpy()
     offsets = offsets - offsets[0]
+    if len(stored) > 1 or pick != [0]:
+        flat, offsets = _channel_major(flat, offsets, len(stored), pick, table)
+    else:
+        flat = flat[None, :]
     ends, owner, row_of = [], [], []
     for row, (a0, a1) in enumerate(zip(offsets[:-1], offsets[1:])):
         e = np.arange(a0 + length, a1 + 1, stride)
@@ -184,11 +199,43 @@ def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None,
         owner.append(np.full(len(e), a0))
         row_of.append(np.full(len(e), row))
     ends, asset_starts, rows = (np.concatenate(a).astype(np.int64) for a in (ends, owner, row_of))
-    labels = table.column(label).to_numpy()[rows].astype(np.int64)
+    labels, classes = _class_ids(table.column(label), label, classes)
     dom_codes, dom_names = codes(table.column(domain))
     asset_key = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
     asset_codes, asset_names = codes(asset_key)
-    return Windows(values=flat[None, :], length=length, ends=ends, asset_starts=asset_starts, labels=labels,
+    return Windows(values=flat, length=length, ends=ends, asset_starts=asset_starts, labels=labels[rows],
                    domains=dom_codes[rows], assets=asset_codes[rows], domain_names=dom_names,
-                   asset_names=asset_names, channels=["signal"], task_type="classification",
-                   classes=classes or [], per_window_norm=per_window_norm)
+                   asset_names=asset_names, channels=[stored[i] for i in pick], task_type="classification",
+                   classes=classes, per_window_norm=per_window_norm)
+
+
+def _channel_major(flat: np.ndarray, offsets: np.ndarray, n_channels: int, pick: list[int],
+                   table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """``[C', T]`` of the picked channels of every row laid end to end, and the rows' time offsets."""
+    pieces, lengths = [], []
+    for row, (a0, a1) in enumerate(zip(offsets[:-1], offsets[1:])):
+        if (a1 - a0) % n_channels:
+            raise ValueError(f"asset {table.column('asset')[row].as_py()!r}: {a1 - a0} values do not split into "
+                             f"{n_channels} channels")
+        pieces.append(flat[a0:a1].reshape(n_channels, -1)[pick])
+        lengths.append((a1 - a0) // n_channels)
+    return np.concatenate(pieces, axis=1), np.r_[0, np.cumsum(lengths)].astype(np.int64)
+
+
+def _class_ids(col: pa.ChunkedArray, name: str, classes: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """Class ids of a text column (by ``classes``) or an integer id column (checked against ``classes``)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        values = np.asarray(col.to_pylist(), dtype=object)
+        classes = list(classes or sorted(set(values.tolist())))
+        outside = sorted(set(values.tolist()) - set(classes))
+        if outside:
+            raise ValueError(f"label column {name!r} has class(es) {outside} outside the class list {classes}; "
+                             "ingest them with the dataset's classes, or clear the spec's classes (null) to take "
+                             "the dataset's")
+        lookup = {c: i for i, c in enumerate(classes)}
+        return np.array([lookup[v] for v in values], np.int64), classes
+    ids = col.to_numpy().astype(np.int64)
+    if classes and len(ids) and (ids.min() < 0 or ids.max() >= len(classes)):
+        raise ValueError(f"label column {name!r} has class id {int(ids.max())} outside the {len(classes)} classes "
+                         f"{classes}")
+    return ids, list(classes or [])

@@ -7,6 +7,9 @@ US Government, in the public domain.
 
 ``neu/``: 120 NEU-DET steel-surface images (20 per defect class) with their VOC boxes, unmodified;
 Song & Yan, Applied Surface Science 2013; He et al., IEEE TIM 2020 (see ``neu/NOTICE``).
+
+``cwru_fe/``: the fan-end accelerometer of six CWRU bearing recordings (3 faults x 2 loads, 12,288
+samples each); Smith & Randall, MSSP 2015 (see ``cwru_fe/NOTICE``).
 """
 
 from __future__ import annotations

@@ -140,11 +140,15 @@ def validate(config: dict) -> None:
               ("task.name", config["task"]["name"], list_tasks()),
               ("objective.name", config["objective"]["name"], list_objectives()),
               ("adaptation.name", config["adaptation"]["name"], list_adaptations()),
-              ("strategy.name", config["strategy"]["name"], list_strategies()),
-              ("data.spec", config["data"]["spec"], [*WINDOW_SPECS, *IMAGE_SPECS])]
+              ("strategy.name", config["strategy"]["name"], list_strategies())]
+    spec = config["data"]["spec"]
+    if not isinstance(spec, dict):
+        checks.append(("data.spec", spec, [*WINDOW_SPECS, *IMAGE_SPECS]))
     for key, value, known in checks:
         if value not in known:
-            raise TransferlineError(f"config {key}: unknown {value!r}; known: {', '.join(known)}")
+            hint = ("; or write one in full: data.spec: {kind: waveforms, length: 1024, ...} (`transferline "
+                    "datasets show NAME` suggests one)") if key == "data.spec" else ""
+            raise TransferlineError(f"config {key}: unknown {shorten(value)}; known: {', '.join(known)}{hint}")
     if not config["data"]["dataset"]:
         raise TransferlineError("config data.dataset: a catalog dataset name is required")
     if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
@@ -227,21 +231,33 @@ def _validate_spec(data: dict) -> None:
     options = data.get("spec_options") or {}
     if not isinstance(options, dict):
         raise TransferlineError(f"config data.spec_options: a mapping, not {shorten(options)}")
+    where = "data.spec" if isinstance(data["spec"], dict) and not options else "data.spec / data.spec_options"
     try:
         spec = get_data_spec(data["spec"], **options)
-    except TypeError as exc:
-        raise TransferlineError(f"config data.spec_options: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise TransferlineError(f"config {where}: {exc}") from None
     if isinstance(spec, ImageInput):
         _validate_image_spec(spec, data)
         return
+
+    def key(name: str) -> str:  # where the user wrote the field
+        return f"data.spec.{name}" if isinstance(data["spec"], dict) and name not in options else \
+            f"data.spec_options.{name}"
+
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
-        raise TransferlineError(f"config data.spec_options.normalize: {spec.kind} windows take {', '.join(allowed)}, "
+        raise TransferlineError(f"config {key('normalize')}: {spec.kind} windows take {', '.join(allowed)}, "
                                 f"not {shorten(spec.normalize)}")
-    for key in ("length", "stride"):
-        value = getattr(spec, key)
+    for name in ("length", "stride"):
+        value = getattr(spec, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TransferlineError(f"config data.spec_options.{key}: a positive integer, not {shorten(value)}")
+            raise TransferlineError(f"config {key(name)}: a positive integer, not {shorten(value)}")
+    if spec.kind == "runs" and not spec.features:
+        raise TransferlineError(f"config {key('features')}: a runs spec needs features (the signal columns that "
+                                "become channels)")
+    if spec.kind == "waveforms" and not spec.label:
+        raise TransferlineError(f"config {key('label')}: a waveforms spec needs label (the class column, e.g. "
+                                "label)")
 
 
 def _validate_image_spec(spec, data: dict) -> None:
@@ -250,7 +266,9 @@ def _validate_image_spec(spec, data: dict) -> None:
     size = spec.size
     if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
                                                                  and 8 <= v <= 4096 for v in size)):
-        raise TransferlineError(f"config data.spec_options.size: [height, width], integers 8 to 4096, not "
+        where = "data.spec" if isinstance(data["spec"], dict) and "size" not in (data.get("spec_options") or {}) \
+            else "data.spec_options"
+        raise TransferlineError(f"config {where}.size: [height, width], integers 8 to 4096, not "
                                 f"{shorten(list(size) if isinstance(size, tuple) else size)}")
     try:
         ImagePreprocess(spec)

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows,
-                    fit_normalizer, get_data_spec, plan_stream, series_input, split_by_asset, split_by_time,
-                    split_keys)
-from ..data.factory import load_samples
+                    fit_normalizer, get_data_spec, plan_stream, run_classes, series_input, split_by_asset,
+                    split_by_time, split_keys)
+from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
 
 
@@ -26,11 +26,12 @@ class RunData:
     test: Windows | ImageSamples | None = None
     normalizers: dict | None = None
     data_spec: WindowSpec | ImageInput | None = None
+    class_names: list[str] | None = None  # the run's class list (a stream's windows carry none)
 
     @property
     def classes(self) -> list[str]:
         """Class names in id order, where the data has them."""
-        return list(getattr(self.source_train, "classes", None) or [])
+        return list(self.class_names or getattr(self.source_train, "classes", None) or [])
 
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
@@ -39,8 +40,9 @@ class RunData:
             return InputSpec.of(self.data_spec)
         norm = self.normalizers or {}
         norm = norm.get("target") or norm.get("source")
+        names = getattr(self.source_train, "channels", None) if self.data_spec.kind == "waveforms" else None
         return InputSpec.of(series_input(self.data_spec, self.source_train.n_channels, self.source_train.length,
-                                         norm.to_dict() if norm else None))
+                                         norm.to_dict() if norm else None, signals=names))
 
 
 def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | None = None) -> RunData:
@@ -54,16 +56,22 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     """
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(config["data"])
-    out = _prepare(config, catalog, spec, streams)
-    out.data_spec = spec
+    check_kind(catalog, _dataset(config["data"], "source"), spec)
+    classes = run_classes(catalog, _dataset(config["data"], "source"), spec)
+
+    def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
+        return load_samples(catalog, dataset, spec, classes=classes, **kwargs)
+
+    out = _prepare(config, load, spec, streams, catalog)
+    out.data_spec, out.class_names = spec, classes
     return out
 
 
-def _prepare(config: dict, catalog: Catalog, spec: WindowSpec, streams: dict | None) -> RunData:
+def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog: Catalog) -> RunData:
     data, seed = config["data"], config["seed"]
     group_norm = _group_norm(spec)
     if not data["source"]["domains"]:
-        return _target_only(config, catalog, spec, group_norm)
+        return _target_only(config, load, group_norm)
     if data["streaming"]["enabled"]:
         streams = streams or source_streams(config, catalog)
         plan: StreamPlan = streams["plan"]
@@ -71,9 +79,9 @@ def _prepare(config: dict, catalog: Catalog, spec: WindowSpec, streams: dict | N
         out = RunData(plan.stream_of(streams["train_keys"], streams["source_train"], shuffle),
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
-        return _add_target(config, catalog, spec, group_norm, out)
-    source_all = load_samples(catalog, _dataset(data, "source"), spec, split=data["source"]["split"] if not data["time_split"]
-                              else None, domains=data["source"]["domains"])
+        return _add_target(config, load, group_norm, out)
+    source_all = load(_dataset(data, "source"), split=data["source"]["split"] if not data["time_split"] else None,
+                      domains=data["source"]["domains"])
     if data["time_split"]:
         source_all, _ = split_by_time(source_all, data["time_split"])
         source_train, source_val = split_by_time(source_all, 1 - data["val_fraction"])
@@ -85,7 +93,7 @@ def _prepare(config: dict, catalog: Catalog, spec: WindowSpec, streams: dict | N
         normalizers["source"] = GroupNormalizer.fit(source_train)
         source_train = normalizers["source"].transform(source_train)
         source_val = normalizers["source"].transform(source_val)
-    return _add_target(config, catalog, spec, group_norm, RunData(source_train, source_val, normalizers=normalizers))
+    return _add_target(config, load, group_norm, RunData(source_train, source_val, normalizers=normalizers))
 
 
 def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: float = 1.0) -> dict:
@@ -107,6 +115,7 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
     source = data["source"]
     plan = plan_stream(catalog, _dataset(data, "source"), spec, split=source["split"], domains=source["domains"],
                        rows_per_task=data["streaming"]["rows_per_task"])
+    plan.classes = run_classes(catalog, plan.dataset, spec)
     train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
     if _group_norm(spec):
         plan.normalizer = fit_normalizer(catalog, plan.dataset, spec, split=plan.split, domains=plan.domains,
@@ -116,14 +125,14 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
             "source_val": plan.dataset_of(val_keys, seed=seed, shuffle=False, num_cpus=read_cpus)}
 
 
-def _add_target(config: dict, catalog: Catalog, spec, group_norm: bool, out: RunData) -> RunData:
+def _add_target(config: dict, load, group_norm: bool, out: RunData) -> RunData:
     """Loads the target sets (unlabelled, labelled units, test) into ``out``."""
     data, seed = config["data"], config["seed"]
     normalizers = out.normalizers
     target = data["target"]
     if not target.get("domains"):
         return out
-    target_all, test = _target_and_test(config, catalog, spec)
+    target_all, test = _target_and_test(config, load)
     if group_norm:
         normalizers["target"] = GroupNormalizer.fit(target_all)  # target train rows, no labels used
         target_all, test = normalizers["target"].transform(target_all), normalizers["target"].transform(test)
@@ -146,22 +155,20 @@ def _group_norm(spec) -> bool:
     return isinstance(spec, WindowSpec) and spec.normalize == "group" and spec.kind == "runs"
 
 
-def _target_and_test(config: dict, catalog: Catalog, spec):
+def _target_and_test(config: dict, load):
     """The target's training samples and the test set: from the test split, from the end of each
     recording (``time_split``), or held out per class from the target's samples (``test.holdout``)."""
     data, target, test_cfg = config["data"], config["data"]["target"], config["data"]["test"]
     if data["time_split"]:
-        return split_by_time(load_samples(catalog, _dataset(data, "target"), spec, domains=target["domains"]),
-                             data["time_split"])
-    target_all = load_samples(catalog, _dataset(data, "target"), spec, split=target["split"],
-                              domains=target["domains"])
+        return split_by_time(load(_dataset(data, "target"), domains=target["domains"]), data["time_split"])
+    target_all = load(_dataset(data, "target"), split=target["split"], domains=target["domains"])
     if test_cfg["holdout"]:
         if not isinstance(target_all, ImageSamples):
             raise ValueError("data.test.holdout holds out images per class; series windows take a test split "
                              "or data.time_split")
         return target_all.holdout(test_cfg["holdout"], test_cfg["holdout_seed"])
-    test = load_samples(catalog, _dataset(data, "test"), spec, split=test_cfg["split"],
-                        domains=test_cfg["domains"] or target["domains"], last_only=test_cfg["last_only"])
+    test = load(_dataset(data, "test"), split=test_cfg["split"], domains=test_cfg["domains"] or target["domains"],
+                last_only=test_cfg["last_only"])
     return target_all, test
 
 
@@ -197,7 +204,7 @@ def _hold_out_units(windows: Windows) -> tuple[Windows, Windows]:
     return windows.subset(~mask), windows.subset(mask)
 
 
-def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunData:
+def _target_only(config: dict, load, group_norm: bool) -> RunData:
     """Trains on labelled target data alone. Whole units are split into train and validation; with
     ``per_class`` (few-shot) the few labelled samples are all trained on and validated on as well,
     so the schedule (epochs, patience), not a held-out score, decides when training stops."""
@@ -206,7 +213,7 @@ def _target_only(config: dict, catalog: Catalog, spec, group_norm: bool) -> RunD
     if not target.get("domains") or (n < 2 and not k):
         raise ValueError("without source domains, give target.domains and target.labelled_units >= 2 (or "
                          "target.per_class for images)")
-    target_all, test = _target_and_test(config, catalog, spec)
+    target_all, test = _target_and_test(config, load)
     labelled = _labelled(target, target_all, config["seed"])
     train, val = (labelled, labelled) if k else _hold_out_units(labelled)
     normalizers = {}

@@ -103,3 +103,31 @@ def test_streaming_config_errors_name_the_setting(override, message):
 
     with pytest.raises(TransferlineError, match=message):
         load_config(REPO / "examples" / "configs" / "demo_transfer.yaml", ["data.streaming.enabled=true", *override])
+
+
+def test_read_tasks_of_a_two_channel_generic_waveform_dataset(tmp_path):
+    """Recordings ingested by the generic reader with two channels each: the stream's index counts
+    samples per channel, and read tasks cut the in-memory windows (both channels, class ids from
+    the manifest)."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.data import get_data_spec, load_windows, plan_stream
+    from transferline.data.stream import _cut_task
+    from ..conftest import write_fan_end
+
+    write_fan_end(tmp_path, "{fault}_{load}.npy", parts=1, two_channels=True)
+    catalog = Catalog(tmp_path / "cat")
+    catalog.ingest("lab", create_reader("waveforms")(tmp_path, pattern="{label}_{load}hp.npy", sample_rate=12000))
+    spec = get_data_spec({"kind": "waveforms", "length": 1024, "stride": 512, "domain": "load"})
+    windows = load_windows(catalog, "lab", spec, domains=["0"])
+    plan = plan_stream(catalog, "lab", spec, split=None, domains=["0"])
+    keys = plan.index.keys
+    assert plan.n_windows(keys) == len(windows) == 3 * 23 and plan.stream_of(keys, None).n_channels == 2
+    blocks = list(_cut_task({"task": [0], "keys": ["\n".join(keys)]}, root=str(catalog.root), dataset="lab", spec=spec,
+                            split=None, domains=["0"], normalizer=None, domain_names=plan.index.domain_names,
+                            classes=["B007", "IR007", "OR007"], seed=0, shuffle=False, block_windows=4096,
+                            channels=plan.channels))
+    x = np.concatenate([b["x"] for b in blocks])
+    assert x.shape == (len(windows), 2, 1024)
+    np.testing.assert_array_equal(x, windows.get(np.arange(len(windows))))
+    np.testing.assert_array_equal(np.concatenate([b["y"] for b in blocks]), windows.labels)

@@ -36,6 +36,16 @@ def _waveforms(n_per_class: int = 2, length: int = 8 * 256) -> pa.Table:
         "load_hp": pa.array([r["load_hp"] for r in rows], pa.int32())})
 
 
+def _two_channel_recordings(root) -> None:
+    """The rig's signals as a newcomer's files: one ``[2, T]`` .npy per recording (the second channel
+    a rectified, rescaled copy), named ``c<class>_<load>_<k>.npy``."""
+    table = _waveforms()
+    for row in table.to_pylist():
+        x = np.asarray(row["values"], np.float32)
+        np.save(root / f"c{row['label_id']}_{row['load_hp']}_{row['asset'].replace('-', '')}.npy",
+                np.stack([x, 0.5 * np.abs(x) - 1.0]))
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     from transferline.catalog import Catalog, IngestPlan, Part
@@ -47,6 +57,9 @@ def catalog(tmp_path_factory):
     catalog.ingest("rig", IngestPlan(kind="waveforms", reader="test", source="generated",
                                      parts=[Part("rig", "d1", "generated", _waveforms)],
                                      domain_columns=["load_hp"]))
+    files = tmp_path_factory.mktemp("rig2")
+    _two_channel_recordings(files)
+    catalog.ingest("rig2", create_reader("waveforms")(files, pattern="{label}_{load}_*.npy", sample_rate=12000))
     return catalog
 
 
@@ -56,12 +69,17 @@ CMAPSS = ["data.dataset=cmapss-sample", "data.spec=cmapss", "source.domains=[FD0
 RIG = ["data.dataset=rig", "data.spec=cwru", "data.spec_options.length=256", "data.spec_options.stride=256",
        "source.domains=[0]", "target.domains=[1]", "test.domains=[1]", "source.split=all", "target.split=all",
        "test.split=all", "test.last_only=false", "task=fault_diagnosis", "task.options.n_classes=10"]
+RIG2 = ["data.dataset=rig2", "data.spec={kind: waveforms, length: 256, label: label, domain: load}",
+        "source.domains=[0]", "target.domains=[1]", "test.domains=[1]", "source.split=all", "target.split=all",
+        "test.split=all", "test.last_only=false", "task=fault_diagnosis"]
 CASES = {
     "runs-group": CMAPSS + ["data.spec_options.normalize=group"],
     "runs-window": CMAPSS + ["data.spec_options.normalize=window"],  # the skew: trained raw, served normalized
     "runs-none": CMAPSS + ["data.spec_options.normalize=none"],
     "waveforms-window": RIG + ["data.spec_options.normalize=window"],
     "waveforms-none": RIG + ["data.spec_options.normalize=none"],
+    "waveforms-written-2ch-window": RIG2,  # a spec written in full over a generic two-channel dataset
+    "waveforms-written-2ch-none": RIG2 + ["data.spec_options.normalize=none"],
 }
 
 
@@ -69,7 +87,7 @@ CASES = {
 def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case, catalog, tmp_path):
     from safetensors.torch import load_file
 
-    from transferline.data import InputSpec, get_window_spec, load_windows
+    from transferline.data import InputSpec, get_data_spec, load_windows
     from transferline.model_registry import ModelRegistry, build_inference_model
     from transferline.serve import Predictor
     from transferline.train import load_config, prepare_data, train_loop
@@ -81,8 +99,10 @@ def test_served_prediction_on_raw_input_equals_the_training_time_prediction(case
     train_loop(config)
     registry = ModelRegistry(tmp_path / "models")
     entry = registry.register(tmp_path / "run", "m")
-    spec = get_window_spec(config["data"]["spec"], **config["data"]["spec_options"])
+    spec = get_data_spec(config["data"]["spec"], **config["data"]["spec_options"])
     assert entry.input["series"]["normalize"] == spec.normalize
+    if "2ch" in case:
+        assert entry.input["series"]["channels"] == 2 and entry.input["series"]["signals"] == ["ch0", "ch1"]
 
     # what the model computed at training time: the pipeline's own test windows
     test = prepare_data(config).test

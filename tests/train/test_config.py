@@ -77,3 +77,37 @@ def test_bad_file_key(tmp_path):
     path.write_text("data: {dataset: x, spec: cmapss}\noptim: {epocs: 3}\n")
     with pytest.raises(TransferlineError, match=r"c.yaml: unknown config key 'optim.epocs'"):
         load_config(path)
+
+
+def test_spec_written_in_full_and_null_clears_an_inherited_option(tmp_path):
+    from transferline.data import get_data_spec
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  dataset: lab\n  spec: {kind: waveforms, length: 2048, stride: 256, label: fault, "
+                    "domain: speed}\ntask: {name: fault_diagnosis}\n")
+    config = load_config(path)
+    spec = get_data_spec(config["data"]["spec"], **config["data"]["spec_options"])
+    assert (spec.kind, spec.length, spec.stride, spec.label, spec.domain, spec.normalize) == \
+        ("waveforms", 2048, 256, "fault", "speed", "window")
+    assert get_data_spec({"kind": "waveforms", "length": 512}).stride == 512  # stride defaults to the length
+    cleared = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml", ["data.spec_options.label_cap=null"])
+    assert get_data_spec("cmapss", **cleared["data"]["spec_options"]).label_cap is None
+    assert get_data_spec("cmapss").label_cap == 125
+    assert get_data_spec("cwru", classes=None).classes == ()  # then the dataset's own class list is used
+    assert get_data_spec("cwru", normalize=None).normalize == "window"  # the kind's default, not runs' group
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("{kind: waveforms}", r"config data.spec: a waveforms spec needs length"),
+    ("{kind: tables, length: 3}", r"config data.spec: a data spec written in full needs kind: runs, waveforms or images"),
+    ("{kind: waveforms, length: 64, lenght: 5}", r"config data.spec: window spec 'custom' has no option\(s\) \['lenght'\]"),
+    ("{kind: waveforms, length: 64, stride: 0}", r"config data.spec.stride: a positive integer, not 0"),
+    ("{kind: runs, length: 30}", r"config data.spec.features: a runs spec needs features"),
+    ("{kind: images, size: [4, 4]}", r"config data.spec.size: \[height, width\], integers 8 to 4096"),
+    ("vibration", r"config data.spec: unknown 'vibration'; known: .*`transferline datasets show NAME` suggests one"),
+])
+def test_bad_written_specs(tmp_path, spec, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  dataset: lab\n  spec: {spec}\n")
+    with pytest.raises(TransferlineError, match=match):
+        load_config(path)

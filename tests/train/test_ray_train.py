@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ..conftest import REPO
+from ..conftest import REPO, write_fan_end
 
 
 def _average_in_group(rank: int, world: int, init_file: str, out) -> None:
@@ -178,3 +178,28 @@ def test_image_run_with_two_ray_workers(ray_cluster, neu_catalog, tmp_path, cli)
     assert code == 0, err
     assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
     assert json.loads((tmp_path / "run" / "model.json").read_text())["input"]["image"]["size"] == [64, 64]
+
+
+@pytest.mark.ray
+def test_generic_two_channel_recordings_stream_to_two_ray_workers(ray_cluster, tmp_path, cli):
+    """A newcomer's recordings (generic waveform reader, two channels each, a spec written in full)
+    streamed from the catalog through Ray Data to two Ray Train workers."""
+    import json
+
+    lab = write_fan_end(tmp_path / "lab", two_channels=True)
+    catalog = tmp_path / "catalog"
+    code, _, err = cli("ingest", "waveforms", lab, "--name", "lab", "--catalog", catalog, "--pattern",
+                       "{label}_{load}hp_*.npy", "--sample-rate", "12000", "--quiet")
+    assert code == 0, err
+    code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "demo_transfer.yaml",
+                         "data.dataset=lab", "data.spec={kind: waveforms, length: 512, label: label, domain: load}",
+                         "source.domains=[0]", "target.domains=[3]", "test.domains=[3]", "source.split=all",
+                         "target.split=all", "test.split=all", "test.last_only=false", "target.labelled_units=0",
+                         "task=fault_diagnosis", "objective=supervised", "encoder=cnn_small", "epochs=2",
+                         "adaptation=source_only", "strategy=full", "data.streaming.enabled=true",
+                         f"catalog={catalog}", "--run-dir", tmp_path / "run", "--workers", "2",
+                         "--cpus-per-worker", "0.5", "--quiet")
+    assert code == 0, err
+    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["input"]["series"]["channels"] == 2 and meta["output"]["classes"] == ["B007", "IR007", "OR007"]
