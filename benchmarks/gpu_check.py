@@ -189,6 +189,30 @@ def main() -> int:
                                                             "val_loss": m["val_loss"]}
         print("images pretrain", objective, report["checks"][f"images/pretrain/{objective}"], flush=True)
 
+    # text: MiniLM-L6 (offline) on the vendored MaintIE work orders, multi-label, on the GPU in bf16
+    catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    m = train_loop(load_config(REPO / "examples" / "configs" / "text_classification.yaml",
+                               [*image, "data.dataset=mie", "target.domains=[maintie]", "target.per_class=5"]))
+    report["checks"]["text/multilabel"] = {"ok": bool(m["test_micro_f1"] == m["test_micro_f1"]),
+                                           "test_micro_f1": m["test_micro_f1"]}
+    print("text multilabel", report["checks"]["text/multilabel"], flush=True)
+
+    # own data: the vendored CWRU fan-end slice through the generic waveform reader, a spec written in full
+    import numpy as np
+
+    lab = Path(tempfile.mkdtemp(prefix="tl-gpu-lab-"))
+    with np.load(sample_path("cwru_fe") / "cwru_fe.npz") as npz:
+        for key in npz.files:
+            np.save(lab / f"{key.replace('@6', '')}.npy", npz[key])
+    catalog.ingest("lab", create_reader("waveforms")(lab, pattern="{label}_{load}hp.npy", sample_rate=12000))
+    m = run_config(catalog, ["data.dataset=lab", "data.spec={kind: waveforms, length: 1024, domain: load}",
+                             "source.domains=[0]", "target.domains=[3]", "test.domains=[3]", "source.split=all",
+                             "target.split=all", "test.split=all", "test.last_only=false", "target.labelled_units=0",
+                             "task=fault_diagnosis", "adaptation=mmd", "epochs=2", "precision=bf16"])["metrics"]
+    report["checks"]["waveforms/generic"] = {"ok": m["test_accuracy"] == m["test_accuracy"],
+                                             "test_accuracy": m["test_accuracy"]}
+    print("generic waveforms", report["checks"]["waveforms/generic"], flush=True)
+
     for encoder in ("cnn_small", "lstm"):
         for precision in ("fp32", "bf16"):
             row = throughput(catalog, encoder, precision, batch=1024, steps=40)

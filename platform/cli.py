@@ -262,9 +262,8 @@ def format_manifest(m, schema=None) -> str:
                            for k, v in spec.items() if v is not None)
         lines += ["", "a data spec to start from (config data.spec, or `data.spec_options.KEY=VALUE` on a preset):",
                   f"  data: {{dataset: {m.name}, spec: {{{fields}}}}}"]
-    elif m.kind in ("text", "timeseries"):
-        lines += ["", f"training reads runs, waveforms and images; {m.kind} datasets are not trained on yet"
-                      + (" (pivot timeseries to runs first)" if m.kind == "timeseries" else "")]
+    elif m.kind == "timeseries":
+        lines += ["", "training reads runs, waveforms, images and text; pivot a timeseries dataset to runs first"]
     return "\n".join(lines)
 
 

@@ -25,9 +25,13 @@ class Task:
     def build_head(self, in_dim: int) -> nn.Module:
         raise NotImplementedError
 
-    def bind(self, classes: list[str]) -> None:
+    def bind(self, classes: list[str], multi_label: bool = False) -> None:
         """Fits the task to the data's class names (in id order; empty without classes) before its
-        head is built; raises ValueError where they contradict the task's options."""
+        head is built; ``multi_label``: each sample has a set of labels. Raises ValueError where
+        they contradict the task's options."""
+        if multi_label:
+            raise ValueError(f"task {self.name} takes one label per sample, but the data has sets of labels (none or "
+                             "several per sample); use task=text_classification")
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Turns window labels (e.g. RUL) into this task's targets."""
@@ -89,7 +93,7 @@ def mlp_head(in_dim: int, out_dim: int, hidden: int = 64, dropout: float = 0.1) 
 
 
 def _load_builtin() -> None:
-    from . import defect_detection, predictive_maintenance, regression  # noqa: F401
+    from . import defect_detection, predictive_maintenance, regression, text_classification  # noqa: F401
 
 
 TASKS = Registry("task", _load_builtin)

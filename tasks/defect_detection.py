@@ -21,7 +21,8 @@ class FaultDiagnosis(Task):
     def __init__(self, n_classes: int | None = None, hidden: int = 64, dropout: float = 0.1) -> None:
         self.n_classes, self.hidden, self.dropout = n_classes, hidden, dropout
 
-    def bind(self, classes: list[str]) -> None:
+    def bind(self, classes: list[str], multi_label: bool = False) -> None:
+        super().bind(classes, multi_label)
         if self.n_classes is None:
             if not classes:
                 raise ValueError(f"task {self.name}: the data names no classes; set task.options.n_classes")

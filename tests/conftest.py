@@ -82,3 +82,21 @@ def write_fan_end(root: Path, name: str = "{fault}_{load}_{part}.npy", parts: in
                 signal = np.stack([piece, np.abs(piece)]) if two_channels else piece
                 np.save(root / name.format(fault=fault.replace("@6", ""), load=load, part=part), signal)
     return root
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    """A short MiniLM text-classification run on the vendored maintenance log: ``(run_dir, config)``."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import maintenance_log
+    from transferline.train import load_config, train_loop
+
+    root = tmp_path_factory.mktemp("text-run")
+    catalog = Catalog(root / "catalog")
+    catalog.ingest("log", create_reader("text")(maintenance_log(root / "log.csv"), text_col="note", label_col="fault"))
+    config = load_config(REPO / "examples" / "configs" / "text_classification.yaml",
+                         [f"catalog={catalog.root}", "progress=false", "epochs=2", "data.spec_options.max_length=32",
+                          "target.per_class=10", "strategy.options.freeze_epochs=1", f"run_dir={root / 'run'}"])
+    train_loop(config)
+    return root / "run", config

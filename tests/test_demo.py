@@ -19,8 +19,10 @@ def test_demo_quick(tmp_path):
                            tmp_path / "runs", "--models", tmp_path / "models"], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/7] ingest files: created", "[2/7] plant FD001 over OPC UA", "[7/7] registered fd001-rul@1 and "
-                 "neu-5shot@1", "[6/7] steel-surface defects (NEU, 120 vendored images, created)", "6 NEU images sent as JPEG",
+    for line in ("[1/8] ingest files: created", "[2/8] plant FD001 over OPC UA", "[8/8] registered fd001-rul@1, "
+                 "neu-5shot@1 and maint-log@1", "[6/8] steel-surface defects (NEU, 120 vendored images, created)",
+                 "6 NEU images sent as JPEG", "[7/8] maintenance work orders (240 MaintIE texts, created",
+                 "work orders sent as text: 'hydraulic pump not working' → ",
                  "source model only, no FD001 labels",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
         assert line in done.stdout, line

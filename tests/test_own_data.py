@@ -120,7 +120,8 @@ WAVE = "data.spec={kind: waveforms, length: 1024, label: label, domain: load}"
      r"dataset 'lab' has no column\(s\) \['label_id', 'load_hp'\] that the data spec names; it has .*load"),
     (["data.dataset=neu", "data.spec=cwru"], r"dataset 'neu' holds images: it needs an image input spec, not "
                                              r"window spec 'cwru'"),
-    (["data.dataset=log", WAVE], r"dataset 'log' holds text data, which training cannot read yet; it reads runs, waveforms, images"),
+    (["data.dataset=log", WAVE], r"dataset 'log' holds text: it needs a text input spec, not window spec 'custom' "
+                                 r"\(for waveforms\)"),
     (["data.dataset=lab", "data.spec={kind: waveforms, length: 1024, label: fault, domain: load}"],
      r"has no column\(s\) \['fault'\]"),
 ])

@@ -74,3 +74,35 @@ def _cat_targets(targets: list):
 
 def _cat_optional(parts: list):
     return None if any(p is None for p in parts) else torch.cat(parts)
+
+
+class SampleBatches:
+    """What image and text samples share: batches, draws and samples over ``get(index)`` (the
+    model input of the samples at ``index``) with per-sample ``labels`` and ``domains``; the input
+    goes into each :class:`Batch` under the class's ``modality``."""
+
+    modality: str
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        """One pass as :class:`Batch` es (the input, targets, domains), shuffled with ``seed`` if asked."""
+        import numpy as np
+
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        stop = len(order) - len(order) % batch_size if drop_last else len(order)
+        for lo in range(0, stop, batch_size):
+            idx = order[lo:lo + batch_size]
+            yield Batch({self.modality: torch.from_numpy(self.get(idx))}, torch.from_numpy(self.labels[idx]),
+                        torch.from_numpy(self.domains[idx]))
+
+    def draw(self, n: int, rng):
+        """Up to ``n`` samples drawn without replacement by ``rng``, kept in order."""
+        import numpy as np
+
+        return self.subset(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
+
+    def sample(self, n: int, rng):
+        """The model input of :meth:`draw`."""
+        import numpy as np
+
+        drawn = self.draw(n, rng)
+        return drawn.get(np.arange(len(drawn)))

@@ -1,12 +1,13 @@
 """Samples by catalog kind: ``runs`` and ``waveforms`` → :class:`~transferline.data.Windows`,
-``images`` → :class:`~transferline.data.images.ImageSamples`. Every training path reads its data
+``images`` → :class:`~transferline.data.images.ImageSamples`, ``text`` →
+:class:`~transferline.data.text.TextSamples`. Every training path reads its data
 through :func:`load_samples`, so a dataset of a kind it cannot learn from is refused by name."""
 
 from __future__ import annotations
 
 from ..catalog import Catalog
 from .images import load_images
-from .inputs import ImageInput
+from .inputs import ImageInput, TextInput
 from .specs import WindowSpec, load_windows
 
 
@@ -18,9 +19,15 @@ def _images(catalog, dataset, spec, *, split, domains, last_only, classes):
     return load_images(catalog, dataset, spec, split=split, domains=domains, classes=classes)
 
 
+def _texts(catalog, dataset, spec, *, split, domains, last_only, classes):
+    from .text import load_texts
+
+    return load_texts(catalog, dataset, spec, split=split, domains=domains, classes=classes)
+
+
 # kind → (loader, the spec type it takes, what to call that spec in an error)
 SAMPLES = {"runs": (_windows, WindowSpec, "a window spec"), "waveforms": (_windows, WindowSpec, "a window spec"),
-           "images": (_images, ImageInput, "an image input spec")}
+           "images": (_images, ImageInput, "an image input spec"), "text": (_texts, TextInput, "a text input spec")}
 
 
 def load_samples(catalog: Catalog, dataset: str, spec: WindowSpec | ImageInput, *, split: str | None = None,

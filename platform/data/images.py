@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .batch import Batch
+from .batch import SampleBatches
 from .inputs import ImageInput
 from .preprocess import ImagePreprocess
 
@@ -20,7 +20,7 @@ COLUMNS = ["plant", "asset", "image", "label", "boxes", "source"]
 
 
 @dataclass
-class ImageSamples:
+class ImageSamples(SampleBatches):
     """Images with one entry per sample in every per-sample array; ``images`` holds encoded bytes.
 
     Offers what training needs of :class:`~transferline.data.Windows`: ``len``, :meth:`batches`,
@@ -36,6 +36,7 @@ class ImageSamples:
     domain_names: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # source file of each image
     boxes: list | None = None  # per image: list of {label, xmin, ymin, xmax, ymax}
+    modality = "image"
 
     def __post_init__(self) -> None:
         self._preprocess = ImagePreprocess(self.spec)
@@ -48,31 +49,12 @@ class ImageSamples:
         index = np.atleast_1d(np.asarray(index))
         return self._preprocess([self.images[int(i)].as_py() for i in index])
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-        """One pass as :class:`Batch` es (``image`` ``[B, C, H, W]``, class ids, domains)."""
-        import torch
-
-        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
-        stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size]
-            yield Batch({"image": torch.from_numpy(self.get(idx))}, torch.from_numpy(self.labels[idx]),
-                        torch.from_numpy(self.domains[idx]))
-
     def subset(self, mask) -> "ImageSamples":
         index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         take = pa.array(index, pa.int64())
         return replace(self, images=self.images.take(take), labels=self.labels[index], domains=self.domains[index],
                        assets=self.assets[index], names=[self.names[i] for i in index] if self.names else [],
                        boxes=[self.boxes[i] for i in index] if self.boxes is not None else None)
-
-    def draw(self, n: int, rng: np.random.Generator) -> "ImageSamples":
-        return self.subset(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """The model input of :meth:`draw` as ``[n, C, H, W]``."""
-        drawn = self.draw(n, rng)
-        return drawn.get(np.arange(len(drawn)))
 
     def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
         """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""

@@ -73,7 +73,7 @@ class TextInput:
     """Text: token ids ``[batch, max_length]`` from ``tokenizer`` (a Hugging Face name or folder)."""
 
     modality: ClassVar[str] = "text"
-    tokenizer: str
+    tokenizer: str = "hf/all-minilm-l6-v2"
     max_length: int = 128
 
     def example(self, batch: int = 2, seed: int = 0) -> np.ndarray:

@@ -131,7 +131,31 @@ def _fit(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
-PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess}
+class TextPreprocess:
+    """Texts → token ids ``[B, max_length]`` (int64), padded with the tokenizer's pad id and cut at
+    ``max_length``; the tokenizer is the spec's (a shipped model, a folder, or a hub id)."""
+
+    def __init__(self, spec) -> None:
+        from .hf import load_tokenizer
+
+        self.spec = spec
+        self.tokenizer = load_tokenizer(spec.tokenizer)
+        self.pad_token_id = int(self.tokenizer.pad_token_id or 0)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise ValueError(f"text {bad[0]} is {type(texts[bad[0]]).__name__}, not a string")
+        ids = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.spec.max_length,
+                             return_tensors="np")["input_ids"]
+        return np.ascontiguousarray(ids, dtype=np.int64)
+
+    def n_tokens(self, text: str) -> int:
+        """Tokens of ``text`` before cutting (with the special ones)."""
+        return len(self.tokenizer(text, truncation=False)["input_ids"])
+
+
+PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess, "text": TextPreprocess}
 
 
 def build_preprocess(spec):

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .inputs import ImageInput, SeriesInput
+from .inputs import ImageInput, SeriesInput, TextInput
 from .windows import Windows, run_windows, waveform_windows
 
 # NOTE: the 14 C-MAPSS sensors that vary with degradation; s1, s5, s6, s10, s16, s18, s19 are
@@ -60,7 +60,11 @@ _KIND_DEFAULTS = {"runs": {"normalize": "group", "stride": 1},
 SERIES_KINDS = ("runs", "waveforms")
 
 
-def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput:
+# Text input presets for ``text`` datasets: MiniLM-L6's tokenizer, shipped offline.
+TEXT_SPECS: dict[str, TextInput] = {"text": TextInput()}
+
+
+def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput | TextInput:
     """The data spec named ``name`` (a window spec for runs or waveforms, or an image input preset),
     or written in full as a mapping with a ``kind`` (``{kind: waveforms, length: 2048, ...}``),
     with ``overrides`` applied; an override of ``None`` clears the field to its kind's default."""
@@ -69,25 +73,31 @@ def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput:
         kind = fields.pop("kind", None)
         if kind == "images":
             return _image_spec(ImageInput(), {**fields, **overrides}, "a written image spec")
+        if kind == "text":
+            return _image_spec(TextInput(), {**fields, **overrides}, "a written text spec")
         if kind not in SERIES_KINDS:
-            raise ValueError(f"a data spec written in full needs kind: runs, waveforms or images (got {kind!r})")
+            raise ValueError(f"a data spec written in full needs kind: runs, waveforms, images or text (got {kind!r})")
         if fields.get("length") is None and overrides.get("length") is None:
             raise TypeError(f"a {kind} spec needs length (samples per window)")
         base = WindowSpec(name="custom", kind=kind, length=0, **_KIND_DEFAULTS[kind])  # stride None: = length
         return _window_spec(base, {**fields, **overrides})
     if name in IMAGE_SPECS:
         return _image_spec(IMAGE_SPECS[name], overrides, f"image spec {name!r}")
+    if name in TEXT_SPECS:
+        return _image_spec(TEXT_SPECS[name], overrides, f"text spec {name!r}")
     if name not in WINDOW_SPECS:
-        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS])}, or a "
+        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS, *TEXT_SPECS])}, or a "
                          "spec written in full ({kind: waveforms, length: ...})")
     return get_window_spec(name, **overrides)
 
 
-def _image_spec(base: ImageInput, overrides: dict, what: str) -> ImageInput:
-    unknown = sorted(set(overrides) - set(ImageInput.__dataclass_fields__))
+def _image_spec(base, overrides: dict, what: str):
+    """An image or text input spec ``base`` with ``overrides`` (``None`` clears to the default)."""
+    cls = type(base)
+    unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
     if unknown:
-        raise TypeError(f"{what} has no option(s) {unknown}; it takes {', '.join(ImageInput.__dataclass_fields__)}")
-    default = ImageInput()
+        raise TypeError(f"{what} has no option(s) {unknown}; it takes {', '.join(cls.__dataclass_fields__)}")
+    default = cls()
     fields = {k: (getattr(default, k) if v is None else tuple(v) if isinstance(v, list) else v)
               for k, v in overrides.items()}
     return replace(base, **fields)
@@ -141,6 +151,8 @@ def suggest_spec(manifest, schema: pa.Schema | None = None) -> dict:
                 "label": labels[0] if labels else None, "domain": domains[0] if domains else "plant"}
     if manifest.kind == "images":
         return {"kind": "images", "size": [224, 224], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    if manifest.kind == "text":
+        return {"kind": "text", "tokenizer": "hf/all-minilm-l6-v2", "max_length": 128}
     return {}
 
 

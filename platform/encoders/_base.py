@@ -42,7 +42,7 @@ class Encoder(nn.Module):
 
 
 def _load_builtin() -> None:
-    from . import conv, recurrent, timm_backbones, tsai_backbones  # noqa: F401  (registration side effects)
+    from . import conv, hf_text, recurrent, timm_backbones, tsai_backbones  # noqa: F401  (registration side effects)
 
 
 ENCODERS = Registry("encoder", _load_builtin)

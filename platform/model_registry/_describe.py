@@ -50,7 +50,7 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     role = lambda r: {"dataset": data[r].get("dataset") or data["dataset"], "domains": data[r].get("domains"),  # noqa: E731
                       "split": data[r].get("split")}
     return {
-        "task": {"name": task_name, "type": "classification" if output["kind"] == "class" else "regression",
+        "task": {"name": task_name, "type": "classification" if output["kind"] in ("class", "labels") else "regression",
                  "options": task},
         "modality": "+".join(spec.names),
         "encoder": {"name": meta["encoder"], "options": meta.get("options") or {}},

@@ -10,6 +10,9 @@ Song & Yan, Applied Surface Science 2013; He et al., IEEE TIM 2020 (see ``neu/NO
 
 ``cwru_fe/``: the fan-end accelerometer of six CWRU bearing recordings (3 faults x 2 loads, 12,288
 samples each); Smith & Randall, MSSP 2015 (see ``cwru_fe/NOTICE``).
+
+``maintie/``: the first 240 MaintIE work-order texts with their expert entity annotations
+(Bikaun et al., LREC-COLING 2024; MIT, see ``maintie/NOTICE``).
 """
 
 from __future__ import annotations
@@ -26,3 +29,22 @@ def sample_path(name: str) -> Path:
         known = sorted(p.name for p in _ROOT.iterdir() if p.is_dir() and not p.name.startswith("_"))
         raise FileNotFoundError(f"no vendored sample {name!r}; available: {known}")
     return path
+
+
+def maintenance_log(path: Path) -> Path:
+    """Writes the vendored MaintIE work orders as a maintenance log CSV (columns ``note``, ``fault``),
+    each labelled from its expert annotations alone: ``failed`` where an entity is a FailedState,
+    ``degraded`` where one is another UndesirableState, else ``routine``. Returns ``path``."""
+    import csv
+    import json
+
+    docs = json.loads((sample_path("maintie") / "gold_release.json").read_text())
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["note", "fault"])
+        for doc in docs:
+            types = [e["type"] for e in doc["entities"]]
+            fault = "failed" if any(t.endswith("/FailedState") for t in types) else \
+                "degraded" if any(t.startswith("State/UndesirableState") for t in types) else "routine"
+            writer.writerow([doc["text"].replace("<id>", "").strip(), fault])
+    return Path(path)

@@ -18,6 +18,7 @@ from ..errors import TransferlineError
 from ..model_registry import ModelEntry, ModelRegistry, load_exported
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_TEXT_CHARS = 20_000
 
 
 class RequestError(TransferlineError):
@@ -42,6 +43,8 @@ class PredictRequest(BaseModel):
     images: list[str] | None = Field(None, description="image models: base64-encoded PNG or JPEG files")
     pixels: list[list[list[int]]] | list[list[list[list[int]]]] | None = Field(
         None, description="image models: raw pixels 0-255, [batch][height][width] or [batch][height][width][channel]")
+    texts: list[str] | None = Field(None, description="text models: the texts, each non-empty and at most "
+                                                      f"{MAX_TEXT_CHARS:,} characters (cut at the model's max tokens)")
 
 
 def parse_request(body) -> PredictRequest:
@@ -66,8 +69,9 @@ class LoadedModel:
 
     def prepare(self, raw, extra: np.ndarray | None = None) -> np.ndarray:
         """What :func:`validate` returned → model input (float32), by the training preprocessing:
-        raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images → ``[B, C, H, W]``."""
-        if self.modality == "image":
+        raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images → ``[B, C, H, W]``; texts →
+        token ids ``[B, L]`` (int64)."""
+        if self.modality in ("image", "text"):
             return self.preprocess(raw)
         return self.preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
 
@@ -80,16 +84,26 @@ class LoadedModel:
 
 def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     """Checks a parsed request against the model's input spec; returns the raw input and what goes
-    with it: windows ``[B, T, C]`` and groups for series models, decoded images and None for image models."""
+    with it: windows ``[B, T, C]`` and groups for series models, decoded images and None for image
+    models, the texts and None for text models."""
+    given = [f for f in ("windows", "images", "pixels", "texts") if getattr(request, f) is not None]
+    named = {"windows": "sensor windows", "images": "images", "pixels": "images", "texts": "texts"}
+    takes = {"image": ("images", "pixels"), "text": ("texts",)}
+    for modality, fields in takes.items():
+        if modality in entry.input:
+            wrong = [f for f in given if f not in fields]
+            if wrong:
+                raise RequestError(["body", wrong[0]], f"model {entry.ref} takes {named[fields[0]]}, not "
+                                                       f"{named[wrong[0]]}")
+    if "text" in entry.input:
+        return validate_texts(entry, request.texts), None
     if "image" in entry.input:
-        if request.windows is not None:
-            raise RequestError(["body", "windows"], f"model {entry.ref} takes images, not sensor windows")
         from ._images import decode_images
 
         return decode_images(request, RequestError), None
-    if request.images is not None or request.pixels is not None:
-        field = "images" if request.images is not None else "pixels"
-        raise RequestError(["body", field], f"model {entry.ref} takes sensor windows, not images")
+    if request.images is not None or request.pixels is not None or request.texts is not None:
+        field = next(f for f in ("images", "pixels", "texts") if getattr(request, f) is not None)
+        raise RequestError(["body", field], f"model {entry.ref} takes sensor windows, not {named[field]}")
     if request.windows is None:
         raise RequestError(["body", "windows"], f"model {entry.ref} takes sensor windows: [batch][time][signal]")
     spec = series_spec(entry)
@@ -131,6 +145,18 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     return x, g
 
 
+def validate_texts(entry: ModelEntry, texts: list[str] | None) -> list[str]:
+    """The texts of a request for a text model: at least one, none empty or over the size limit."""
+    if not texts:
+        raise RequestError(["body", "texts"], f"model {entry.ref} takes texts: a non-empty list of strings")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise RequestError(["body", "texts", i], "empty text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise RequestError(["body", "texts", i], f"{len(text):,} characters; at most {MAX_TEXT_CHARS:,}")
+    return list(texts)
+
+
 class Predictor:
     """Answers predictions for any registered model, keeping up to ``max_models`` loaded (LRU)."""
 
@@ -158,11 +184,12 @@ class Predictor:
             self._loaded.popitem(last=False)
         return model
 
-    def predict(self, name: str, windows=None, *, signals=None, groups=None, images=None, pixels=None,
+    def predict(self, name: str, windows=None, *, signals=None, groups=None, images=None, pixels=None, texts=None,
                 version=None, stage=None) -> dict:
         """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts."""
         entry = self.entry(name, version, stage)
-        given = {"windows": windows, "signals": signals, "groups": groups, "images": images, "pixels": pixels}
+        given = {"windows": windows, "signals": signals, "groups": groups, "images": images, "pixels": pixels,
+                 "texts": texts}
         body = {k: v for k, v in given.items() if v is not None}
         x, g = validate(entry, parse_request(body))
         model = self.load(entry)
@@ -188,6 +215,12 @@ def series_spec(entry: ModelEntry) -> dict:
 
 def response(entry: ModelEntry, out: np.ndarray) -> dict:
     output = entry.output
+    if output.get("kind") == "labels":  # multi-label: a probability per class, the labels above the threshold
+        classes, threshold = output.get("classes") or [], output.get("threshold", 0.5)
+        chosen = [np.flatnonzero(row > threshold).tolist() for row in out]
+        return {"model": entry.ref, "predictions": chosen,
+                **({"labels": [[classes[i] for i in ids] for ids in chosen]} if classes else {}),
+                "probabilities": out.round(6).tolist()}
     if output.get("kind") == "class":
         probabilities = None
         if out.ndim == 2:  # exported classifiers answer class probabilities (older exports: class ids)

@@ -127,7 +127,7 @@ def validate(config: dict) -> None:
     from transferline.tasks import list_tasks
 
     from ..adaptation import list_adaptations
-    from ..data import IMAGE_SPECS, WINDOW_SPECS
+    from ..data import IMAGE_SPECS, TEXT_SPECS, WINDOW_SPECS
     from ..encoders import encoder_name, known_encoder, list_encoders
     from ..objectives import list_objectives
     from .strategies import list_strategies
@@ -143,7 +143,7 @@ def validate(config: dict) -> None:
               ("strategy.name", config["strategy"]["name"], list_strategies())]
     spec = config["data"]["spec"]
     if not isinstance(spec, dict):
-        checks.append(("data.spec", spec, [*WINDOW_SPECS, *IMAGE_SPECS]))
+        checks.append(("data.spec", spec, [*WINDOW_SPECS, *IMAGE_SPECS, *TEXT_SPECS]))
     for key, value, known in checks:
         if value not in known:
             hint = ("; or write one in full: data.spec: {kind: waveforms, length: 1024, ...} (`transferline "
@@ -226,7 +226,7 @@ def _number(config: dict, dotted: str, *, integer: bool = False, low: float | No
 
 def _validate_spec(data: dict) -> None:
     """The data spec with its options applied: known fields, a normalization its kind supports."""
-    from ..data import ImageInput, get_data_spec
+    from ..data import ImageInput, TextInput, get_data_spec
 
     options = data.get("spec_options") or {}
     if not isinstance(options, dict):
@@ -238,6 +238,9 @@ def _validate_spec(data: dict) -> None:
         raise TransferlineError(f"config {where}: {exc}") from None
     if isinstance(spec, ImageInput):
         _validate_image_spec(spec, data)
+        return
+    if isinstance(spec, TextInput):
+        _validate_text_spec(spec, data)
         return
 
     def key(name: str) -> str:  # where the user wrote the field
@@ -280,6 +283,21 @@ def _validate_image_spec(spec, data: dict) -> None:
     if data["streaming"]["enabled"]:
         raise TransferlineError("config data.streaming.enabled: streams series windows; image datasets are read "
                                 "whole")
+
+
+def _validate_text_spec(spec, data: dict) -> None:
+    where = "data.spec" if isinstance(data["spec"], dict) else "data.spec_options"
+    n = spec.max_length
+    if not isinstance(n, int) or isinstance(n, bool) or not 8 <= n <= 512:
+        raise TransferlineError(f"config {where}.max_length: tokens per text, an integer 8 to 512, not {shorten(n)}")
+    if not isinstance(spec.tokenizer, str) or not spec.tokenizer:
+        raise TransferlineError(f"config {where}.tokenizer: a shipped model (hf/all-minilm-l6-v2), a folder or a "
+                                f"hub id, not {shorten(spec.tokenizer)}")
+    if data["time_split"]:
+        raise TransferlineError("config data.time_split: splits recordings in time; text datasets take "
+                                "data.test.holdout")
+    if data["streaming"]["enabled"]:
+        raise TransferlineError("config data.streaming.enabled: streams series windows; text datasets are read whole")
 
 
 def _validate_streaming(config: dict) -> None:

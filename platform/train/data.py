@@ -29,6 +29,11 @@ class RunData:
     class_names: list[str] | None = None  # the run's class list (a stream's windows carry none)
 
     @property
+    def multi_label(self) -> bool:
+        """Whether each sample has a set of labels (multi-hot targets) rather than one class."""
+        return bool(getattr(self.source_train, "multi_label", False))
+
+    @property
     def classes(self) -> list[str]:
         """Class names in id order, where the data has them."""
         return list(self.class_names or getattr(self.source_train, "classes", None) or [])
@@ -36,7 +41,7 @@ class RunData:
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
-        if isinstance(self.data_spec, ImageInput):
+        if not isinstance(self.data_spec, WindowSpec):  # images, text: the spec is the model input
             return InputSpec.of(self.data_spec)
         norm = self.normalizers or {}
         norm = norm.get("target") or norm.get("source")
@@ -163,9 +168,9 @@ def _target_and_test(config: dict, load):
         return split_by_time(load(_dataset(data, "target"), domains=target["domains"]), data["time_split"])
     target_all = load(_dataset(data, "target"), split=target["split"], domains=target["domains"])
     if test_cfg["holdout"]:
-        if not isinstance(target_all, ImageSamples):
-            raise ValueError("data.test.holdout holds out images per class; series windows take a test split "
-                             "or data.time_split")
+        if not hasattr(target_all, "holdout"):
+            raise ValueError("data.test.holdout holds out images or texts per class; series windows take a test "
+                             "split or data.time_split")
         return target_all.holdout(test_cfg["holdout"], test_cfg["holdout_seed"])
     test = load(_dataset(data, "test"), split=test_cfg["split"], domains=test_cfg["domains"] or target["domains"],
                 last_only=test_cfg["last_only"])
@@ -175,9 +180,9 @@ def _target_and_test(config: dict, load):
 def _labelled(target: dict, samples, seed: int):
     """The labelled target samples: ``labelled_units`` whole units, or ``per_class`` of each class."""
     if target.get("per_class"):
-        if not isinstance(samples, ImageSamples):
-            raise ValueError("target.per_class draws samples of each class from image datasets; series take "
-                             "target.labelled_units (whole units)")
+        if not hasattr(samples, "per_class"):
+            raise ValueError("target.per_class draws samples of each class from image or text datasets; series "
+                             "take target.labelled_units (whole units)")
         return samples.per_class(int(target["per_class"]), seed + 1000)
     n = int(target.get("labelled_units") or 0)
     return labelled_units(samples, n, seed) if n else None

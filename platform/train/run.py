@@ -188,7 +188,7 @@ def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, h
 
 def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
-    task.bind(data.classes)
+    task.bind(data.classes, multi_label=data.multi_label)
     encoder = _encoder(config, data, device)
     objective = create_objective(config["objective"]["name"], encoder, data.input_spec(), task=task,
                                  **(config["objective"].get("options") or {})).to(device)
@@ -229,7 +229,7 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
 
 def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
-    task.bind(data.classes)
+    task.bind(data.classes, multi_label=data.multi_label)
     encoder = _encoder(config, data, device)
     head = task.build_head(encoder.out_dim).to(device)
     method = create_adaptation(config["adaptation"]["name"], encoder, head, task,

@@ -59,7 +59,7 @@ def test_wrong_spec_or_kind_is_refused_by_name(images, tmp_path):
     (tmp_path / "text" / "Aircraft_Annotation_DataFile.csv").write_text(
         "IDENT,PROBLEM,ACTION\n1,ENGINE ROUGH,REPLACED PLUG\n")
     images.ingest("notes", create_reader("maintnet")(tmp_path / "text"))
-    with pytest.raises(ValueError, match="'notes' holds text data, which training cannot read yet"):
+    with pytest.raises(ValueError, match="'notes' holds text: it needs a text input spec, not ImageInput"):
         load_samples(images, "notes", ImageInput())
 
 

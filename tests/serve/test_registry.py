@@ -68,11 +68,12 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     from transferline.encoders import create_encoder
     from transferline.model_registry import build_inference_model, export_torchscript, load_exported
 
-    from transferline.data import ImageInput, InputSpec, SeriesInput
+    from transferline.data import ImageInput, InputSpec, SeriesInput, TextInput
     from transferline.encoders import encoder_modality
 
     c_in, length = (1, 1024) if name == "wdcnn" else (14, 30)
-    one = ImageInput(size=(64, 64)) if encoder_modality(name) == "image" else SeriesInput(channels=c_in, window=length)
+    one = {"image": ImageInput(size=(64, 64)), "text": TextInput(max_length=16)}.get(
+        encoder_modality(name), SeriesInput(channels=c_in, window=length))
     spec = InputSpec.of(one)
     meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}}
     torch.manual_seed(0)

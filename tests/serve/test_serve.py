@@ -284,3 +284,23 @@ def test_a_newcomers_recordings_end_to_end_over_http(server, cli, tmp_path):
     assert served["labels"] == [["B007", "IR007", "OR007"][i] for i in trained.argmax(-1)]
     np.testing.assert_allclose(served["probabilities"], trained, atol=1e-4)
     registry.delete("newcomer")
+
+
+def test_texts_over_http(server, text_run):
+    url, registry = server
+    registry.register(text_run[0], "log-http")
+    reply = httpx.post(f"{url}/v1/models/log-http/predict", json={"texts": ["pump seal leaking", "replace filter"]},
+                       timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    assert len(out["labels"]) == 2 and set(out["labels"]) <= {"degraded", "failed", "routine"}
+    assert abs(sum(out["probabilities"][0]) - 1) < 1e-4
+    local = Predictor(registry).predict("log-http", texts=["pump seal leaking", "replace filter"])
+    assert local["labels"] == out["labels"]
+    for body, loc in [({"texts": [""]}, ["body", "texts", 0]), ({"texts": [3]}, ["body", "texts", 0]),
+                      ({"texts": "pump"}, ["body", "texts"]), ({"windows": [[[1.0]]]}, ["body", "windows"])]:
+        bad = httpx.post(f"{url}/v1/models/log-http/predict", json=body, timeout=60)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
+    models = {m["name"]: m for m in httpx.get(f"{url}/v1/models").json()}
+    assert models["log-http"]["input"]["text"] == {"tokenizer": "hf/all-minilm-l6-v2", "max_length": 32}
+    registry.delete("log-http")

@@ -99,7 +99,7 @@ def test_spec_written_in_full_and_null_clears_an_inherited_option(tmp_path):
 
 @pytest.mark.parametrize("spec, match", [
     ("{kind: waveforms}", r"config data.spec: a waveforms spec needs length"),
-    ("{kind: tables, length: 3}", r"config data.spec: a data spec written in full needs kind: runs, waveforms or images"),
+    ("{kind: tables, length: 3}", r"config data.spec: a data spec written in full needs kind: runs, waveforms, images or text"),
     ("{kind: waveforms, length: 64, lenght: 5}", r"config data.spec: window spec 'custom' has no option\(s\) \['lenght'\]"),
     ("{kind: waveforms, length: 64, stride: 0}", r"config data.spec.stride: a positive integer, not 0"),
     ("{kind: runs, length: 30}", r"config data.spec.features: a runs spec needs features"),

@@ -87,11 +87,11 @@ def test_series_and_image_options_are_not_mixed(neu_catalog, sample_cmapss, tmp_
     catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_cmapss))
     config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
                          [f"catalog={catalog.root}", "target.labelled_units=0", "target.per_class=2"])
-    with pytest.raises(ValueError, match="target.per_class draws samples of each class from image datasets"):
+    with pytest.raises(ValueError, match="target.per_class draws samples of each class from image or text datasets"):
         prepare_data(config)
     config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
                          [f"catalog={catalog.root}", "test.holdout=0.5"])
-    with pytest.raises(ValueError, match="data.test.holdout holds out images per class"):
+    with pytest.raises(ValueError, match="data.test.holdout holds out images or texts per class"):
         prepare_data(config)
     config = _config(neu_catalog, "data.dataset=neu", "data.spec=cmapss", "data.spec_options={}")
     with pytest.raises(ValueError, match="'neu' holds images: it needs an image input spec"):

@@ -203,3 +203,24 @@ def test_generic_two_channel_recordings_stream_to_two_ray_workers(ray_cluster, t
     assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["series"]["channels"] == 2 and meta["output"]["classes"] == ["B007", "IR007", "OR007"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
+    """MiniLM text classification on a maintenance log, data-parallel over two Ray Train workers."""
+    import json
+
+    from transferline.sample_data import maintenance_log
+
+    catalog = tmp_path / "catalog"
+    code, _, err = cli("ingest", "text", maintenance_log(tmp_path / "log.csv"), "--name", "log", "--catalog", catalog,
+                       "--text-col", "note", "--label-col", "fault", "--quiet")
+    assert code == 0, err
+    code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "text_classification.yaml",
+                         f"catalog={catalog}", "data.spec_options.max_length=16", "target.per_class=4", "epochs=2",
+                         "strategy.options.freeze_epochs=1", "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
+    assert code == 0, err
+    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_macro_f1" in out
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["input"]["text"]["max_length"] == 16 and meta["output"]["classes"] == ["degraded", "failed", "routine"]

@@ -1,0 +1,132 @@
+"""Text samples from a ``text`` catalog dataset: documents with their labels (one class each, or a
+set of labels each), domains and assets, tokenized per batch by the input spec's preprocessing
+(the one serving uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..catalog import Catalog
+from .batch import SampleBatches
+from .inputs import TextInput
+
+COLUMNS = ["plant", "asset", "doc_id", "text", "labels"]
+
+
+@dataclass
+class TextSamples(SampleBatches):
+    """Texts with one entry per sample in every per-sample array.
+
+    ``labels`` are class ids ``[N]`` (each text has one label) or, with ``multi_label``, multi-hot
+    float32 ``[N, n_classes]``. Offers what training needs of :class:`~transferline.data.Windows`.
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    domains: np.ndarray  # int64 [N], index into domain_names
+    assets: np.ndarray  # int64 [N]: each text is its own unit
+    spec: TextInput
+    classes: list[str] = field(default_factory=list)
+    domain_names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # doc id of each text
+    multi_label: bool = False
+    modality = "text"
+
+    def __post_init__(self) -> None:
+        self._preprocess = None
+
+    @property
+    def preprocess(self):
+        if self._preprocess is None:  # the tokenizer loads once, on first use
+            from .preprocess import TextPreprocess
+
+            self._preprocess = TextPreprocess(self.spec)
+        return self._preprocess
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def get(self, index) -> np.ndarray:
+        """Token ids ``[B, max_length]`` of the texts at ``index``."""
+        index = np.atleast_1d(np.asarray(index))
+        return self.preprocess([self.texts[int(i)] for i in index])
+
+    def subset(self, mask) -> "TextSamples":
+        index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        out = replace(self, texts=[self.texts[i] for i in index], labels=self.labels[index],
+                      domains=self.domains[index], assets=self.assets[index],
+                      names=[self.names[i] for i in index] if self.names else [])
+        out._preprocess = self._preprocess
+        return out
+
+    def _members(self, c: int) -> np.ndarray:
+        return np.flatnonzero(self.labels[:, c] > 0 if self.multi_label else self.labels == c)
+
+    def holdout(self, fraction: float, seed: int) -> tuple["TextSamples", "TextSamples"]:
+        """``(rest, held)``: ``fraction`` of each class's texts (at least one) held out, drawn with
+        ``seed`` (multi-label: a text is held out with the first class that draws it)."""
+        rng = np.random.default_rng(seed)
+        held = np.zeros(len(self), bool)
+        for c in range(len(self.classes)):
+            members = rng.permutation(self._members(c))
+            if len(members):
+                held[members[:max(1, round(fraction * len(members)))]] = True
+        return self.subset(~held), self.subset(held)
+
+    def per_class_index(self, k: int, seed: int) -> np.ndarray:
+        """Sorted positions of ``k`` texts of every class, drawn with ``seed`` (all of a class that has fewer)."""
+        rng = np.random.default_rng(seed)
+        chosen = [rng.permutation(self._members(c))[:k] for c in range(len(self.classes))]
+        return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+    def per_class(self, k: int, seed: int) -> "TextSamples":
+        return self.subset(self.per_class_index(k, seed))
+
+
+def load_texts(catalog: Catalog, dataset: str, spec: TextInput, *, split: str | None = None,
+               domains: list[str] | None = None, classes: list[str] | None = None,
+               domain: str = "plant") -> TextSamples:
+    """Reads a ``text`` dataset (optionally one split and some domains) as :class:`TextSamples`.
+
+    Class ids follow ``classes`` if given, else the dataset's labels sorted; texts with exactly one
+    label each make a multi-class set, anything else (none, several) a multi-label one. A label
+    outside ``classes`` is an error naming it.
+    """
+    table = catalog.read(dataset, split=split, columns=COLUMNS)
+    if domains:
+        table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
+    if table.num_rows == 0:
+        raise ValueError(f"no texts in {dataset!r} for split {split!r} and domains {domains}")
+    label_sets = table.column("labels").to_pylist()
+    everything, multi = dataset_labels(catalog, dataset)  # so every split and domain numbers classes alike
+    classes = list(classes or everything)
+    found = sorted({lab for labs in label_sets for lab in labs or []})
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ValueError(f"{dataset!r} has texts labelled {unknown}, outside the class list {classes}")
+    lookup = {c: i for i, c in enumerate(classes)}
+    if multi:
+        labels = np.zeros((len(label_sets), len(classes)), np.float32)
+        for i, labs in enumerate(label_sets):
+            labels[i, [lookup[lab] for lab in labs or []]] = 1.0
+    else:
+        labels = np.array([lookup[labs[0]] for labs in label_sets], np.int64)
+    doms = np.asarray(table.column(domain).to_pylist(), dtype=object).astype(str)
+    domain_names, domain_codes = np.unique(doms, return_inverse=True)
+    return TextSamples(texts=table.column("text").to_pylist(), labels=labels,
+                       domains=domain_codes.astype(np.int64), assets=np.arange(table.num_rows, dtype=np.int64),
+                       spec=spec, classes=classes, domain_names=domain_names.tolist(),
+                       names=table.column("doc_id").to_pylist(), multi_label=multi)
+
+
+def dataset_labels(catalog: Catalog, dataset: str) -> tuple[list[str], bool]:
+    """A text dataset's labels, sorted, and whether it is multi-label (a text with none or several)."""
+    sets = catalog.read(dataset, columns=["labels"]).column("labels").to_pylist()
+    found = sorted({lab for labs in sets for lab in labs or []})
+    if not found:
+        raise ValueError(f"{dataset!r} has no labels: ingest it with --label-col to train a classifier")
+    return found, any(len(labs or []) != 1 for labs in sets)
