@@ -254,8 +254,6 @@ def format_manifest(m, schema=None) -> str:
         lines.append(f"  classes  {', '.join(map(str, extra['classes']))}")
     if extra.get("channels"):
         lines.append(f"  channels {', '.join(extra['channels'])}")
-    from .data import suggest_spec
-
     spec = suggest_spec(m, schema)
     if spec:
         fields = ", ".join(f"{k}: {json.dumps(v) if not isinstance(v, str) or ' ' in v or v == '' else v}"
@@ -265,6 +263,32 @@ def format_manifest(m, schema=None) -> str:
     elif m.kind == "timeseries":
         lines += ["", "training reads runs, waveforms, images and text; pivot a timeseries dataset to runs first"]
     return "\n".join(lines)
+
+
+def suggest_spec(manifest, schema=None) -> dict:
+    """A data spec to start from for a dataset (``transferline datasets show``); ``schema`` (the
+    dataset's columns) lets a runs spec list its numeric signal columns. Kept here, beside the
+    command that prints it, so that `datasets show` does not import the training stack."""
+    import pyarrow as pa
+
+    domains = list(manifest.domain_columns or [])
+    if manifest.kind == "waveforms":
+        return {"kind": "waveforms", "length": 1024, "stride": 1024, "normalize": "window", "label": "label",
+                "domain": domains[0] if domains else "plant"}
+    if manifest.kind == "runs":
+        roles = manifest.roles or {}
+        labels = roles.get("labels") or []
+        skip = {"split", "plant", "asset", "step", *labels, *(roles.get("settings") or [])}
+        numeric = [f.name for f in schema or [] if f.name not in skip
+                   and (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))]
+        return {"kind": "runs", "length": 30, "stride": 1, "normalize": "group",
+                "features": list(roles.get("sensors") or []) or numeric or "[your signal columns]",
+                "label": labels[0] if labels else None, "domain": domains[0] if domains else "plant"}
+    if manifest.kind == "images":
+        return {"kind": "images", "size": [224, 224], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    if manifest.kind == "text":
+        return {"kind": "text", "tokenizer": "hf/all-minilm-l6-v2", "max_length": 128}
+    return {}
 
 
 def one_line(message: str, limit: int = 600) -> str:

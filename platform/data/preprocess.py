@@ -140,7 +140,6 @@ class TextPreprocess:
 
         self.spec = spec
         self.tokenizer = load_tokenizer(spec.tokenizer)
-        self.pad_token_id = int(self.tokenizer.pad_token_id or 0)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -149,10 +148,6 @@ class TextPreprocess:
         ids = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.spec.max_length,
                              return_tensors="np")["input_ids"]
         return np.ascontiguousarray(ids, dtype=np.int64)
-
-    def n_tokens(self, text: str) -> int:
-        """Tokens of ``text`` before cutting (with the special ones)."""
-        return len(self.tokenizer(text, truncation=False)["input_ids"])
 
 
 PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess, "text": TextPreprocess}

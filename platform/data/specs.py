@@ -65,16 +65,16 @@ TEXT_SPECS: dict[str, TextInput] = {"text": TextInput()}
 
 
 def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput | TextInput:
-    """The data spec named ``name`` (a window spec for runs or waveforms, or an image input preset),
+    """The data spec named ``name`` (a window spec for runs or waveforms, an image or a text input preset),
     or written in full as a mapping with a ``kind`` (``{kind: waveforms, length: 2048, ...}``),
     with ``overrides`` applied; an override of ``None`` clears the field to its kind's default."""
     if isinstance(name, dict):
         fields = dict(name)
         kind = fields.pop("kind", None)
         if kind == "images":
-            return _image_spec(ImageInput(), {**fields, **overrides}, "a written image spec")
+            return _input_spec(ImageInput(), {**fields, **overrides}, "a written image spec")
         if kind == "text":
-            return _image_spec(TextInput(), {**fields, **overrides}, "a written text spec")
+            return _input_spec(TextInput(), {**fields, **overrides}, "a written text spec")
         if kind not in SERIES_KINDS:
             raise ValueError(f"a data spec written in full needs kind: runs, waveforms, images or text (got {kind!r})")
         if fields.get("length") is None and overrides.get("length") is None:
@@ -82,16 +82,17 @@ def get_data_spec(name: str | dict, **overrides) -> WindowSpec | ImageInput | Te
         base = WindowSpec(name="custom", kind=kind, length=0, **_KIND_DEFAULTS[kind])  # stride None: = length
         return _window_spec(base, {**fields, **overrides})
     if name in IMAGE_SPECS:
-        return _image_spec(IMAGE_SPECS[name], overrides, f"image spec {name!r}")
+        return _input_spec(IMAGE_SPECS[name], overrides, f"image spec {name!r}")
     if name in TEXT_SPECS:
-        return _image_spec(TEXT_SPECS[name], overrides, f"text spec {name!r}")
+        return _input_spec(TEXT_SPECS[name], overrides, f"text spec {name!r}")
     if name not in WINDOW_SPECS:
-        raise ValueError(f"unknown data spec {name!r}; known: {', '.join([*WINDOW_SPECS, *IMAGE_SPECS, *TEXT_SPECS])}, or a "
-                         "spec written in full ({kind: waveforms, length: ...})")
+        known = ", ".join([*WINDOW_SPECS, *IMAGE_SPECS, *TEXT_SPECS])
+        raise ValueError(f"unknown data spec {name!r}; known: {known}, or a spec written in full "
+                         "({kind: waveforms, length: ...})")
     return get_window_spec(name, **overrides)
 
 
-def _image_spec(base, overrides: dict, what: str):
+def _input_spec(base, overrides: dict, what: str):
     """An image or text input spec ``base`` with ``overrides`` (``None`` clears to the default)."""
     cls = type(base)
     unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
@@ -131,29 +132,6 @@ def get_window_spec(name: str, **overrides) -> WindowSpec:
     except KeyError:
         raise ValueError(f"unknown window spec {name!r}; known: {', '.join(WINDOW_SPECS)}") from None
     return _window_spec(spec, overrides)
-
-
-def suggest_spec(manifest, schema: pa.Schema | None = None) -> dict:
-    """A data spec to start from for a dataset (``transferline datasets show``); ``schema`` (the
-    dataset's columns) lets a runs spec list its numeric signal columns."""
-    domains = list(manifest.domain_columns or [])
-    if manifest.kind == "waveforms":
-        return {"kind": "waveforms", "length": 1024, "stride": 1024, "normalize": "window", "label": "label",
-                "domain": domains[0] if domains else "plant"}
-    if manifest.kind == "runs":
-        roles = manifest.roles or {}
-        labels = roles.get("labels") or []
-        skip = {"split", "plant", "asset", "step", *labels, *(roles.get("settings") or [])}
-        numeric = [f.name for f in schema or [] if f.name not in skip
-                   and (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))]
-        return {"kind": "runs", "length": 30, "stride": 1, "normalize": "group",
-                "features": list(roles.get("sensors") or []) or numeric or "[your signal columns]",
-                "label": labels[0] if labels else None, "domain": domains[0] if domains else "plant"}
-    if manifest.kind == "images":
-        return {"kind": "images", "size": [224, 224], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-    if manifest.kind == "text":
-        return {"kind": "text", "tokenizer": "hf/all-minilm-l6-v2", "max_length": 128}
-    return {}
 
 
 def dataset_channels(catalog: Catalog, dataset: str) -> list[str] | None:

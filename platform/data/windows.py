@@ -225,15 +225,16 @@ def _channel_major(flat: np.ndarray, offsets: np.ndarray, n_channels: int, pick:
 def _class_ids(col: pa.ChunkedArray, name: str, classes: list[str] | None) -> tuple[np.ndarray, list[str]]:
     """Class ids of a text column (by ``classes``) or an integer id column (checked against ``classes``)."""
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        values = np.asarray(col.to_pylist(), dtype=object)
-        classes = list(classes or sorted(set(values.tolist())))
-        outside = sorted(set(values.tolist()) - set(classes))
+        if col.null_count:
+            raise ValueError(f"label column {name!r} has {col.null_count} empty value(s); every row needs a class")
+        found = pc.unique(col).to_pylist()
+        classes = list(classes or sorted(found))
+        outside = sorted(set(found) - set(classes), key=str)
         if outside:
             raise ValueError(f"label column {name!r} has class(es) {outside} outside the class list {classes}; "
                              "ingest them with the dataset's classes, or clear the spec's classes (null) to take "
                              "the dataset's")
-        lookup = {c: i for i, c in enumerate(classes)}
-        return np.array([lookup[v] for v in values], np.int64), classes
+        return pc.index_in(col, value_set=pa.array(classes, col.type)).to_numpy().astype(np.int64), classes
     ids = col.to_numpy().astype(np.int64)
     if classes and len(ids) and (ids.min() < 0 or ids.max() >= len(classes)):
         raise ValueError(f"label column {name!r} has class id {int(ids.max())} outside the {len(classes)} classes "

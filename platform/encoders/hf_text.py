@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.hf import not_found, quiet, resolve_model
+from ..data.hf import load_tokenizer, not_found, quiet, resolve_model
 from ..data.inputs import TextInput
 from ..errors import TransferlineError
 from ._base import ENCODERS, Encoder, register_encoder
@@ -23,8 +23,7 @@ class HFTextEncoder(Encoder):
 
     modality = "text"
 
-    def __init__(self, model: str, spec: TextInput, pooling: str = "mean", allow_hub: bool = False,
-                 pad_token_id: int | None = None) -> None:
+    def __init__(self, model: str, spec: TextInput, pooling: str = "mean", allow_hub: bool = False) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
@@ -40,7 +39,8 @@ class HFTextEncoder(Encoder):
             raise TransferlineError(not_found(model, local, exc)) from None
         self.model_name, self.pooling = model, pooling
         self.out_dim = int(config.hidden_size)
-        self.pad_token_id = int(pad_token_id if pad_token_id is not None else (config.pad_token_id or 0))
+        # the mask must match the padding the input spec's preprocessing writes: its tokenizer's pad id
+        self.pad_token_id = int(load_tokenizer(spec.tokenizer, allow_hub).pad_token_id or 0)
 
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token features ``[B, L, hidden]`` and the attention mask ``[B, L]`` (1 at real tokens)."""

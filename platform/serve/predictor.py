@@ -19,6 +19,9 @@ from ..model_registry import ModelEntry, ModelRegistry, load_exported
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_TEXT_CHARS = 20_000
+# request fields by the input modality that takes them (series models take windows), and what to call them
+INPUT_FIELDS = {"image": ("images", "pixels"), "text": ("texts",), "series": ("windows",)}
+INPUT_NAMES = {"windows": "sensor windows", "images": "images", "pixels": "images", "texts": "texts"}
 
 
 class RequestError(TransferlineError):
@@ -86,24 +89,17 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     """Checks a parsed request against the model's input spec; returns the raw input and what goes
     with it: windows ``[B, T, C]`` and groups for series models, decoded images and None for image
     models, the texts and None for text models."""
-    given = [f for f in ("windows", "images", "pixels", "texts") if getattr(request, f) is not None]
-    named = {"windows": "sensor windows", "images": "images", "pixels": "images", "texts": "texts"}
-    takes = {"image": ("images", "pixels"), "text": ("texts",)}
-    for modality, fields in takes.items():
-        if modality in entry.input:
-            wrong = [f for f in given if f not in fields]
-            if wrong:
-                raise RequestError(["body", wrong[0]], f"model {entry.ref} takes {named[fields[0]]}, not "
-                                                       f"{named[wrong[0]]}")
+    accepted = next((fields for modality, fields in INPUT_FIELDS.items() if modality in entry.input), ("windows",))
+    wrong = [f for f in INPUT_NAMES if getattr(request, f) is not None and f not in accepted]
+    if wrong:
+        raise RequestError(["body", wrong[0]], f"model {entry.ref} takes {INPUT_NAMES[accepted[0]]}, not "
+                                               f"{INPUT_NAMES[wrong[0]]}")
     if "text" in entry.input:
         return validate_texts(entry, request.texts), None
     if "image" in entry.input:
         from ._images import decode_images
 
         return decode_images(request, RequestError), None
-    if request.images is not None or request.pixels is not None or request.texts is not None:
-        field = next(f for f in ("images", "pixels", "texts") if getattr(request, f) is not None)
-        raise RequestError(["body", field], f"model {entry.ref} takes sensor windows, not {named[field]}")
     if request.windows is None:
         raise RequestError(["body", "windows"], f"model {entry.ref} takes sensor windows: [batch][time][signal]")
     spec = series_spec(entry)

@@ -225,28 +225,32 @@ def _number(config: dict, dotted: str, *, integer: bool = False, low: float | No
 
 
 def _validate_spec(data: dict) -> None:
-    """The data spec with its options applied: known fields, a normalization its kind supports."""
+    """The data spec with its options applied: known fields, values its kind supports."""
     from ..data import ImageInput, TextInput, get_data_spec
 
     options = data.get("spec_options") or {}
     if not isinstance(options, dict):
         raise TransferlineError(f"config data.spec_options: a mapping, not {shorten(options)}")
+
+    def key(name: str) -> str:  # where the user wrote the field: the spec written in full, or an option
+        return f"data.spec.{name}" if isinstance(data["spec"], dict) and name not in options else \
+            f"data.spec_options.{name}"
+
     where = "data.spec" if isinstance(data["spec"], dict) and not options else "data.spec / data.spec_options"
     try:
         spec = get_data_spec(data["spec"], **options)
     except (TypeError, ValueError) as exc:
         raise TransferlineError(f"config {where}: {exc}") from None
-    if isinstance(spec, ImageInput):
-        _validate_image_spec(spec, data)
+    if isinstance(spec, (ImageInput, TextInput)):
+        (_validate_image_spec if isinstance(spec, ImageInput) else _validate_text_spec)(spec, key)
+        what = "image" if isinstance(spec, ImageInput) else "text"
+        if data["time_split"]:
+            raise TransferlineError(f"config data.time_split: splits recordings in time; {what} datasets take "
+                                    "data.test.holdout")
+        if data["streaming"]["enabled"]:
+            raise TransferlineError(f"config data.streaming.enabled: streams series windows; {what} datasets are "
+                                    "read whole")
         return
-    if isinstance(spec, TextInput):
-        _validate_text_spec(spec, data)
-        return
-
-    def key(name: str) -> str:  # where the user wrote the field
-        return f"data.spec.{name}" if isinstance(data["spec"], dict) and name not in options else \
-            f"data.spec_options.{name}"
-
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
         raise TransferlineError(f"config {key('normalize')}: {spec.kind} windows take {', '.join(allowed)}, "
@@ -263,41 +267,27 @@ def _validate_spec(data: dict) -> None:
                                 "label)")
 
 
-def _validate_image_spec(spec, data: dict) -> None:
+def _validate_image_spec(spec, key) -> None:
     from ..data.preprocess import ImagePreprocess
 
     size = spec.size
     if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
                                                                  and 8 <= v <= 4096 for v in size)):
-        where = "data.spec" if isinstance(data["spec"], dict) and "size" not in (data.get("spec_options") or {}) \
-            else "data.spec_options"
-        raise TransferlineError(f"config {where}.size: [height, width], integers 8 to 4096, not "
+        raise TransferlineError(f"config {key('size')}: [height, width], integers 8 to 4096, not "
                                 f"{shorten(list(size) if isinstance(size, tuple) else size)}")
     try:
         ImagePreprocess(spec)
     except (ValueError, TypeError) as exc:
         raise TransferlineError(f"config data.spec_options: {exc}") from None
-    if data["time_split"]:
-        raise TransferlineError("config data.time_split: splits recordings in time; image datasets take "
-                                "data.test.holdout")
-    if data["streaming"]["enabled"]:
-        raise TransferlineError("config data.streaming.enabled: streams series windows; image datasets are read "
-                                "whole")
 
 
-def _validate_text_spec(spec, data: dict) -> None:
-    where = "data.spec" if isinstance(data["spec"], dict) else "data.spec_options"
+def _validate_text_spec(spec, key) -> None:
     n = spec.max_length
     if not isinstance(n, int) or isinstance(n, bool) or not 8 <= n <= 512:
-        raise TransferlineError(f"config {where}.max_length: tokens per text, an integer 8 to 512, not {shorten(n)}")
+        raise TransferlineError(f"config {key('max_length')}: tokens per text, an integer 8 to 512, not {shorten(n)}")
     if not isinstance(spec.tokenizer, str) or not spec.tokenizer:
-        raise TransferlineError(f"config {where}.tokenizer: a shipped model (hf/all-minilm-l6-v2), a folder or a "
+        raise TransferlineError(f"config {key('tokenizer')}: a shipped model (hf/all-minilm-l6-v2), a folder or a "
                                 f"hub id, not {shorten(spec.tokenizer)}")
-    if data["time_split"]:
-        raise TransferlineError("config data.time_split: splits recordings in time; text datasets take "
-                                "data.test.holdout")
-    if data["streaming"]["enabled"]:
-        raise TransferlineError("config data.streaming.enabled: streams series windows; text datasets are read whole")
 
 
 def _validate_streaming(config: dict) -> None:

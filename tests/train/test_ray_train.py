@@ -90,14 +90,20 @@ def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path
     assert (tmp_path / "ray" / "model.safetensors").is_file()
 
 
+def _on_two_workers(cli, mode: str, config: str, run_dir, *args, metric: str) -> None:
+    """``transferline MODE --config examples/configs/CONFIG ARGS --workers 2``: it must succeed on two
+    CPU workers and report ``metric``."""
+    code, out, err = cli(mode, "--config", REPO / "examples" / "configs" / config, *args, "--run-dir", run_dir,
+                         "--workers", "2", "--quiet")
+    assert code == 0, err
+    assert f"{mode} on Ray Train: 2 worker(s), CPU" in out and metric in out
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
-    code, out, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
-                         f"catalog={sample.root}", "epochs=2", "optim.max_steps_per_epoch=6", "objective=masked",
-                         "--run-dir", tmp_path / "pre", "--workers", "2", "--quiet")
-    assert code == 0, err
-    assert "pretrain on Ray Train: 2 worker(s), CPU" in out and "val_loss" in out
+    _on_two_workers(cli, "pretrain", "demo_pretrain.yaml", tmp_path / "pre", f"catalog={sample.root}", "epochs=2",
+                    "optim.max_steps_per_epoch=6", "objective=masked", metric="val_loss")
     assert (tmp_path / "pre" / "encoder.safetensors").is_file()
     code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
                        "--address", "auto")
@@ -172,11 +178,8 @@ def test_streaming_without_a_spare_cpu_is_refused(ray_cluster, sample):
 def test_image_run_with_two_ray_workers(ray_cluster, neu_catalog, tmp_path, cli):
     import json
 
-    code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "neu_fewshot.yaml",
-                         f"catalog={neu_catalog.root}", "data.spec_options.size=[64,64]", "progress=false", "epochs=2",
-                         "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
-    assert code == 0, err
-    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
+    _on_two_workers(cli, "transfer", "neu_fewshot.yaml", tmp_path / "run", f"catalog={neu_catalog.root}",
+                    "data.spec_options.size=[64,64]", "progress=false", "epochs=2", metric="test_accuracy")
     assert json.loads((tmp_path / "run" / "model.json").read_text())["input"]["image"]["size"] == [64, 64]
 
 
@@ -191,16 +194,13 @@ def test_generic_two_channel_recordings_stream_to_two_ray_workers(ray_cluster, t
     code, _, err = cli("ingest", "waveforms", lab, "--name", "lab", "--catalog", catalog, "--pattern",
                        "{label}_{load}hp_*.npy", "--sample-rate", "12000", "--quiet")
     assert code == 0, err
-    code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "demo_transfer.yaml",
-                         "data.dataset=lab", "data.spec={kind: waveforms, length: 512, label: label, domain: load}",
-                         "source.domains=[0]", "target.domains=[3]", "test.domains=[3]", "source.split=all",
-                         "target.split=all", "test.split=all", "test.last_only=false", "target.labelled_units=0",
-                         "task=fault_diagnosis", "objective=supervised", "encoder=cnn_small", "epochs=2",
-                         "adaptation=source_only", "strategy=full", "data.streaming.enabled=true",
-                         f"catalog={catalog}", "--run-dir", tmp_path / "run", "--workers", "2",
-                         "--cpus-per-worker", "0.5", "--quiet")
-    assert code == 0, err
-    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_accuracy" in out
+    _on_two_workers(cli, "transfer", "demo_transfer.yaml", tmp_path / "run",
+                    "data.dataset=lab", "data.spec={kind: waveforms, length: 512, label: label, domain: load}",
+                    "source.domains=[0]", "target.domains=[3]", "test.domains=[3]", "source.split=all",
+                    "target.split=all", "test.split=all", "test.last_only=false", "target.labelled_units=0",
+                    "task=fault_diagnosis", "objective=supervised", "encoder=cnn_small", "epochs=2",
+                    "adaptation=source_only", "strategy=full", "data.streaming.enabled=true",
+                    f"catalog={catalog}", "--cpus-per-worker", "0.5", metric="test_accuracy")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["series"]["channels"] == 2 and meta["output"]["classes"] == ["B007", "IR007", "OR007"]
 
@@ -217,10 +217,8 @@ def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
     code, _, err = cli("ingest", "text", maintenance_log(tmp_path / "log.csv"), "--name", "log", "--catalog", catalog,
                        "--text-col", "note", "--label-col", "fault", "--quiet")
     assert code == 0, err
-    code, out, err = cli("transfer", "--config", REPO / "examples" / "configs" / "text_classification.yaml",
-                         f"catalog={catalog}", "data.spec_options.max_length=16", "target.per_class=4", "epochs=2",
-                         "strategy.options.freeze_epochs=1", "--run-dir", tmp_path / "run", "--workers", "2", "--quiet")
-    assert code == 0, err
-    assert "transfer on Ray Train: 2 worker(s), CPU" in out and "test_macro_f1" in out
+    _on_two_workers(cli, "transfer", "text_classification.yaml", tmp_path / "run", f"catalog={catalog}",
+                    "data.spec_options.max_length=16", "target.per_class=4", "epochs=2",
+                    "strategy.options.freeze_epochs=1", metric="test_macro_f1")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["text"]["max_length"] == 16 and meta["output"]["classes"] == ["degraded", "failed", "routine"]
