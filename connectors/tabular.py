@@ -23,6 +23,7 @@ from transferline.catalog.schemas import TIMESTAMP
 from transferline.errors import DataError, TransferlineError, shorten
 
 from ._common import digest
+from ._run_table import RunTable, read_run_table
 
 
 @dataclass
@@ -42,10 +43,16 @@ class ColumnMapping:
     label_cols: list[str] = field(default_factory=list)  # wide layout
     split_col: str | None = None
     split: str = "all"
+    run_table: str | None = None  # wide layout: a CSV/Parquet of set-points and outcomes, one row per asset (run)
+    run_key: str | None = None  # its column holding the asset id (default: asset_col, else "asset")
+    setpoint_cols: list[str] | None = None  # run table columns; default: its numeric columns
+    outcome_cols: list[str] | None = None  # run table columns; default: the others
 
     def __post_init__(self) -> None:
         if self.layout not in ("wide", "long"):
             raise TransferlineError(f"--layout: 'wide' or 'long', not {shorten(self.layout)}")
+        if self.run_table and self.layout != "wide":
+            raise TransferlineError("--run-table applies to --layout wide (one run per asset)")
 
 
 def read_csv(src: str | Path, **mapping) -> IngestPlan:
@@ -76,12 +83,17 @@ def _plan(src: Path, mapping: ColumnMapping, fmt: str, suffixes: tuple[str, ...]
     if not files:
         raise DataError(f"no {'/'.join(suffixes)} files found", file=str(src))
     opts = vars(mapping)
-    parts = [Part(key=str(p.relative_to(src)) if src.is_dir() else p.name, digest=digest([p], reader=fmt, **opts),
+    table = read_run_table(mapping.run_table, mapping.run_key or mapping.asset_col or "asset",
+                           setpoints=mapping.setpoint_cols, outcomes=mapping.outcome_cols) if mapping.run_table else None
+    extra = [Path(mapping.run_table)] if table else []
+    parts = [Part(key=str(p.relative_to(src)) if src.is_dir() else p.name, digest=digest([p, *extra], reader=fmt, **opts),
                   file=str(p), first_line=2 if fmt == "csv" else None,
-                  load=lambda p=p: _load(p, mapping, fmt)) for p in files]
+                  load=lambda p=p: _load(p, mapping, fmt, table)) for p in files]
     kind = "timeseries" if mapping.layout == "long" else "runs"
     roles = {"id": ["plant", "asset"], "time": ["step"], "sensors": list(mapping.value_cols),
              "labels": list(mapping.label_cols)} if kind == "runs" else {"id": ["plant", "asset", "signal"]}
+    if table:
+        roles.update(table.roles)
     return IngestPlan(kind=kind, reader=fmt, source=str(src), parts=parts, roles=roles, domain_columns=["plant"],
                       extra={"mapping": opts})
 
@@ -103,7 +115,7 @@ def _read_frame(path: Path, fmt: str) -> pd.DataFrame:
         raise DataError(f"cannot read CSV ({exc})", file=str(path)) from None
 
 
-def _load(path: Path, mapping: ColumnMapping, fmt: str) -> pa.Table:
+def _load(path: Path, mapping: ColumnMapping, fmt: str, run_table: RunTable | None = None) -> pa.Table:
     frame = _read_frame(path, fmt)
     first = 2 if fmt == "csv" else 1
     needed = [mapping.time_col, mapping.asset_col, mapping.plant_col, mapping.split_col]
@@ -137,6 +149,12 @@ def _load(path: Path, mapping: ColumnMapping, fmt: str) -> pa.Table:
         table["ts"] = ts
     table.update({c: _numbers(frame, c, path, first) for c in value_cols})
     table.update({c: _text(frame, c, None, n, path, first) for c in mapping.label_cols})
+    if run_table is not None:
+        clash = sorted(set(run_table.setpoints + run_table.outcomes + run_table.attributes) & set(table))
+        if clash:
+            raise DataError(f"the run table's column {clash[0]!r} is also a column of this file; rename one",
+                            file=str(path), field=clash[0])
+        table.update(run_table.join(ids["asset"].to_numpy(zero_copy_only=False), where=path.name))
     return pa.table(table)
 
 

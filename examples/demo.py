@@ -14,8 +14,11 @@
    labelled per class, EfficientNet-Lite0 with offline ImageNet weights), tested on the other half;
 7. maintenance text: the 240 vendored MaintIE work orders labelled failed / degraded / routine from
    their expert annotations, MiniLM-L6 (offline) fine-tuned on 20 per class, tested on held-out ones;
-8. register the three models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
-   NEU image of each class (its JPEG file) and a few work orders as HTTP requests and print the answers.
+8. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
+   pressure) and outcomes, a deep-ensemble quality surrogate scored leave-one-experiment-out;
+9. register the four models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
+   NEU image of each class (its JPEG file) and a few work orders as HTTP requests, ask the surrogate
+   for the fastest feedrate that still passes visual inspection, and print the answers.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -124,7 +127,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/8] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/9] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
@@ -134,7 +137,7 @@ def main() -> int:
     runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
     same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
     seconds = time.perf_counter() - t0
-    print(f"[2/8] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+    print(f"[2/9] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
           f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
           f"{live['backfilled']:,} read back from history), source→durable latency p50 "
           f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
@@ -143,14 +146,14 @@ def main() -> int:
     common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[3/8] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+    print(f"\n[3/9] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
           f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[4/8] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/9] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -167,7 +170,7 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[5/8] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/9] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():
@@ -184,7 +187,7 @@ def main() -> int:
     image_data = prepare_data(image_cfg, catalog)
     image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")}, data=image_data)
     n_images = sum(catalog.manifest("neu-sample").rows.values())
-    print(f"[6/8] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
+    print(f"[6/9] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
           f"ImageNet EfficientNet-Lite0 fine-tuned in {time.perf_counter() - t0:.0f} s: accuracy "
           f"{image['test_accuracy']:.3f} on the other {len(image_data.test)} images "
           f"(chance 0.167)")
@@ -197,14 +200,30 @@ def main() -> int:
                             "data.spec_options.max_length=32",
                             *(["epochs=1", "target.per_class=5"] if args.quick else [])])
     text = train_loop({**text_cfg, "run_dir": str(runs / "maint-log")})
-    print(f"[7/8] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
+    print(f"[7/9] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
           f"{log.status}; fault labels from the expert annotations): "
           f"{text_cfg['data']['target']['per_class']} labelled texts per class, MiniLM-L6 fine-tuned in {time.perf_counter() - t0:.0f} s: macro-F1 "
           f"{text['test_macro_f1']:.3f}, accuracy {text['test_accuracy']:.3f} on held-out texts")
 
     t0 = time.perf_counter()
-    served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models))
-    print(f"[8/8] registered {served['ref']}, {served['image_ref']} and {served['text_ref']}, served all three "
+    cnc = catalog.ingest("cnc-mill", create_reader("cnc-mill")(sample_path("cnc_mill")))
+    process = fit_process(catalog, "cnc-mill", runs / "cnc-quality", quick=args.quick)
+    print(f"[8/9] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
+          f"{cnc.status}): a {process['members']}-member quality surrogate fitted and scored leave-one-experiment-out "
+          f"in {time.perf_counter() - t0:.0f} s:")
+    print(f"  {'outcome':26s} {'AUROC':>6s} {'Brier':>6s} {'90% sets cover':>15s}   logistic regression AUROC / Brier")
+    for name, m in process["loeo"].items():
+        base = process["baselines"]["logistic"][name]
+        print(f"  {name:26s} {m['auroc']:6.3f} {m['brier']:6.3f} {m['coverage_90']:15.2f}   "
+              f"{base['auroc']:.3f} / {base['brier']:.3f}")
+    print("  (tool_condition was an experimental factor, not a consequence of the set-points: no model can "
+          "predict it from them)")
+
+    t0 = time.perf_counter()
+    served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models),
+                             runs / "cnc-quality")
+    print(f"[9/9] registered {served['ref']}, {served['image_ref']}, {served['text_ref']} and {served['process_ref']}, "
+          "served all four "
           f"(Ray Serve on {served['url']}) in "
           f"{time.perf_counter() - t0:.0f} s; {served['n']} FD001 test engines sent over HTTP:")
     print(f"  {'engine':>6s} {'predicted RUL':>14s} {'true RUL':>9s}")
@@ -216,13 +235,44 @@ def main() -> int:
           + ", ".join(f"{true} → {label} ({p:.2f})" for true, label, p in served["images"]))
     print("  work orders sent as text: "
           + "; ".join(f"{text!r} → {label} ({p:.2f})" for text, label, p in served["texts"]))
+    rec = served["recommend"]
+    print(f"  POST /v1/models/cnc-quality/recommend: max feedrate such that P(finalized) >= 0.9 and P(passes visual "
+          f"inspection) >= 0.9, with probability >= {rec['min_probability']:g}:")
+    for row in rec["recommendations"]:
+        sp, o = row["setpoints"], row["outcomes"]
+        print(f"    feedrate {sp['feedrate']:5.1f} mm/s, clamp {sp['clamp_pressure']:.2f} bar: P(finalized) "
+              + ", P(pass) ".join(f"{o[k]['mean']:.2f} [{o[k]['interval_90'][0]:.2f}, {o[k]['interval_90'][1]:.2f}]"
+                                  for k in ("machining_finalized", "passed_visual_inspection"))
+              + f"; both met with probability {row['p_constraints']:.2f}")
+    if not rec["feasible"]:
+        print(f"    {rec['message']}")
+    print("    next experiment (BoTorch qLogNEI): "
+          + "; ".join(", ".join(f"{k} {v:.2f}" for k, v in x.items()) for x in rec["next"]))
     return 0
 
 
-def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: Path, models_root: Path) -> dict:
-    """Registers the transfer, image and text runs, serves them with Ray Serve on loopback, and
-    sends every FD001 test engine's last window (raw sensor values and operating condition), a
-    few NEU images (their JPEG files, base64) and a few work orders as real HTTP requests."""
+def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> dict:
+    """Fits the quality surrogate on the dataset's runs, scores it leave-one-run-out, writes its run folder."""
+    import shutil
+
+    from transferline.process import (SurrogateConfig, baseline_metrics, fit_surrogate, leave_one_run_out,
+                                      load_process_data)
+    from transferline.process.store import save_surrogate
+
+    data = load_process_data(catalog, dataset)
+    config = SurrogateConfig(members=8, epochs=100) if quick else SurrogateConfig()
+    scores = {"loeo": leave_one_run_out(data, config)["metrics"], "baselines": baseline_metrics(data)}
+    shutil.rmtree(out, ignore_errors=True)
+    save_surrogate(out, fit_surrogate(data, config), data, config, scores)
+    return {**scores, "runs": len(data.runs), "members": config.members}
+
+
+def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: Path, models_root: Path,
+                    process_run: Path) -> dict:
+    """Registers the transfer, image, text and process runs, serves them with Ray Serve on loopback,
+    and sends every FD001 test engine's last window (raw sensor values and operating condition), a
+    few NEU images (their JPEG files, base64), a few work orders and a set-point question as real
+    HTTP requests."""
     import base64
 
     import httpx
@@ -237,6 +287,7 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
     entry = registry.register(run_dir, "fd001-rul", stage="production")
     image_entry = registry.register(image_run, "neu-5shot", stage="production")
     text_entry = registry.register(text_run, "maint-log", stage="production")
+    process_entry = registry.register(process_run, "cnc-quality", stage="production")
     notes = ["hydraulic pump not working", "replace engine air filter", "oil leak at gearbox seal"]
     images = catalog.read("neu-sample", columns=["image", "label"])
     pick = list(range(0, images.num_rows, 20))  # one image of each class
@@ -264,11 +315,18 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
                           json={"texts": notes})
         said.raise_for_status()
         said = said.json()
+        recommend = httpx.post(f"{url}/v1/models/cnc-quality/recommend", params={"stage": "production"}, timeout=120,
+                               json={"objective": "max:feedrate",
+                                     "constraints": ["machining_finalized>=0.9", "passed_visual_inspection>=0.9"],
+                                     "top": 3, "next": 1})
+        recommend.raise_for_status()
+        recommend = recommend.json()
     finally:
         serve.shutdown()
     true = test.labels
     labels = images.column("label").to_pylist()
     return {"ref": entry.ref, "image_ref": image_entry.ref, "text_ref": text_entry.ref, "url": url,
+            "process_ref": process_entry.ref, "recommend": recommend,
             "n": len(true),
             "texts": [(note, label, max(p)) for note, label, p in zip(notes, said["labels"], said["probabilities"])],
             "images": [(labels[i], label, max(p)) for i, label, p in zip(pick, answer["labels"],

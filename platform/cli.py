@@ -47,6 +47,12 @@ _READER_FLAGS = {
     "label_col": "text: the labels column ('|'-separated, or a list in JSONL)",
     "paired_col": "text: a second text paired with the first (e.g. the action taken)",
     "subsets": "cmapss: comma-separated subsets to read (default: all, e.g. FD001,FD002)",
+    "setpoints": "cnc-mill: the experiments' table of set-points and outcomes (default: train.csv beside data/)",
+    "run_table": "csv, parquet (wide): a CSV/Parquet with one row per run (asset): set-points and outcomes, "
+                 "joined onto every row of that run",
+    "run_key": "csv, parquet: the run table's column holding the asset id (default: --asset-col, else 'asset')",
+    "setpoint_cols": "csv, parquet: comma-separated set-point columns of the run table (default: its numeric ones)",
+    "outcome_cols": "csv, parquet: comma-separated outcome columns of the run table (default: the others)",
 }
 _FORMATS_HELP = """formats:
   waveforms  your own recordings: a folder of .mat/.npy/.npz/.wav/.csv/.parquet files, one recording each,
@@ -63,7 +69,7 @@ _FORMATS_HELP = """formats:
 
 OPC UA: `transferline ingest opcua --help` (live capture) and `transferline ingest opcua-history --help`
 (historian backfill)."""
-_LIST_FLAGS = {"value_cols", "label_cols", "subsets", "classes"}
+_LIST_FLAGS = {"value_cols", "label_cols", "subsets", "classes", "setpoint_cols", "outcome_cols"}
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve import _cli as serve_cli
 
     serve_cli.add_parsers(sub)
+    from .process import _cli as process_cli
+
+    process_cli.add_parsers(sub)
     return parser
 
 
@@ -304,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if len(argv) >= 2 and argv[0] == "ingest" and argv[1] in opcua_cli.COMMANDS:
             return opcua_cli.run_ingest(argv[1], argv[2:])
+        from .process import _cli as process_cli
         from .serve import _cli as serve_cli
 
         parser = build_parser()
@@ -314,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train,
                    "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
-                   "serve": serve_cli.run_serve, "predict": serve_cli.run_predict}[args.command]
+                   "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
+                   "process": process_cli.run_process, "optimize": process_cli.run_optimize}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

@@ -19,9 +19,11 @@ def test_demo_quick(tmp_path):
                            tmp_path / "runs", "--models", tmp_path / "models"], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/8] ingest files: created", "[2/8] plant FD001 over OPC UA", "[8/8] registered fd001-rul@1, "
-                 "neu-5shot@1 and maint-log@1", "[6/8] steel-surface defects (NEU, 120 vendored images, created)",
-                 "6 NEU images sent as JPEG", "[7/8] maintenance work orders (240 MaintIE texts, created",
+    for line in ("[1/9] ingest files: created", "[2/9] plant FD001 over OPC UA", "[9/9] registered fd001-rul@1, "
+                 "neu-5shot@1, maint-log@1 and cnc-quality@1", "[6/9] steel-surface defects (NEU, 120 vendored images, "
+                 "created)", "6 NEU images sent as JPEG", "[7/9] maintenance work orders (240 MaintIE texts, created",
+                 "[8/9] process optimization (CNC milling, 18 experiments with set-points and outcomes, created)",
+                 "POST /v1/models/cnc-quality/recommend: max feedrate", "next experiment (BoTorch qLogNEI): feedrate",
                  "work orders sent as text: 'hydraulic pump not working' → ",
                  "source model only, no FD001 labels",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):

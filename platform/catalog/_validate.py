@@ -18,7 +18,8 @@ def _allowed_extra(typ: pa.DataType) -> bool:
             or pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_timestamp(typ))
 
 
-def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | None = None) -> pa.Table:
+def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | None = None,
+                   nullable: frozenset[str] = frozenset()) -> pa.Table:
     """Returns ``table`` with columns in canonical order, or raises DataError naming file, row and field.
 
     Args:
@@ -27,6 +28,8 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
         file: the source file, for error messages.
         first_line: the source line of the table's first row, when rows map to lines; otherwise
             rows are reported 1-based in the order the reader produced them.
+        nullable: numeric columns where a value may be missing (null; never NaN), e.g. the outcome
+            of an inspection that never happened.
     """
     names = set(table.column_names)
     for fld in kind.schema:
@@ -55,6 +58,8 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
         if not pa.types.is_floating(col.type) and not (pa.types.is_list(col.type) and pa.types.is_floating(col.type.value_type)):
             continue
         bad = _nonfinite_rows(col)
+        if name in nullable:
+            bad &= ~col.is_null().to_numpy(zero_copy_only=False)
         if kind.name == "timeseries" and name == "value":
             quality = table.column("quality").to_numpy()
             bad = bad & ((quality & _BAD_SEVERITY) == 0)

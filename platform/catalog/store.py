@@ -201,7 +201,8 @@ class Catalog:
                                            extra=plan.extra)
                 if old is not None:  # e.g. a live capture's watermarks, committed with its data
                     manifest.extra.update(plan.extra)
-                staged, schema = _stage_parts(stage, todo, kind, progress)
+                staged, schema = _stage_parts(stage, todo, kind, progress,
+                                              frozenset((plan.roles or {}).get("outcomes", [])))
                 if old is not None and old.arrow_schema != schema.to_string(show_schema_metadata=False):
                     raise DataError(f"columns differ from dataset {name!r}: {schema.names}", file=todo[0].file)
                 manifest.updated = now_iso()
@@ -310,14 +311,15 @@ class Catalog:
         return exclusive_lock(self.root / ".locks" / f"{name}.lock")
 
 
-def _stage_parts(stage: Path, parts: list[Part], kind, progress: bool
+def _stage_parts(stage: Path, parts: list[Part], kind, progress: bool, nullable: frozenset[str] = frozenset()
                  ) -> tuple[list[tuple[list[FileEntry], SourceEntry]], pa.Schema]:
-    """Loads, validates and writes each part under ``stage``; all parts must share one schema."""
+    """Loads, validates and writes each part under ``stage``; all parts must share one schema.
+    ``nullable``: numeric columns that may hold missing values (outcomes not measured)."""
     from tqdm.auto import tqdm
 
     staged, schema = [], None
     for part in tqdm(parts, desc="ingest", unit="part", disable=not progress):
-        table = validate_table(part.load(), kind, file=part.file, first_line=part.first_line)
+        table = validate_table(part.load(), kind, file=part.file, first_line=part.first_line, nullable=nullable)
         if schema is not None and not table.schema.equals(schema):
             raise DataError(f"columns differ from the first part's: {table.schema.names} vs {schema.names}",
                             file=part.file)

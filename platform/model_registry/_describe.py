@@ -29,6 +29,10 @@ def describe_run(run_dir: Path, out: Path) -> dict:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (ValueError, yaml.YAMLError) as exc:
         raise RegistryError(f"{run_dir}: damaged run files ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if meta.get("kind") == "process_surrogate":
+        from ..process.store import describe_surrogate
+
+        return describe_surrogate(run_dir, out)
     if not metrics.get("epochs_run") and not metrics.get("resumed_at_epoch"):
         raise RegistryError(f"{run_dir} trained no step (epochs_run {metrics.get('epochs_run')}); its weights are "
                                 "untrained and cannot be registered")

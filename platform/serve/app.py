@@ -49,6 +49,43 @@ class Prediction(BaseModel):
     units: list[str] | None = Field(None, description="one unit per output, for several regression outputs")
 
 
+class RecommendRequest(BaseModel):
+    """Set-point recommendation from a process surrogate (``transferline optimize`` over HTTP)."""
+
+    model_config = {"extra": "forbid"}
+    objective: str = Field(description="max:NAME or min:NAME; NAME a set-point or an outcome", max_length=200)
+    bounds: dict[str, list[float]] | None = Field(None, description="per set-point [low, high] (default: the fitted "
+                                                                    "data's range)")
+    constraints: list[str] = Field(default_factory=list, max_length=32,
+                                   description="outcome bounds, e.g. 'passed_visual_inspection>=0.9'")
+    min_probability: float = Field(0.8, description="how sure a recommendation must be to meet every constraint")
+    top: int = Field(5, description="how many set-points (1-100)")
+    current: dict[str, float] | None = Field(None, description="today's set-points: the reference for expected "
+                                                               "improvement (default: the best observed run meeting "
+                                                               "the constraints)")
+    next: int = Field(0, description="also propose the next N experiments (0-8; BoTorch)")
+
+
+class Recommendation(BaseModel):
+    model: str = Field(description="the answering surrogate, name@version")
+    feasible: bool = Field(description="whether any set-point within the bounds meets every constraint with "
+                                       "min_probability (if not, 'closest' and 'message' say how near it came)")
+    recommendations: list[dict] = Field(description="best first: setpoints, outcomes (mean, interval_90), "
+                                                    "p_constraints, objective, expected_improvement")
+    reference: dict = Field(description="the objective value expected improvement is measured from, and its source")
+    objective: list[str]
+    constraints: list[str]
+    min_probability: float
+    candidates: int = Field(description="set-points evaluated (a Sobol design plus the corners of the box)")
+    bounds: dict[str, list[float]]
+    warnings: list[str] = Field(description="bounds outside the fitted data (extrapolation)")
+    message: str | None = None
+    closest: dict | None = None
+    next: list[dict[str, float]] | None = Field(None, description="the next experiments, when asked for")
+    acquisition: str | None = None
+    log_acquisition_value: float | None = None
+
+
 ERRORS = {400: {"model": Detail, "description": "a body that cannot be read as JSON"},
           401: {"model": Detail, "description": "missing or wrong x-api-key (when the server has a key)"},
           404: {"model": Detail, "description": "no such model, version or stage"},
@@ -206,16 +243,7 @@ class ModelServer:
               responses=ERRORS)
     async def predict(self, name: str, body: PredictRequest, version: int | None = None,
                       stage: str | None = None) -> dict:
-        try:
-            check_name(name, "model", RegistryError)
-        except RegistryError as exc:
-            raise _unprocessable(RequestError(["path", "name"], str(exc))) from None
-        if stage is not None and stage not in STAGES:
-            raise _unprocessable(RequestError(["query", "stage"], f"one of {', '.join(STAGES)}"))
-        try:
-            entry = self.registry.get(f"{name}@{version}" if version is not None else name, stage)
-        except RegistryError as exc:
-            raise HTTPException(404, detail=exc.public) from None
+        entry = self._entry(name, version, stage)
         try:
             windows, groups = validate(entry, body)
         except RequestError as exc:
@@ -227,6 +255,57 @@ class ModelServer:
         if self.batching:
             return await self.predict_batch((entry.key, windows, groups))
         return response(entry, model.run(model.prepare(windows, groups)))
+
+
+    @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,
+              responses=ERRORS)
+    async def recommend(self, name: str, body: RecommendRequest, version: int | None = None,
+                        stage: str | None = None) -> dict:
+        """Top set-points within bounds meeting the constraints, each with its outcomes' means and
+        90 % intervals, the probability of meeting every constraint and the expected improvement."""
+        import asyncio
+
+        from ..process.recommend import RecommendError, answer_for
+
+        entry = self._entry(name, version, stage)
+        if entry.task.get("name") != "process_outcome":
+            raise _unprocessable(RequestError(["path", "name"], f"model {entry.ref} is a {entry.task.get('name')} "
+                                                                "model, not a process surrogate"))
+        try:
+            model, meta = await asyncio.get_running_loop().run_in_executor(None, self._surrogate, entry)
+        except IntegrityError as exc:
+            raise HTTPException(409, detail=exc.public) from None
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, lambda: answer_for(
+                model, meta, bounds=body.bounds, objective=body.objective, constraints=body.constraints,
+                min_probability=body.min_probability, top=body.top, current=body.current, next_q=body.next))
+        except RecommendError as exc:
+            raise _unprocessable(RequestError(["body", exc.field], exc.message)) from None
+        return {"model": entry.ref, **answer}
+
+    def _entry(self, name: str, version: int | None, stage: str | None):
+        try:
+            check_name(name, "model", RegistryError)
+        except RegistryError as exc:
+            raise _unprocessable(RequestError(["path", "name"], str(exc))) from None
+        if stage is not None and stage not in STAGES:
+            raise _unprocessable(RequestError(["query", "stage"], f"one of {', '.join(STAGES)}"))
+        try:
+            return self.registry.get(f"{name}@{version}" if version is not None else name, stage)
+        except RegistryError as exc:
+            raise HTTPException(404, detail=exc.public) from None
+
+    def _surrogate(self, entry):
+        """The surrogate of a registry entry (its files checked first), kept per registration."""
+        from ..process.store import load_surrogate
+
+        cache = self.__dict__.setdefault("_surrogates", {})
+        if entry.key not in cache:
+            self.registry.verify(entry)
+            if len(cache) >= MODELS_PER_REPLICA:
+                cache.clear()
+            cache[entry.key] = load_surrogate(self.registry.path(entry.name, entry.version))
+        return cache[entry.key]
 
 
 def application(models_root: str | None = None, *, batching: bool = True, replicas: int = 1):

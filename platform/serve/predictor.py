@@ -89,6 +89,9 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     """Checks a parsed request against the model's input spec; returns the raw input and what goes
     with it: windows ``[B, T, C]`` and groups for series models, decoded images and None for image
     models, the texts and None for text models."""
+    if entry.task.get("name") == "process_outcome":
+        raise RequestError(["path", "name"], f"model {entry.ref} is a process surrogate: ask it for set-points with "
+                                             f"POST /v1/models/{entry.name}/recommend")
     accepted = next((fields for modality, fields in INPUT_FIELDS.items() if modality in entry.input), ("windows",))
     wrong = [f for f in INPUT_NAMES if getattr(request, f) is not None and f not in accepted]
     if wrong:

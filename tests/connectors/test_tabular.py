@@ -91,3 +91,45 @@ def test_parquet_folder(catalog, tmp_path):
         catalog.ingest("p", create_reader("parquet")(folder, time_col="step", asset_col="unit"), append=True)
     assert err.value.file.endswith("2.parquet")
     assert catalog.manifest("p").assets == {"all": 2}
+
+
+WIDE_RUNS = """t,run,spindle,current
+0,r1,1000,1.5
+1,r1,1010,1.6
+0,r2,1500,2.1
+1,r2,1490,2.2
+2,r2,1510,2.0
+"""
+RUN_TABLE = """run_id,speed,coolant,scrap,roughness
+r1,1000,0.5,no,0.8
+r2,1500,0.2,yes,
+"""
+
+
+def test_wide_csv_with_a_run_table_feeds_the_process_view(catalog, tmp_path, cli):
+    from transferline.process import load_process_data
+
+    (tmp_path / "signals.csv").write_text(WIDE_RUNS)
+    (tmp_path / "runs.csv").write_text(RUN_TABLE)
+    code, _, err = cli("ingest", "csv", tmp_path / "signals.csv", "--name", "line", "--catalog", catalog.root,
+                       "--time-col", "t", "--asset-col", "run", "--run-table", tmp_path / "runs.csv", "--run-key",
+                       "run_id", "--setpoint-cols", "speed,coolant", "--quiet")
+    assert code == 0, err
+    roles = catalog.manifest("line").roles
+    assert roles["setpoints"] == ["speed", "coolant"] and roles["outcomes"] == ["scrap", "roughness"]
+    data = load_process_data(catalog, "line")
+    assert data.runs == ["r1", "r2"] and data.X.tolist() == [[1000.0, 0.5], [1500.0, 0.2]]
+    assert [(o.name, o.kind, o.positive) for o in data.outcomes] == [("scrap", "binary", "yes"),
+                                                                      ("roughness", "numeric", None)]
+    assert data.Y[0].tolist() == [0.0, 0.8] and data.Y[1, 0] == 1.0 and data.Y[1, 1] != data.Y[1, 1]  # NaN
+
+
+def test_a_run_the_table_lacks_is_named(catalog, tmp_path):
+    (tmp_path / "signals.csv").write_text(WIDE_RUNS)
+    (tmp_path / "runs.csv").write_text(RUN_TABLE.replace("r2,1500,0.2,yes,\n", ""))
+    plan = create_reader("csv")(tmp_path / "signals.csv", time_col="t", asset_col="run",
+                                run_table=str(tmp_path / "runs.csv"), run_key="run_id")
+    with pytest.raises(DataError, match="the run table has no row for run 'r2'") as err:
+        catalog.ingest("line", plan)
+    assert err.value.file == str(tmp_path / "runs.csv") and err.value.key == "signals.csv"
+    assert_nothing_written(catalog, "line")

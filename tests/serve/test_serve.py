@@ -304,3 +304,46 @@ def test_texts_over_http(server, text_run):
     models = {m["name"]: m for m in httpx.get(f"{url}/v1/models").json()}
     assert models["log-http"]["input"]["text"] == {"tokenizer": "hf/all-minilm-l6-v2", "max_length": 32}
     registry.delete("log-http")
+
+
+def test_process_surrogate_recommends_over_http(server, tmp_path):
+    """A registered quality surrogate answers POST /recommend like `transferline optimize`; its
+    mistakes are 422s naming the field; /predict points to /recommend."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.process import SurrogateConfig, fit_surrogate, load_process_data
+    from transferline.process.recommend import answer_for
+    from transferline.process.store import load_surrogate, save_surrogate
+    from transferline.sample_data import sample_path
+
+    url, registry = server
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.ingest("cnc", create_reader("cnc-mill")(sample_path("cnc_mill")))
+    data = load_process_data(catalog, "cnc")
+    config = SurrogateConfig(members=8, epochs=150)
+    save_surrogate(tmp_path / "run", fit_surrogate(data, config), data, config, {})
+    registry.register(tmp_path / "run", "cnc-quality")
+    ask = {"objective": "max:feedrate", "constraints": ["passed_visual_inspection>=0.9"], "top": 3,
+           "bounds": {"feedrate": [3, 25]}}
+    reply = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json=ask, timeout=60)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    model, meta = load_surrogate(tmp_path / "run")
+    local = answer_for(model, meta, bounds={"feedrate": (3, 25)}, objective="max:feedrate",
+                       constraints=ask["constraints"], top=3)
+    assert body["model"] == "cnc-quality@1" and body["warnings"] == local["warnings"] != []
+    assert [r["setpoints"] for r in body["recommendations"]] == [r["setpoints"] for r in local["recommendations"]]
+    np.testing.assert_allclose([r["p_constraints"] for r in body["recommendations"]],
+                               [r["p_constraints"] for r in local["recommendations"]], atol=1e-6)
+    for ask_bad, loc in (({"objective": "max:speed"}, ["body", "objective"]),
+                         ({"objective": "max:feedrate", "bounds": {"feedrate": [9, 3]}}, ["body", "bounds"]),
+                         ({"objective": "max:feedrate", "constraints": ["scrap<0.1"]}, ["body", "constraints"]),
+                         ({"objective": "max:feedrate", "next": 50}, ["body", "next"]),
+                         ({"objective": "max:feedrate", "speed": 1}, ["body", "speed"])):
+        bad = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json=ask_bad, timeout=60)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
+    wrong = httpx.post(f"{url}/v1/models/plant-a/recommend", json={"objective": "max:feedrate"}, timeout=60)
+    assert wrong.status_code == 422 and "not a process surrogate" in wrong.text
+    predict = httpx.post(f"{url}/v1/models/cnc-quality/predict", json={"windows": [[[0.0]]]}, timeout=60)
+    assert predict.status_code == 422 and "/v1/models/cnc-quality/recommend" in predict.text
+    registry.delete("cnc-quality")

@@ -222,3 +222,35 @@ def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
                     "strategy.options.freeze_epochs=1", metric="test_macro_f1")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["text"]["max_length"] == 16 and meta["output"]["classes"] == ["degraded", "failed", "routine"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster, tmp_path, cli):
+    """`process fit --workers 2`: folds and ensemble members are shared out between two Ray Train
+    workers; the ensemble and its leave-one-run-out scores equal those of one process."""
+    import json
+
+    import numpy as np
+
+    from transferline.catalog import Catalog
+    from transferline.process import SurrogateConfig, fit_surrogate, leave_one_run_out, load_process_data, predict
+    from transferline.process.store import load_surrogate
+    from transferline.sample_data import sample_path
+
+    code, _, err = cli("ingest", "cnc-mill", sample_path("cnc_mill"), "--name", "cnc", "--catalog", tmp_path / "cat",
+                       "--quiet")
+    assert code == 0, err
+    code, out, err = cli("process", "fit", "--dataset", "cnc", "--catalog", tmp_path / "cat", "--out", tmp_path / "run",
+                         "--members", "6", "--epochs", "60", "--workers", "2")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["ray"] == {"workers": 2, "ray_nodes": 1}
+    data = load_process_data(Catalog(tmp_path / "cat"), "cnc")
+    config = SurrogateConfig(members=6, epochs=60)
+    model, _ = load_surrogate(tmp_path / "run")
+    np.testing.assert_allclose(predict(model, data.X), predict(fit_surrogate(data, config), data.X), atol=1e-5)
+    single = leave_one_run_out(data, config)["metrics"]
+    for outcome, scores in single.items():
+        for key, value in scores.items():
+            assert metrics["loeo"][outcome][key] == pytest.approx(value, abs=1e-6), (outcome, key)

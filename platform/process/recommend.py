@@ -1,0 +1,286 @@
+"""Set-point recommendation from a quality surrogate: the best set-points within bounds that meet
+every constraint with enough probability, and the next experiment to run (BoTorch).
+
+``objective`` maximizes or minimizes a set-point (throughput: ``max:feedrate``) or an outcome;
+``constraints`` bound outcomes (``passed_visual_inspection>=0.9``: the predicted probability of
+passing, or a numeric outcome's value). Probabilities are shares of ensemble members: a candidate
+meets the constraints with probability 0.8 when 80 % of the members predict it does.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import TransferlineError
+from .surrogate import summarize
+from .table import Outcome
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(>=|<=|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
+
+
+class RecommendError(TransferlineError):
+    """A recommendation that cannot be asked: unknown variables, empty bounds, a malformed constraint.
+    ``field`` names the request field (``bounds``, ``objective``, ``constraints``, ``current``...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to optimize over a surrogate with inputs ``setpoints`` and ``outcomes``."""
+
+    setpoints: list[str]
+    outcomes: list[Outcome]
+    bounds: dict[str, tuple[float, float]]
+    objective: tuple[str, str]  # ("max" | "min", variable)
+    constraints: list[tuple[str, str, float]] = field(default_factory=list)
+    min_probability: float = 0.8
+
+    @classmethod
+    def parse(cls, setpoints: list[str], outcomes: list[Outcome], ranges: dict[str, list[float]], *,
+              bounds: dict[str, tuple[float, float]] | None, objective: str, constraints: list[str] | None = None,
+              min_probability: float = 0.8) -> "Problem":
+        """``bounds`` per set-point (those not given range over the data), ``objective`` ``max:NAME`` or
+        ``min:NAME``, ``constraints`` like ``passed_visual_inspection>=0.9``."""
+        names = [o.name for o in outcomes]
+        given = {}
+        for name, span in (bounds or {}).items():
+            if name not in setpoints:
+                raise RecommendError("bounds", f"{name!r} is not a set-point of this model (set-points: "
+                                               f"{', '.join(setpoints)})")
+            if len(span) != 2 or not all(np.isfinite(v) for v in span):
+                raise RecommendError("bounds", f"{name}: expected two finite numbers, low and high")
+            low, high = (float(v) for v in span)
+            if not low <= high:
+                raise RecommendError("bounds", f"{name}: the low end {low:g} exceeds the high end {high:g}")
+            given[name] = (low, high)
+        full = {name: given.get(name, tuple(ranges[name])) for name in setpoints}
+        direction, _, variable = objective.partition(":")
+        if direction not in ("max", "min") or variable not in setpoints + names:
+            raise RecommendError("objective", f"{objective!r}: expected max:NAME or min:NAME with NAME a set-point "
+                                              f"({', '.join(setpoints)}) or an outcome ({', '.join(names)})")
+        parsed = []
+        for text in constraints or []:
+            match = _CONSTRAINT.match(text)
+            if not match or match.group(1) not in names:
+                raise RecommendError("constraints", f"{text!r}: expected OUTCOME>=NUMBER (or <=, >, <) with OUTCOME "
+                                                    f"one of {', '.join(names)}")
+            parsed.append((match.group(1), match.group(2), float(match.group(3))))
+        if not 0 < min_probability <= 1:
+            raise RecommendError("min_probability", "a number in (0, 1]")
+        return cls(setpoints, outcomes, full, (direction, variable), parsed, min_probability)
+
+    def warnings(self, ranges: dict[str, list[float]]) -> list[str]:
+        """Bounds reaching outside the data the surrogate was fitted on: extrapolation."""
+        out = []
+        for name, (lo, hi) in self.bounds.items():
+            dlo, dhi = ranges[name]
+            if lo < dlo or hi > dhi:
+                out.append(f"{name}: bounds {lo:g}:{hi:g} reach outside the fitted data ({dlo:g}:{dhi:g}); predictions "
+                           "there are extrapolations")
+        return out
+
+    def objective_values(self, X: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The objective per candidate and member ``[n, members]``, signed so that larger is better."""
+        direction, name = self.objective
+        if name in self.setpoints:
+            f = np.repeat(X[:, self.setpoints.index(name)][:, None], values.shape[1], axis=1)
+        else:
+            f = values[:, :, [o.name for o in self.outcomes].index(name)]
+        return f if direction == "max" else -f
+
+    def feasible(self, values: np.ndarray) -> np.ndarray:
+        """Whether each member meets every constraint at each candidate, ``[n, members]``."""
+        names = [o.name for o in self.outcomes]
+        ok = np.ones(values.shape[:2], dtype=bool)
+        for name, op, bound in self.constraints:
+            ok &= _OPS[op](values[:, :, names.index(name)], bound)
+        return ok
+
+
+def candidates(problem: Problem, n: int = 2048, seed: int = 0) -> np.ndarray:
+    """A scrambled Sobol design over the bounds plus every corner of the box (optima sit there often)."""
+    lo = np.array([problem.bounds[s][0] for s in problem.setpoints])
+    hi = np.array([problem.bounds[s][1] for s in problem.setpoints])
+    unit = torch.quasirandom.SobolEngine(len(lo), scramble=True, seed=seed).draw(n).double().numpy()
+    corners = np.array(np.meshgrid(*[[0.0, 1.0]] * len(lo))).reshape(len(lo), -1).T
+    return lo + np.concatenate([corners, unit]) * (hi - lo)
+
+
+def recommend(members_of, problem: Problem, *, observed_X: np.ndarray, observed_Y: np.ndarray,
+              current: dict[str, float] | None = None, top: int = 5, n_candidates: int = 2048, seed: int = 0) -> dict:
+    """The ``top`` set-points: feasible with probability ≥ ``min_probability``, best expected
+    objective first, mutually distinct (≥ 5 % of the box apart). ``members_of(X)`` returns the
+    surrogate's members ``[n, members, k, 2]``. The reference for expected improvement is
+    ``current`` if given, else the best observed run that met every constraint."""
+    X = candidates(problem, n_candidates, seed)
+    members = members_of(X)
+    values = members[..., 0]
+    f, ok = problem.objective_values(X, values), problem.feasible(values)
+    p_feasible = ok.mean(axis=1)
+    reference, ref_from = _reference(problem, observed_X, observed_Y, current, members_of)
+    ei = (np.maximum(f - reference, 0.0) * ok).mean(axis=1) if reference is not None else np.full(len(X), np.nan)
+    expected = f.mean(axis=1)
+    summary = summarize(members, problem.outcomes)
+    meets = p_feasible >= problem.min_probability
+    order = np.lexsort((-p_feasible, -expected))
+    chosen = _distinct(X, order[meets[order]], problem, top)
+    rows = [_row(X[i], problem, summary, i, p_feasible[i], ei[i], expected[i]) for i in chosen]
+    answer = {"feasible": bool(meets.any()), "recommendations": rows, "reference": reference_dict(reference, ref_from, problem),
+              "objective": list(problem.objective), "constraints": [f"{n}{o}{b:g}" for n, o, b in problem.constraints],
+              "min_probability": problem.min_probability, "candidates": len(X)}
+    if not meets.any():
+        best = int(np.argmax(p_feasible))
+        answer["closest"] = _row(X[best], problem, summary, best, p_feasible[best], ei[best], expected[best])
+        answer["message"] = (f"no set-point within the bounds meets {' and '.join(answer['constraints'])} with probability "
+                             f"≥ {problem.min_probability:g}; the closest reaches {p_feasible[best]:.2f} at "
+                             + ", ".join(f"{s}={v:.4g}" for s, v in zip(problem.setpoints, X[best])))
+    return answer
+
+
+def _reference(problem, observed_X, observed_Y, current, members_of):
+    direction, name = problem.objective
+    sign = 1.0 if direction == "max" else -1.0
+    if current:
+        missing = [s for s in problem.setpoints if s not in current]
+        unknown = [s for s in current if s not in problem.setpoints]
+        if missing or unknown:
+            raise RecommendError("current", f"needs every set-point and only those ({', '.join(problem.setpoints)}); "
+                                            + (f"missing {', '.join(missing)}" if missing else f"unknown {unknown[0]!r}"))
+        if not all(np.isfinite(v) for v in current.values()):
+            raise RecommendError("current", "values must be finite numbers")
+        x = np.array([[current[s] for s in problem.setpoints]])
+        return float(problem.objective_values(x, members_of(x)[..., 0]).mean()), "current"
+    names = [o.name for o in problem.outcomes]
+    ok = np.ones(len(observed_X), dtype=bool)
+    for cname, op, bound in problem.constraints:
+        col = observed_Y[:, names.index(cname)]
+        ok &= ~np.isnan(col) & _OPS[op](np.nan_to_num(col, nan=-np.inf if op in (">=", ">") else np.inf), bound)
+    if name in problem.setpoints:
+        f = sign * observed_X[:, problem.setpoints.index(name)]
+    else:
+        f = sign * observed_Y[:, names.index(name)]
+    ok &= ~np.isnan(f)
+    if not ok.any():
+        return None, "none"
+    return float(f[ok].max()), "best observed run meeting the constraints"
+
+
+def reference_dict(reference, source, problem) -> dict:
+    direction = problem.objective[0]
+    value = None if reference is None else (reference if direction == "max" else -reference)
+    return {"objective": value, "from": source}
+
+
+def _distinct(X, order, problem, top) -> list[int]:
+    span = np.array([max(problem.bounds[s][1] - problem.bounds[s][0], 1e-12) for s in problem.setpoints])
+    chosen = []
+    for i in order:
+        if all(np.max(np.abs(X[i] - X[j]) / span) >= 0.05 for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def _row(x, problem, summary, i, p_feasible, ei, expected) -> dict:
+    direction = problem.objective[0]
+    return {"setpoints": {s: float(v) for s, v in zip(problem.setpoints, x)},
+            "outcomes": {o.name: {"mean": float(summary["mean"][i, j]), "interval_90": [float(summary["lo"][i, j]),
+                                                                                    float(summary["hi"][i, j])],
+                                  **({"of": f"P({o.name}={o.positive})"} if o.kind == "binary" else {})}
+                         for j, o in enumerate(problem.outcomes)},
+            "p_constraints": float(p_feasible),
+            "objective": float(expected if direction == "max" else -expected),
+            "expected_improvement": None if np.isnan(ei) else float(ei)}
+
+
+def answer_for(model, meta: dict, *, bounds, objective, constraints, min_probability=0.8, top=5, current=None,
+               next_q=0, seed=0) -> dict:
+    """The whole recommendation (used by the CLI and the server alike)."""
+    from .store import observed, outcomes_of
+    from .surrogate import predict
+
+    if not 1 <= top <= 100:
+        raise RecommendError("top", "between 1 and 100")
+    if not 0 <= next_q <= 8:
+        raise RecommendError("next", "between 0 and 8 experiments")
+
+    outcomes = outcomes_of(meta)
+    problem = Problem.parse(meta["setpoints"], outcomes, meta["ranges"], bounds=bounds, objective=objective,
+                            constraints=constraints, min_probability=min_probability)
+    X, Y = observed(meta)
+    answer = recommend(lambda x: predict(model, x), problem, observed_X=X, observed_Y=Y, current=current or None,
+                       top=top, seed=seed)
+    answer["warnings"] = problem.warnings(meta["ranges"])
+    answer["bounds"] = {k: list(v) for k, v in problem.bounds.items()}
+    if next_q:
+        answer.update(next_experiments(model, problem, X, q=next_q, seed=seed))
+    return answer
+
+
+def next_experiments(module: torch.nn.Module, problem: Problem, observed_X: np.ndarray, *, q: int = 1,
+                     seed: int = 0) -> dict:
+    """The next ``q`` experiments by constrained batch Bayesian optimization: BoTorch's
+    qLogNoisyExpectedImprovement on the ensemble (each member one posterior sample), with the
+    constraints as feasibility weights, maximized by ``optimize_acqf`` within the bounds."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.acquisition.objective import GenericMCObjective
+    from botorch.optim import optimize_acqf
+
+    model = SurrogateModel(module, len(problem.outcomes))
+    names = [o.name for o in problem.outcomes]
+    direction, variable = problem.objective
+    sign = 1.0 if direction == "max" else -1.0
+    if variable in problem.setpoints:
+        col = problem.setpoints.index(variable)
+        objective = GenericMCObjective(lambda Y, X: sign * X[..., col].expand(Y.shape[:-1]))
+    else:
+        col = names.index(variable)
+        objective = GenericMCObjective(lambda Y, X: sign * Y[..., col])
+    constraints = [_constraint(names.index(n), op, b) for n, op, b in problem.constraints]
+    bounds = torch.tensor([[problem.bounds[s][0] for s in problem.setpoints],
+                           [problem.bounds[s][1] for s in problem.setpoints]], dtype=torch.float32)
+    baseline = torch.as_tensor(np.clip(observed_X, bounds[0].numpy(), bounds[1].numpy()), dtype=torch.float32)
+    torch.manual_seed(seed)
+    acq = qLogNoisyExpectedImprovement(model, X_baseline=baseline, objective=objective, constraints=constraints or None,
+                                       prune_baseline=False, cache_root=False)
+    X, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=8, raw_samples=256, sequential=True)
+    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row)} for row in X.detach().numpy()],
+            "acquisition": "qLogNoisyExpectedImprovement (BoTorch)", "log_acquisition_value": float(value.sum())}
+
+
+def _constraint(index: int, op: str, bound: float):
+    """BoTorch's convention: a constraint is met where the callable is ≤ 0."""
+    if op in (">=", ">"):
+        return lambda Z: bound - Z[..., index]
+    return lambda Z: Z[..., index] - bound
+
+
+def _ensemble_model():
+    from botorch.models.ensemble import EnsembleModel
+
+    class _Surrogate(EnsembleModel):
+        def __init__(self, module, k):
+            super().__init__()
+            self.module, self._num_outputs = module, k
+
+        def forward(self, X):
+            flat = self.module(X.reshape(-1, X.shape[-1]))[..., 0]  # [members, n, k]
+            out = flat.reshape(flat.shape[0], *X.shape[:-1], flat.shape[-1])  # [members, ..., q, k]
+            return out.movedim(0, -3)
+
+    return _Surrogate
+
+
+def SurrogateModel(module: torch.nn.Module, k: int):
+    """The surrogate (eager or exported) as a BoTorch ensemble model: ``batch x members x q x k``."""
+    return _ensemble_model()(module, k)

@@ -1,0 +1,107 @@
+"""A fitted surrogate on disk (a run folder the model registry can register) and back.
+
+Run folder: ``model.safetensors`` (the ensemble), ``model.json`` (how to rebuild it, its set-points,
+outcomes, the data's ranges and the observed runs), ``config.yaml``, ``metrics.json``
+(leave-one-run-out). Written in a sibling staging folder and renamed into place: a crash leaves
+no half-written run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..errors import TransferlineError
+from .surrogate import EnsembleMLP, SurrogateConfig, from_state
+from .table import Outcome, ProcessData
+
+KIND = "process_surrogate"
+ATOL = 1e-5
+
+
+def save_surrogate(out: str | os.PathLike, model: EnsembleMLP, data: ProcessData, config: SurrogateConfig,
+                   metrics: dict) -> Path:
+    """Writes the run folder ``out`` (which must not exist yet) atomically."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    if out.exists():
+        raise TransferlineError(f"{out} exists; pass a new --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    stage.mkdir()
+    try:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
+        meta = {"kind": KIND, "dataset": data.dataset, "setpoints": data.setpoints,
+                "outcomes": [o.to_dict() for o in data.outcomes], "surrogate": asdict(config),
+                "ranges": data.ranges(), "observed": {"runs": data.runs, "X": data.X.tolist(),
+                                                      "Y": [[None if np.isnan(v) else float(v) for v in row]
+                                                            for row in data.Y]}}
+        (stage / "model.json").write_text(json.dumps(meta, indent=2))
+        (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": data.dataset},
+                                                           "surrogate": asdict(config)}, sort_keys=False))
+        (stage / "metrics.json").write_text(json.dumps({**metrics, "epochs_run": config.epochs}, indent=2))
+        os.rename(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def load_surrogate(folder: str | os.PathLike) -> tuple[EnsembleMLP, dict]:
+    """The eager ensemble and its ``model.json`` from a run folder or a registry version folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    if meta.get("kind") != KIND:
+        raise TransferlineError(f"{folder} holds no process surrogate (model.json kind {meta.get('kind')!r})")
+    return from_state(load_file(str(folder / "model.safetensors"))), meta
+
+
+def outcomes_of(meta: dict) -> list[Outcome]:
+    return [Outcome(**o) for o in meta["outcomes"]]
+
+
+def observed(meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(meta["observed"]["X"], dtype=np.float64)
+    Y = np.array([[np.nan if v is None else v for v in row] for row in meta["observed"]["Y"]], dtype=np.float64)
+    return X, Y
+
+
+def describe_surrogate(run_dir: Path, out: Path) -> dict:
+    """The registry's side of a surrogate run: copies the weights, exports TorchScript (set-points
+    ``[n, d]`` → ``[members, n, outcomes, 2]``), checks it against the eager ensemble, and returns
+    the entry fields."""
+    from ..model_registry._export import load_exported
+
+    model, meta = load_surrogate(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for fname in ("model.safetensors", "model.json"):
+        shutil.copyfile(run_dir / fname, out / fname)
+    lo = torch.tensor([r[0] for r in meta["ranges"].values()])
+    hi = torch.tensor([r[1] for r in meta["ranges"].values()])
+    example = lo + torch.rand(4, len(lo), generator=torch.Generator().manual_seed(0)) * (hi - lo)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+        torch.jit.trace(model, example, check_trace=False).save(str(out / "model.ts"))
+        eager, exported = model(example), load_exported(out / "model.ts")(example)
+    if not torch.allclose(eager, exported, atol=ATOL, rtol=ATOL):
+        raise TransferlineError(f"the exported surrogate differs from the eager one by {(eager - exported).abs().max():.2e}")
+    config = meta["surrogate"]
+    return {"task": {"name": "process_outcome", "type": "process", "options": {}},
+            "modality": "tabular",
+            "encoder": {"name": "process/ensemble-mlp", "options": {"members": config["members"], "hidden": config["hidden"]}},
+            "input": {"tabular": {"columns": meta["setpoints"], "ranges": meta["ranges"]}},
+            "output": {"kind": "outcomes", "outcomes": meta["outcomes"], "shape": ["members", "n", "outcomes", 2]},
+            "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "runs": len(meta["observed"]["runs"]),
+                        "seed": config["seed"]},
+            "metrics": metrics}
