@@ -30,6 +30,14 @@ def add_parsers(sub) -> None:
     fit.add_argument("--epochs", type=int, default=300, help="full-batch training steps per member (default 300)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--no-eval", action="store_true", help="skip the leave-one-run-out evaluation")
+    fit.add_argument("--compare-signals", nargs="*", choices=["scratch", "tool_wear"], metavar="ENCODER",
+                     help="also score set-points plus features of each run's first seconds of signals (an encoder "
+                          "pretrained on the tool-wear task per fold: tool_wear; at random init: scratch); the model "
+                          "written stays on set-points, which is what recommendation can vary")
+    fit.add_argument("--signal-steps", type=int, default=120, help="with --compare-signals: rows per run (default 120)")
+    fit.add_argument("--signal-phase", default="Layer 1",
+                     help="with --compare-signals: count rows from where the phase column starts with this (default "
+                          "'Layer 1'; '' for the run's start)")
     dist = fit.add_argument_group("Ray Train (folds and ensemble members shared out among workers)")
     dist.add_argument("--workers", type=int, help="fit with N Ray Train workers (default: in this process)")
     dist.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
@@ -111,11 +119,31 @@ def run_process(args) -> int:
     if held_out is not None:
         metrics.update(loeo=outcome_metrics(data, held_out), baselines=baseline_metrics(data))
         print(_table(metrics))
+    if args.compare_signals:
+        metrics["with_signals"] = _with_signals(args, data, config)
     if not args.workers:
         model = fit_surrogate(data, config)
     out = save_surrogate(args.out, model, data, config, metrics)
     print(f"wrote {out} (register it: transferline models register {out} --name NAME)")
     return 0
+
+
+def _with_signals(args, data, config) -> dict:
+    """Leave-one-run-out scores of set-points plus signal features, per encoder asked for."""
+    from ..catalog import Catalog
+    from .evaluate import baseline_metrics, leave_one_run_out
+    from .features import SignalFeatures, fold_features, run_windows
+
+    out = {}
+    for pretrain in args.compare_signals:
+        spec = SignalFeatures(steps=args.signal_steps, phase=args.signal_phase or None, pretrain=pretrain,
+                              seed=args.seed)
+        windows = run_windows(Catalog(args.catalog), data, spec)
+        held = leave_one_run_out(data, config, features=lambda train: fold_features(windows, data, train, spec))
+        out[pretrain] = held["metrics"]
+        print(f"set-points + first {spec.steps} steps of signals ({pretrain} encoder):")
+        print(_table({"loeo": held["metrics"], "baselines": baseline_metrics(data)}))
+    return out
 
 
 def _table(metrics: dict) -> str:
