@@ -61,6 +61,9 @@ def add_parsers(sub) -> None:
                           "run that met the constraints)")
     opt.add_argument("--next", type=int, default=0, metavar="Q",
                      help="also propose the next Q experiments (batch Bayesian optimization, BoTorch)")
+    opt.add_argument("--warm-start", nargs="*", default=[], metavar="MODEL",
+                     help="with --next: other machines' registered surrogates whose experiments warm-start the next "
+                          "ones (multi-task GPs; each source's weight is printed)")
     opt.add_argument("--seed", type=int, default=0, help="random seed of the candidate design (default 0)")
     opt.add_argument("--json", action="store_true", help="print the whole answer as JSON")
     opt.add_argument("--models", metavar="DIR", dest="models_root",
@@ -178,10 +181,17 @@ def run_optimize(args) -> int:
                                 "(fit one with `transferline process fit`)")
     registry.verify(entry)
     model, meta = load_surrogate(registry.path(entry.name, entry.version))
+    sources = {}
+    for ref in args.warm_start:
+        other = registry.get(ref)
+        if other.task.get("name") != "process_outcome":
+            raise TransferlineError(f"--warm-start {ref}: not a process surrogate")
+        registry.verify(other)
+        sources[other.ref] = load_surrogate(registry.path(other.name, other.version))[1]
     answer = answer_for(model, meta, bounds=_bounds(args.bounds), objective=args.objective, constraints=args.constraint,
                         min_probability=args.min_probability, top=args.top,
                         current=_numbers(_pairs(args.current, "--current"), "current"),
-                        next_q=args.next, seed=args.seed)
+                        next_q=args.next, seed=args.seed, warm_start=sources or None)
     answer = {"model": entry.ref, **answer}
     if args.json:
         print(json.dumps(answer, indent=2))
@@ -210,4 +220,10 @@ def render(answer: dict) -> str:
             lines.append(f"     {o.get('of', name):40s} {o['mean']:.3f}  [{lo:.3f}, {hi:.3f}]")
     for i, x in enumerate(answer.get("next", []), 1):
         lines.append(f"next experiment {i}: " + ", ".join(f"{k}={v:.4g}" for k, v in x.items()))
+    for outcome, weights in (answer.get("warm_start") or {}).items():
+        lines.append(f"warm start, {outcome}: " + "; ".join(
+            f"{src} {'kept' if w['kept'] else 'left out'}"
+            + (f", ranks this machine's runs {w['ranking']:.2f}" if w["ranking"] is not None else "")
+            + (f", task correlation {w['correlation']:.2f}" if w["correlation"] is not None else "")
+            for src, w in weights.items()))
     return "\n".join(lines)

@@ -204,8 +204,9 @@ def _row(x, problem, summary, i, p_feasible, ei, expected) -> dict:
 
 
 def answer_for(model, meta: dict, *, bounds, objective, constraints, min_probability=0.8, top=5, current=None,
-               next_q=0, seed=0) -> dict:
-    """The whole recommendation (used by the CLI and the server alike)."""
+               next_q=0, seed=0, warm_start: dict[str, dict] | None = None) -> dict:
+    """The whole recommendation (used by the CLI and the server alike); ``warm_start`` (model name →
+    ``model.json`` of other machines' surrogates) warm-starts the next experiments."""
     from .store import observed, outcomes_of
     from .surrogate import predict
 
@@ -222,8 +223,11 @@ def answer_for(model, meta: dict, *, bounds, objective, constraints, min_probabi
                        top=top, seed=seed)
     answer["warnings"] = problem.warnings(meta["ranges"])
     answer["bounds"] = {k: list(v) for k, v in problem.bounds.items()}
+    if warm_start and not next_q:
+        raise RecommendError("warm_start", "warm starting picks the next experiments: ask for them (next >= 1)")
     if next_q:
-        answer.update(next_experiments(model, problem, X, q=next_q, seed=seed))
+        answer.update(warm_next_experiments(problem, meta, warm_start, q=next_q, seed=seed) if warm_start
+                      else next_experiments(model, problem, X, q=next_q, seed=seed))
     return answer
 
 
@@ -233,19 +237,11 @@ def next_experiments(module: torch.nn.Module, problem: Problem, observed_X: np.n
     qLogNoisyExpectedImprovement on the ensemble (each member one posterior sample), with the
     constraints as feasibility weights, maximized by ``optimize_acqf`` within the bounds."""
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-    from botorch.acquisition.objective import GenericMCObjective
     from botorch.optim import optimize_acqf
 
     model = SurrogateModel(module, len(problem.outcomes))
     names = [o.name for o in problem.outcomes]
-    direction, variable = problem.objective
-    sign = 1.0 if direction == "max" else -1.0
-    if variable in problem.setpoints:
-        col = problem.setpoints.index(variable)
-        objective = GenericMCObjective(lambda Y, X: sign * X[..., col].expand(Y.shape[:-1]))
-    else:
-        col = names.index(variable)
-        objective = GenericMCObjective(lambda Y, X: sign * Y[..., col])
+    objective = _objective(problem, names)
     constraints = [_constraint(names.index(n), op, b) for n, op, b in problem.constraints]
     bounds = torch.tensor([[problem.bounds[s][0] for s in problem.setpoints],
                            [problem.bounds[s][1] for s in problem.setpoints]], dtype=torch.float32)
@@ -256,6 +252,79 @@ def next_experiments(module: torch.nn.Module, problem: Problem, observed_X: np.n
     X, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=8, raw_samples=256, sequential=True)
     return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row)} for row in X.detach().numpy()],
             "acquisition": "qLogNoisyExpectedImprovement (BoTorch)", "log_acquisition_value": float(value.sum())}
+
+
+def warm_next_experiments(problem: Problem, meta: dict, sources: dict[str, dict], *, q: int = 1, seed: int = 0) -> dict:
+    """The next ``q`` experiments on this machine, warm-started from other machines' experiments
+    (``sources``: model name → that surrogate's ``model.json``): each outcome the objective or a
+    constraint names gets a BoTorch ``MultiTaskGP`` over this machine's runs and every source's
+    (a source that orders this machine's runs no better than chance is left out; see
+    :mod:`~transferline.process.warm_start`), and qLogNoisyExpectedImprovement with the constraints
+    as feasibility weights picks the points. Returns the points and, per outcome, each source's weight."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.models import ModelListGP
+    from botorch.optim import optimize_acqf
+
+    from .store import observed
+    from .warm_start import SourceTask, _unit, scale_of, task_model
+
+    names = [o.name for o in problem.outcomes]
+    for source, other in sources.items():
+        if other["setpoints"] != problem.setpoints:
+            raise RecommendError("warm_start", f"{source} takes set-points {other['setpoints']}, this model "
+                                               f"{problem.setpoints}: warm starting needs the same ones")
+    direction, variable = problem.objective
+    modeled = list(dict.fromkeys([n for n, _, _ in problem.constraints] + ([variable] if variable in names else [])))
+    if not modeled:
+        raise RecommendError("warm_start", "nothing to warm-start: the objective is a set-point and there are no "
+                                           "constraints on outcomes")
+    bounds = np.array([[problem.bounds[s][0] for s in problem.setpoints],
+                       [problem.bounds[s][1] for s in problem.setpoints]])
+    X, Y = observed(meta)
+    torch.manual_seed(seed)
+    models, weights, scales = [], {}, {}
+    for name in modeled:
+        j = names.index(name)
+        seen = ~np.isnan(Y[:, j])
+        tasks = []
+        for source, other in sources.items():
+            other_names = [o["name"] for o in other["outcomes"]]
+            if name in other_names:
+                Xs, Ys = observed(other)
+                col = Ys[:, other_names.index(name)]
+                tasks.append(SourceTask(source, Xs[~np.isnan(col)], col[~np.isnan(col)]))
+        model, weights[name], _ = task_model(X[seen], Y[seen, j], bounds, tasks)
+        models.append(model)
+        scales[name] = scale_of(Y[seen, j])
+    objective = _objective(problem, modeled)
+    constraints = []
+    for name, op, bound in problem.constraints:
+        mean, scale = scales[name]
+        constraints.append(_constraint(modeled.index(name), op, (bound - mean) / scale))
+    acq = qLogNoisyExpectedImprovement(ModelListGP(*models), X_baseline=_unit(np.clip(X, bounds[0], bounds[1]), bounds),
+                                       objective=objective, constraints=constraints or None, prune_baseline=False,
+                                       cache_root=False)
+    box = torch.tensor([[0.0] * len(problem.setpoints), [1.0] * len(problem.setpoints)], dtype=torch.double)
+    unit, value = optimize_acqf(acq, bounds=box, q=q, num_restarts=8, raw_samples=256, sequential=True)
+    points = bounds[0] + unit.detach().numpy() * (bounds[1] - bounds[0])
+    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row)} for row in points],
+            "acquisition": "qLogNoisyExpectedImprovement on multi-task GPs warm-started from "
+                           + ", ".join(sources) + " (BoTorch)",
+            "log_acquisition_value": float(value.sum()), "warm_start": weights}
+
+
+def _objective(problem: Problem, outputs: list[str]):
+    """BoTorch's objective for ``problem``, larger is better: a set-point read from the inputs (any
+    increasing rescaling of them will do) or the model output ``outputs`` names."""
+    from botorch.acquisition.objective import GenericMCObjective
+
+    direction, variable = problem.objective
+    sign = 1.0 if direction == "max" else -1.0
+    if variable in problem.setpoints:
+        col = problem.setpoints.index(variable)
+        return GenericMCObjective(lambda Z, X: sign * X[..., col].expand(Z.shape[:-1]))
+    col = outputs.index(variable)
+    return GenericMCObjective(lambda Z, X: sign * Z[..., col])
 
 
 def _constraint(index: int, op: str, bound: float):

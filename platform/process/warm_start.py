@@ -37,10 +37,15 @@ def _unit(X: np.ndarray, bounds: np.ndarray) -> torch.Tensor:
     return torch.as_tensor((np.asarray(X, float) - bounds[0]) / (bounds[1] - bounds[0]), dtype=torch.double)
 
 
-def _standard(y: np.ndarray) -> np.ndarray:
+def scale_of(y: np.ndarray) -> tuple[float, float]:
+    """The mean and scale a task's outputs are standardized with (scale 1 for one or equal values)."""
     y = np.asarray(y, float)
-    scale = y.std() if len(y) > 1 and y.std() > 1e-12 else 1.0
-    return (y - y.mean()) / scale
+    return float(y.mean()), float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
+
+
+def _standard(y: np.ndarray) -> np.ndarray:
+    mean, scale = scale_of(y)
+    return (np.asarray(y, float) - mean) / scale
 
 
 def _fit(model):
@@ -77,16 +82,13 @@ def ranking_accuracy(source: SourceTask, X: np.ndarray, y: np.ndarray, bounds: n
     return float(np.mean((np.sign(pred[i] - pred[j]) == np.sign(y[i] - y[j]))[differ]))
 
 
-def propose(X: np.ndarray, y: np.ndarray, bounds: np.ndarray, *, sources: list[SourceTask] = (), q: int = 1,
-            seed: int = 0, guard: bool = True, num_restarts: int = 6, raw_samples: int = 128) -> dict:
-    """The next ``q`` points for the target (observations ``X``, ``y``; larger ``y`` is better)
-    within ``bounds`` ``[2, d]``, warm-started from ``sources``. Returns ``{"next": [q, d],
-    "weights": {source: {"kept", "ranking", "correlation"}}, "model": "multi-task" | "single-task"}``."""
-    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+def task_model(X: np.ndarray, y: np.ndarray, bounds: np.ndarray, sources: list[SourceTask] = (), *,
+               guard: bool = True):
+    """The target's GP in the unit box: a ``MultiTaskGP`` with the kept sources (the target is task
+    0) or, with none kept, its own ``SingleTaskGP``. Returns ``(model, weights, task_column)``:
+    ``task_column`` is the index of the task input (None for a single-task model)."""
     from botorch.models import MultiTaskGP, SingleTaskGP
-    from botorch.optim import optimize_acqf
 
-    bounds = np.asarray(bounds, float)
     X, y = np.asarray(X, float), np.asarray(y, float)
     weights = {s.name: {"kept": True, "ranking": None, "correlation": None} for s in sources}
     kept = list(sources)
@@ -97,32 +99,53 @@ def propose(X: np.ndarray, y: np.ndarray, bounds: np.ndarray, *, sources: list[S
             weights[s.name].update(ranking=r, kept=r >= MIN_RANKING)
             if r >= MIN_RANKING:
                 kept.append(s)
-    torch.manual_seed(seed)
     target_x = _unit(X, bounds)
-    if kept:
-        tasks = [np.zeros(len(y))] + [np.full(len(s.y), i + 1) for i, s in enumerate(kept)]
-        xs = np.concatenate([target_x.numpy(), *[_unit(s.X, bounds).numpy() for s in kept]])
-        ys = np.concatenate([_standard(y), *[_standard(s.y) for s in kept]])
-        train_x = torch.as_tensor(np.column_stack([xs, np.concatenate(tasks)]), dtype=torch.double)
-        model = _fit(MultiTaskGP(train_x, torch.as_tensor(ys)[:, None], task_feature=-1, output_tasks=[0]))
-        with torch.no_grad():
-            cov = model.covar_module.kernels[1].covar_matrix.to_dense().numpy()
-        for i, s in enumerate(kept, start=1):
-            weights[s.name]["correlation"] = float(cov[0, i] / np.sqrt(cov[0, 0] * cov[i, i]))
-        baseline = torch.column_stack([target_x, torch.zeros(len(y), dtype=torch.double)])
-        fixed = {target_x.shape[1]: 0.0}
-    else:
-        model = _fit(SingleTaskGP(target_x, torch.as_tensor(_standard(y))[:, None]))
-        baseline, fixed = target_x, None
-    for s in sources:
-        if s not in kept:
-            weights[s.name]["kept"] = False
-    acq = qLogNoisyExpectedImprovement(model, X_baseline=baseline, prune_baseline=False, cache_root=False)
-    d = target_x.shape[1]
-    box = torch.tensor([[0.0] * d + ([0.0] if fixed else []), [1.0] * d + ([0.0] if fixed else [])],
-                       dtype=torch.double)
-    candidate, _ = optimize_acqf(acq, bounds=box, q=q, num_restarts=num_restarts, raw_samples=raw_samples,
-                                 fixed_features=fixed, sequential=True)
-    unit = candidate[:, :d].detach().numpy()
+    if not kept:
+        for w in weights.values():
+            w["kept"] = False
+        return _fit(SingleTaskGP(target_x, torch.as_tensor(_standard(y))[:, None])), weights, None
+    tasks = [np.zeros(len(y))] + [np.full(len(s.y), i + 1) for i, s in enumerate(kept)]
+    xs = np.concatenate([target_x.numpy(), *[_unit(s.X, bounds).numpy() for s in kept]])
+    ys = np.concatenate([_standard(y), *[_standard(s.y) for s in kept]])
+    train_x = torch.as_tensor(np.column_stack([xs, np.concatenate(tasks)]), dtype=torch.double)
+    model = _fit(MultiTaskGP(train_x, torch.as_tensor(ys)[:, None], task_feature=-1, output_tasks=[0]))
+    with torch.no_grad():
+        cov = model.covar_module.kernels[1].covar_matrix.to_dense().numpy()
+    for i, s in enumerate(kept, start=1):
+        weights[s.name]["correlation"] = float(cov[0, i] / np.sqrt(cov[0, 0] * cov[i, i]))
+    return model, weights, target_x.shape[1]
+
+
+def propose(X: np.ndarray, y: np.ndarray, bounds: np.ndarray, *, sources: list[SourceTask] = (), q: int = 1,
+            seed: int = 0, guard: bool = True, num_restarts: int = 6, raw_samples: int = 128) -> dict:
+    """The next ``q`` points for the target (observations ``X``, ``y``; larger ``y`` is better)
+    within ``bounds`` ``[2, d]``, warm-started from ``sources``. Returns ``{"next": [q, d],
+    "weights": {source: {"kept", "ranking", "correlation"}}, "model": "multi-task" | "single-task"}``."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.optim import optimize_acqf
+
+    bounds = np.asarray(bounds, float)
+    torch.manual_seed(seed)
+    model, weights, task_column = task_model(X, y, bounds, sources, guard=guard)
+    acq = qLogNoisyExpectedImprovement(model, X_baseline=_baseline(X, bounds, task_column), prune_baseline=False,
+                                       cache_root=False)
+    candidate, _ = optimize_acqf(acq, bounds=_box(bounds.shape[1], task_column), q=q, num_restarts=num_restarts,
+                                 raw_samples=raw_samples, fixed_features=_fixed(task_column), sequential=True)
+    unit = candidate[:, :bounds.shape[1]].detach().numpy()
     return {"next": bounds[0] + unit * (bounds[1] - bounds[0]), "weights": weights,
-            "model": "multi-task" if kept else "single-task"}
+            "model": "single-task" if task_column is None else "multi-task"}
+
+
+def _baseline(X: np.ndarray, bounds: np.ndarray, task_column: int | None) -> torch.Tensor:
+    """The target's observations as model inputs (with the target's task id where there is a task input)."""
+    unit = _unit(X, bounds)
+    return unit if task_column is None else torch.column_stack([unit, torch.zeros(len(unit), dtype=torch.double)])
+
+
+def _box(d: int, task_column: int | None) -> torch.Tensor:
+    extra = [] if task_column is None else [0.0]
+    return torch.tensor([[0.0] * d + extra, [1.0] * d + extra], dtype=torch.double)
+
+
+def _fixed(task_column: int | None) -> dict | None:
+    return None if task_column is None else {task_column: 0.0}

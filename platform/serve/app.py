@@ -64,6 +64,9 @@ class RecommendRequest(BaseModel):
                                                                "improvement (default: the best observed run meeting "
                                                                "the constraints)")
     next: int = Field(0, description="also propose the next N experiments (0-8; BoTorch)")
+    warm_start: list[str] = Field(default_factory=list, max_length=8,
+                                  description="other machines' surrogates (name or name@version) whose experiments "
+                                              "warm-start the next experiments")
 
 
 class Recommendation(BaseModel):
@@ -84,6 +87,8 @@ class Recommendation(BaseModel):
     next: list[dict[str, float]] | None = Field(None, description="the next experiments, when asked for")
     acquisition: str | None = None
     log_acquisition_value: float | None = None
+    warm_start: dict[str, dict[str, dict]] | None = Field(None, description="per outcome, each source's weight: "
+                                                                            "kept, ranking, correlation")
 
 
 ERRORS = {400: {"model": Detail, "description": "a body that cannot be read as JSON"},
@@ -275,10 +280,24 @@ class ModelServer:
             model, meta = await asyncio.get_running_loop().run_in_executor(None, self._surrogate, entry)
         except IntegrityError as exc:
             raise HTTPException(409, detail=exc.public) from None
+        sources = {}
+        for i, ref in enumerate(body.warm_start):
+            try:
+                check_name(ref.partition("@")[0], "model", RegistryError)
+                other = self.registry.get(ref)
+            except RegistryError as exc:
+                raise _unprocessable(RequestError(["body", "warm_start", i], exc.public)) from None
+            if other.task.get("name") != "process_outcome":
+                raise _unprocessable(RequestError(["body", "warm_start", i], f"{other.ref} is not a process surrogate"))
+            try:
+                sources[other.ref] = (await asyncio.get_running_loop().run_in_executor(None, self._surrogate, other))[1]
+            except IntegrityError as exc:
+                raise HTTPException(409, detail=exc.public) from None
         try:
             answer = await asyncio.get_running_loop().run_in_executor(None, lambda: answer_for(
                 model, meta, bounds=body.bounds, objective=body.objective, constraints=body.constraints,
-                min_probability=body.min_probability, top=body.top, current=body.current, next_q=body.next))
+                min_probability=body.min_probability, top=body.top, current=body.current, next_q=body.next,
+                warm_start=sources or None))
         except RecommendError as exc:
             raise _unprocessable(RequestError(["body", exc.field], exc.message)) from None
         return {"model": entry.ref, **answer}

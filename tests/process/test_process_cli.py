@@ -83,3 +83,38 @@ def test_fit_refuses_an_existing_folder_and_writes_nothing_half(registered, cli)
     assert code == 2 and "exists" in err
     assert sorted(p.name for p in (root / "run").iterdir()) == before
     assert not [p for p in root.iterdir() if p.name.startswith(".run.")]
+
+
+def test_next_experiments_warm_started_from_another_machine(tmp_path, cli):
+    """Two 'machines' from the sample (odd and even experiments): machine B's next experiments are
+    warm-started from machine A's, and each source's weight is reported."""
+    import shutil
+
+    models = tmp_path / "models"
+    for machine, keep in (("a", 1), ("b", 0)):
+        root = tmp_path / machine
+        (root / "data").mkdir(parents=True)
+        lines = (sample_path("cnc_mill") / "train.csv").read_text().splitlines()
+        rows = [line for line in lines[1:] if int(line.split(",")[0]) % 2 == keep]
+        (root / "train.csv").write_text("\n".join([lines[0], *rows]) + "\n")
+        for line in rows:
+            name = f"experiment_{int(line.split(',')[0]):02d}.csv.gz"
+            shutil.copy(sample_path("cnc_mill") / "data" / name, root / "data" / name)
+        for args in (("ingest", "cnc-mill", root, "--name", f"cnc-{machine}", "--quiet"),
+                     ("process", "fit", "--dataset", f"cnc-{machine}", "--out", tmp_path / f"run-{machine}",
+                      "--members", "4", "--epochs", "60", "--no-eval"),
+                     ("models", "register", tmp_path / f"run-{machine}", "--name", f"cnc-{machine}", "--models", models)):
+            code, _, err = cli(*args, *(("--catalog", tmp_path / "cat") if args[0] != "models" else ()))
+            assert code == 0, err
+    code, out, err = cli("optimize", "--model", "cnc-b", "--models", models, "--objective", "max:feedrate",
+                         "--constraint", "passed_visual_inspection>=0.9", "--next", "1", "--warm-start", "cnc-a", "--json")
+    assert code in (0, 1), err
+    answer = json.loads(out)
+    weight = answer["warm_start"]["passed_visual_inspection"]["cnc-a@1"]
+    assert set(weight) == {"kept", "ranking", "correlation"} and 0 <= weight["ranking"] <= 1
+    assert "warm-started from cnc-a@1" in answer["acquisition"]
+    x = answer["next"][0]
+    assert 3 <= x["feedrate"] <= 20 and 2.5 <= x["clamp_pressure"] <= 4
+    code, _, err = cli("optimize", "--model", "cnc-b", "--models", models, "--objective", "max:feedrate",
+                       "--constraint", "passed_visual_inspection>=0.9", "--warm-start", "cnc-a")
+    assert code == 2 and "warm_start: warm starting picks the next experiments" in err

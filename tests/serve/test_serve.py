@@ -342,6 +342,12 @@ def test_process_surrogate_recommends_over_http(server, tmp_path):
                          ({"objective": "max:feedrate", "speed": 1}, ["body", "speed"])):
         bad = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json=ask_bad, timeout=60)
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == loc, bad.text
+    warm = httpx.post(f"{url}/v1/models/cnc-quality/recommend", timeout=120,
+                      json={**ask, "next": 1, "warm_start": ["cnc-quality"]})  # itself as the source: kept, correlated
+    assert warm.status_code == 200, warm.text
+    assert warm.json()["warm_start"]["passed_visual_inspection"]["cnc-quality@1"]["kept"] is True
+    unknown = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json={**ask, "next": 1, "warm_start": ["nope"]})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "warm_start", 0]
     wrong = httpx.post(f"{url}/v1/models/plant-a/recommend", json={"objective": "max:feedrate"}, timeout=60)
     assert wrong.status_code == 422 and "not a process surrogate" in wrong.text
     predict = httpx.post(f"{url}/v1/models/cnc-quality/predict", json={"windows": [[[0.0]]]}, timeout=60)
