@@ -213,6 +213,24 @@ def main() -> int:
                                              "test_accuracy": m["test_accuracy"]}
     print("generic waveforms", report["checks"]["waveforms/generic"], flush=True)
 
+    # process optimization: the vendored CNC sample; the tool-wear encoder behind the signal features
+    # trains on the GPU (device auto), the surrogate and BoTorch's next experiment run beside it
+    from transferline.process import SurrogateConfig, fit_surrogate, load_process_data
+    from transferline.process.features import SignalFeatures, fold_features, run_windows
+    from transferline.process.recommend import Problem, next_experiments
+
+    catalog.ingest("cnc", create_reader("cnc-mill")(sample_path("cnc_mill")))
+    data = load_process_data(catalog, "cnc")
+    spec = SignalFeatures(epochs=2)
+    features = fold_features(run_windows(catalog, data, spec), data, np.arange(1, len(data.runs)), spec)
+    model = fit_surrogate(data, SurrogateConfig(members=8, epochs=100))
+    problem = Problem.parse(data.setpoints, data.outcomes, data.ranges(), bounds=None, objective="max:feedrate",
+                            constraints=["passed_visual_inspection>=0.9"])
+    proposal = next_experiments(model, problem, data.X, q=2)
+    report["checks"]["process/signals_and_next"] = {"ok": bool(np.isfinite(features).all()) and len(proposal["next"]) == 2,
+                                                    "next": proposal["next"]}
+    print("process", report["checks"]["process/signals_and_next"], flush=True)
+
     for encoder in ("cnn_small", "lstm"):
         for precision in ("fp32", "bf16"):
             row = throughput(catalog, encoder, precision, batch=1024, steps=40)
