@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--guard-targets", type=int, default=2, help="Branin targets with anti-correlated sources")
     args = parser.parse_args()
     started()
-    torch.set_num_threads(1)  # NOTE: the same numbers whatever the core count (no slower here: 1.5 s a warm step vs 1.65 s on two)
+    torch.set_num_threads(1)  # NOTE: the same numbers whatever the core count (float sums differ by thread count)
     suite = [(f"{fam}-{i}", fam, False) for fam in ("branin", "hartmann3") for i in range(args.targets)]
     suite += [(f"branin-vs-negated-{i}", "branin", True) for i in range(args.guard_targets)]
     results: dict[str, dict[str, list[dict]]] = {}

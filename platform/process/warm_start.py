@@ -51,10 +51,11 @@ def _standard(y: np.ndarray) -> np.ndarray:
 def _fit(model):
     """Fits the GP's hyperparameters by L-BFGS on the marginal likelihood.
 
-    # NOTE: capped at 200 iterations to keep a proposal near a second on two cores. Uncapped, the
-    # multi-task likelihood of 62 points ran to L-BFGS's 5,000 (30 s) and kept creeping up (log
-    # marginal likelihood per point 0.57 after 200, 1.02 after 1,000, 1.14 after 5,000 in one check):
-    # hyperparameters a little less tuned, for a proposal 25 times as fast.
+    # NOTE: capped at 1,000 iterations. Uncapped, the multi-task likelihood of 62 points ran to
+    # L-BFGS's 5,000 (30 s) and kept creeping up (log marginal likelihood per point 0.57 after 200,
+    # 1.02 after 1,000, 1.14 after 5,000 in one check). At 200 the warm start was measured first
+    # (benchmarks/results/process_transfer_bo.json at 110c209: 0.34 of evaluations saved, worst task
+    # 1.25); its proposals kept landing on the box's edges, as from a poorly fitted model.
     """
     import warnings
 
@@ -64,7 +65,7 @@ def _fit(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notices that the optimizer stopped at its iteration cap
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
-                         optimizer_kwargs={"options": {"maxiter": 200}})
+                         optimizer_kwargs={"options": {"maxiter": 1000}})
     return model
 
 
