@@ -15,10 +15,12 @@
 7. maintenance text: the 240 vendored MaintIE work orders labelled failed / degraded / routine from
    their expert annotations, MiniLM-L6 (offline) fine-tuned on 20 per class, tested on held-out ones;
 8. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
-   pressure) and outcomes, a deep-ensemble quality surrogate scored leave-one-experiment-out;
+   pressure), tool condition and outcomes, a deep-ensemble quality surrogate scored
+   leave-one-experiment-out;
 9. register the four models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
    NEU image of each class (its JPEG file) and a few work orders as HTTP requests, ask the surrogate
-   for the fastest feedrate that still passes visual inspection, and print the answers.
+   for the fastest feedrate at which a worn tool still finishes and passes visual inspection, and
+   print the answers.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -216,8 +218,8 @@ def main() -> int:
         base = process["baselines"]["logistic"][name]
         print(f"  {name:26s} {m['auroc']:6.3f} {m['brier']:6.3f} {m['coverage_90']:15.2f}   "
               f"{base['auroc']:.3f} / {base['brier']:.3f}")
-    print("  (tool_condition was an experimental factor, not a consequence of the set-points: no model can "
-          "predict it from them)")
+    print("  (the tool's condition, new or worn, is an input here: it was an experimental factor, not a "
+          "consequence of the set-points)")
 
     t0 = time.perf_counter()
     served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models),
@@ -236,14 +238,16 @@ def main() -> int:
     print("  work orders sent as text: "
           + "; ".join(f"{text!r} → {label} ({p:.2f})" for text, label, p in served["texts"]))
     rec = served["recommend"]
-    print(f"  POST /v1/models/cnc-quality/recommend: max feedrate such that P(finalized) >= 0.9 and P(passes visual "
-          f"inspection) >= 0.9, with probability >= {rec['min_probability']:g}:")
+    print(f"  POST /v1/models/cnc-quality/recommend: with a worn tool, max feedrate such that P(finalized) >= 0.9 and "
+          f"P(passes visual inspection) >= 0.9, with probability >= {rec['min_probability']:g} "
+          f"(fastest passing run so far: {rec['reference']['objective']:g} mm/s):")
     for row in rec["recommendations"]:
         sp, o = row["setpoints"], row["outcomes"]
         print(f"    feedrate {sp['feedrate']:5.1f} mm/s, clamp {sp['clamp_pressure']:.2f} bar: P(finalized) "
               + ", P(pass) ".join(f"{o[k]['mean']:.2f} [{o[k]['interval_90'][0]:.2f}, {o[k]['interval_90'][1]:.2f}]"
                                   for k in ("machining_finalized", "passed_visual_inspection"))
-              + f"; both met with probability {row['p_constraints']:.2f}")
+              + f"; both met with probability {row['p_constraints']:.2f}, expected gain "
+              f"{row['expected_improvement']:.2f} mm/s")
     if not rec["feasible"]:
         print(f"    {rec['message']}")
     print("    next experiment (BoTorch qLogNEI): "
@@ -259,7 +263,7 @@ def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> di
                                       load_process_data)
     from transferline.process.store import save_surrogate
 
-    data = load_process_data(catalog, dataset)
+    data = load_process_data(catalog, dataset, context=["tool_condition"])
     config = SurrogateConfig(members=8, epochs=100) if quick else SurrogateConfig()
     scores = {"loeo": leave_one_run_out(data, config)["metrics"], "baselines": baseline_metrics(data)}
     shutil.rmtree(out, ignore_errors=True)
@@ -316,7 +320,7 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
         said.raise_for_status()
         said = said.json()
         recommend = httpx.post(f"{url}/v1/models/cnc-quality/recommend", params={"stage": "production"}, timeout=120,
-                               json={"objective": "max:feedrate",
+                               json={"objective": "max:feedrate", "context": {"tool_condition": "worn"},
                                      "constraints": ["machining_finalized>=0.9", "passed_visual_inspection>=0.9"],
                                      "top": 3, "next": 1})
         recommend.raise_for_status()

@@ -23,7 +23,7 @@ def test_demo_quick(tmp_path):
                  "neu-5shot@1, maint-log@1 and cnc-quality@1", "[6/9] steel-surface defects (NEU, 120 vendored images, "
                  "created)", "6 NEU images sent as JPEG", "[7/9] maintenance work orders (240 MaintIE texts, created",
                  "[8/9] process optimization (CNC milling, 18 experiments with set-points and outcomes, created)",
-                 "POST /v1/models/cnc-quality/recommend: max feedrate", "next experiment (BoTorch qLogNEI): feedrate",
+                 "POST /v1/models/cnc-quality/recommend: with a worn tool, max feedrate", "next experiment (BoTorch qLogNEI): feedrate",
                  "work orders sent as text: 'hydraulic pump not working' → ",
                  "source model only, no FD001 labels",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):

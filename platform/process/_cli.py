@@ -23,6 +23,8 @@ def add_parsers(sub) -> None:
     fit.add_argument("--out", required=True, help="the run folder to write (must not exist)")
     fit.add_argument("--setpoints", help="comma-separated set-point columns (default: the dataset's setpoints role)")
     fit.add_argument("--outcomes", help="comma-separated outcome columns (default: the dataset's outcomes role)")
+    fit.add_argument("--context", help="comma-separated known conditions of each run that optimization does not "
+                                       "choose (e.g. tool_condition): inputs beside the set-points, given to optimize")
     fit.add_argument("--positive", nargs="*", default=[], metavar="OUTCOME=VALUE",
                      help="the value a binary outcome counts as 1 (default: yes-like values, else 'worn' beside 'unworn')")
     fit.add_argument("--members", type=int, default=16, help="ensemble members (default 16)")
@@ -56,6 +58,8 @@ def add_parsers(sub) -> None:
     opt.add_argument("--min-probability", type=float, default=0.8,
                      help="how sure a recommendation must be to meet every constraint (default 0.8)")
     opt.add_argument("--top", type=int, default=5, help="how many set-points to recommend (default 5)")
+    opt.add_argument("--context", nargs="*", default=[], metavar="NAME=VALUE",
+                     help="the value of each context input the surrogate takes, e.g. tool_condition=unworn")
     opt.add_argument("--current", nargs="*", default=[], metavar="NAME=VALUE",
                      help="today's set-points, the reference for expected improvement (default: the best observed "
                           "run that met the constraints)")
@@ -103,10 +107,13 @@ def run_process(args) -> int:
 
     split = lambda text: [s.strip() for s in text.split(",") if s.strip()] if text else None  # noqa: E731
     data = load_process_data(Catalog(args.catalog), args.dataset, setpoints=split(args.setpoints),
-                             outcomes=split(args.outcomes), positive=_pairs(args.positive, "--positive"))
+                             outcomes=split(args.outcomes), positive=_pairs(args.positive, "--positive"),
+                             context=split(args.context))
     config = SurrogateConfig(members=args.members, hidden=args.hidden, epochs=args.epochs, seed=args.seed)
-    print(f"{args.dataset}: {len(data.runs)} runs; set-points {', '.join(data.setpoints)}; outcomes "
-          + ", ".join(f"{o.name} ({o.kind}{f', 1 = {o.positive}' if o.positive else ''})" for o in data.outcomes))
+    describe = lambda items: ", ".join(f"{o.name} ({o.kind}{f', 1 = {o.positive}' if o.positive else ''})"  # noqa: E731
+                                       for o in items)
+    print(f"{args.dataset}: {len(data.runs)} runs; set-points {', '.join(data.setpoints)}; "
+          + (f"context {describe(data.context)}; " if data.context else "") + f"outcomes {describe(data.outcomes)}")
     metrics, held_out = {}, None
     if args.workers:
         from .ray_fit import fit_on_ray
@@ -191,7 +198,8 @@ def run_optimize(args) -> int:
     answer = answer_for(model, meta, bounds=_bounds(args.bounds), objective=args.objective, constraints=args.constraint,
                         min_probability=args.min_probability, top=args.top,
                         current=_numbers(_pairs(args.current, "--current"), "current"),
-                        next_q=args.next, seed=args.seed, warm_start=sources or None)
+                        next_q=args.next, seed=args.seed, warm_start=sources or None,
+                        context=_pairs(args.context, "--context"))
     answer = {"model": entry.ref, **answer}
     if args.json:
         print(json.dumps(answer, indent=2))
@@ -204,7 +212,8 @@ def render(answer: dict) -> str:
     lines = [f"warning: {w}" for w in answer["warnings"]]
     goal = f"{answer['objective'][0]} {answer['objective'][1]}"
     cons = " and ".join(answer["constraints"]) or "no constraints"
-    lines.append(f"{answer['model']}: {goal} subject to {cons} (P ≥ {answer['min_probability']:g}), "
+    context = "".join(f", {k}={v}" for k, v in (answer.get("context") or {}).items())
+    lines.append(f"{answer['model']}: {goal} subject to {cons} (P ≥ {answer['min_probability']:g}{context}), "
                  f"{answer['candidates']} candidates within " + ", ".join(f"{k} {lo:g}:{hi:g}" for k, (lo, hi) in answer["bounds"].items()))
     ref = answer["reference"]
     if ref["objective"] is not None:

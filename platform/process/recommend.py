@@ -43,14 +43,30 @@ class Problem:
     objective: tuple[str, str]  # ("max" | "min", variable)
     constraints: list[tuple[str, str, float]] = field(default_factory=list)
     min_probability: float = 0.8
+    context: dict[str, float] = field(default_factory=dict)  # fixed inputs after the set-points, encoded
+
+    def full(self, X: np.ndarray) -> np.ndarray:
+        """Set-point rows ``[n, d]`` with the context appended: the surrogate's inputs."""
+        fixed = np.repeat(np.array([list(self.context.values())], float), len(X), axis=0)
+        return np.column_stack([X, fixed]) if self.context else np.asarray(X, float)
+
+    def same_context(self, X: np.ndarray) -> np.ndarray:
+        """Which observed input rows were run in this problem's context."""
+        ok = np.ones(len(X), dtype=bool)
+        for i, value in enumerate(self.context.values()):
+            ok &= X[:, len(self.setpoints) + i] == value
+        return ok
 
     @classmethod
     def parse(cls, setpoints: list[str], outcomes: list[Outcome], ranges: dict[str, list[float]], *,
               bounds: dict[str, tuple[float, float]] | None, objective: str, constraints: list[str] | None = None,
-              min_probability: float = 0.8) -> "Problem":
+              min_probability: float = 0.8, context_spec: list[Outcome] = (),
+              context: dict[str, str | float] | None = None) -> "Problem":
         """``bounds`` per set-point (those not given range over the data), ``objective`` ``max:NAME`` or
-        ``min:NAME``, ``constraints`` like ``passed_visual_inspection>=0.9``."""
+        ``min:NAME``, ``constraints`` like ``passed_visual_inspection>=0.9``; ``context`` the value of
+        every context input the surrogate takes (``context_spec``), e.g. ``{"tool_condition": "unworn"}``."""
         names = [o.name for o in outcomes]
+        fixed = _context_values(context_spec, context or {})
         given = {}
         for name, span in (bounds or {}).items():
             if name not in setpoints:
@@ -76,7 +92,7 @@ class Problem:
             parsed.append((match.group(1), match.group(2), float(match.group(3))))
         if not 0 < min_probability <= 1:
             raise RecommendError("min_probability", "a number in (0, 1]")
-        return cls(setpoints, outcomes, full, (direction, variable), parsed, min_probability)
+        return cls(setpoints, outcomes, full, (direction, variable), parsed, min_probability, fixed)
 
     def warnings(self, ranges: dict[str, list[float]]) -> list[str]:
         """Bounds reaching outside the data the surrogate was fitted on: extrapolation."""
@@ -106,6 +122,33 @@ class Problem:
         return ok
 
 
+def _context_values(spec: list[Outcome], given: dict) -> dict[str, float]:
+    """The encoded value of every context input; a clear error for a missing, unknown or bad one."""
+    names = [c.name for c in spec]
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise RecommendError("context", f"{unknown[0]!r} is not a context input of this model (context: "
+                                        f"{', '.join(names) or 'none'})")
+    out = {}
+    for c in spec:
+        if c.name not in given:
+            choices = f"{c.positive} or {c.negative}" if c.kind == "binary" else "a number"
+            raise RecommendError("context", f"this model also takes {c.name} ({choices}): say which holds")
+        value = given[c.name]
+        if c.kind == "binary":
+            if str(value) not in (c.positive, c.negative, "0", "1", "0.0", "1.0"):
+                raise RecommendError("context", f"{c.name}: {value!r} is neither {c.positive!r} nor {c.negative!r}")
+            out[c.name] = 1.0 if str(value) in (c.positive, "1", "1.0") else 0.0
+        else:
+            try:
+                out[c.name] = float(value)
+            except (TypeError, ValueError):
+                out[c.name] = float("nan")
+            if not np.isfinite(out[c.name]):
+                raise RecommendError("context", f"{c.name}: a finite number, not {value!r}")
+    return out
+
+
 def candidates(problem: Problem, n: int = 2048, seed: int = 0) -> np.ndarray:
     """A scrambled Sobol design over the bounds plus every corner of the box (optima sit there often)."""
     lo = np.array([problem.bounds[s][0] for s in problem.setpoints])
@@ -122,7 +165,7 @@ def recommend(members_of, problem: Problem, *, observed_X: np.ndarray, observed_
     surrogate's members ``[n, members, k, 2]``. The reference for expected improvement is
     ``current`` if given, else the best observed run that met every constraint."""
     X = candidates(problem, n_candidates, seed)
-    members = members_of(X)
+    members = members_of(problem.full(X))
     values = members[..., 0]
     f, ok = problem.objective_values(X, values), problem.feasible(values)
     p_feasible = ok.mean(axis=1)
@@ -158,9 +201,9 @@ def _reference(problem, observed_X, observed_Y, current, members_of):
         if not all(np.isfinite(v) for v in current.values()):
             raise RecommendError("current", "values must be finite numbers")
         x = np.array([[current[s] for s in problem.setpoints]])
-        return float(problem.objective_values(x, members_of(x)[..., 0]).mean()), "current"
+        return float(problem.objective_values(x, members_of(problem.full(x))[..., 0]).mean()), "current"
     names = [o.name for o in problem.outcomes]
-    ok = np.ones(len(observed_X), dtype=bool)
+    ok = problem.same_context(observed_X)
     for cname, op, bound in problem.constraints:
         col = observed_Y[:, names.index(cname)]
         ok &= ~np.isnan(col) & _OPS[op](np.nan_to_num(col, nan=-np.inf if op in (">=", ">") else np.inf), bound)
@@ -204,7 +247,7 @@ def _row(x, problem, summary, i, p_feasible, ei, expected) -> dict:
 
 
 def answer_for(model, meta: dict, *, bounds, objective, constraints, min_probability=0.8, top=5, current=None,
-               next_q=0, seed=0, warm_start: dict[str, dict] | None = None) -> dict:
+               next_q=0, seed=0, warm_start: dict[str, dict] | None = None, context: dict | None = None) -> dict:
     """The whole recommendation (used by the CLI and the server alike); ``warm_start`` (model name →
     ``model.json`` of other machines' surrogates) warm-starts the next experiments."""
     from .store import observed, outcomes_of
@@ -217,11 +260,14 @@ def answer_for(model, meta: dict, *, bounds, objective, constraints, min_probabi
 
     outcomes = outcomes_of(meta)
     problem = Problem.parse(meta["setpoints"], outcomes, meta["ranges"], bounds=bounds, objective=objective,
-                            constraints=constraints, min_probability=min_probability)
+                            constraints=constraints, min_probability=min_probability,
+                            context_spec=outcomes_of(meta, "context"), context=context)
     X, Y = observed(meta)
     answer = recommend(lambda x: predict(model, x), problem, observed_X=X, observed_Y=Y, current=current or None,
                        top=top, seed=seed)
     answer["warnings"] = problem.warnings(meta["ranges"])
+    if problem.context:
+        answer["context"] = {k: (context or {})[k] for k in problem.context}
     answer["bounds"] = {k: list(v) for k, v in problem.bounds.items()}
     if warm_start and not next_q:
         raise RecommendError("warm_start", "warm starting picks the next experiments: ask for them (next >= 1)")
@@ -243,14 +289,21 @@ def next_experiments(module: torch.nn.Module, problem: Problem, observed_X: np.n
     names = [o.name for o in problem.outcomes]
     objective = _objective(problem, names)
     constraints = [_constraint(names.index(n), op, b) for n, op, b in problem.constraints]
-    bounds = torch.tensor([[problem.bounds[s][0] for s in problem.setpoints],
-                           [problem.bounds[s][1] for s in problem.setpoints]], dtype=torch.float32)
-    baseline = torch.as_tensor(np.clip(observed_X, bounds[0].numpy(), bounds[1].numpy()), dtype=torch.float32)
+    lo = [problem.bounds[s][0] for s in problem.setpoints] + list(problem.context.values())
+    hi = [problem.bounds[s][1] for s in problem.setpoints] + list(problem.context.values())
+    bounds = torch.tensor([lo, hi], dtype=torch.float32)
+    d = len(problem.setpoints)
+    fixed = {d + i: v for i, v in enumerate(problem.context.values())} or None
+    runs = observed_X[problem.same_context(observed_X)] if problem.context else observed_X
+    if not len(runs):  # no run in this context yet: the set-points tried elsewhere, in this context
+        runs = problem.full(observed_X[:, :d])
+    baseline = torch.as_tensor(np.clip(runs, bounds[0].numpy(), bounds[1].numpy()), dtype=torch.float32)
     torch.manual_seed(seed)
     acq = qLogNoisyExpectedImprovement(model, X_baseline=baseline, objective=objective, constraints=constraints or None,
                                        prune_baseline=False, cache_root=False)
-    X, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=8, raw_samples=256, sequential=True)
-    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row)} for row in X.detach().numpy()],
+    X, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=8, raw_samples=256, sequential=True,
+                             fixed_features=fixed)
+    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row[:d])} for row in X.detach().numpy()],
             "acquisition": "qLogNoisyExpectedImprovement (BoTorch)", "log_acquisition_value": float(value.sum())}
 
 
@@ -270,16 +323,20 @@ def warm_next_experiments(problem: Problem, meta: dict, sources: dict[str, dict]
 
     names = [o.name for o in problem.outcomes]
     for source, other in sources.items():
-        if other["setpoints"] != problem.setpoints:
-            raise RecommendError("warm_start", f"{source} takes set-points {other['setpoints']}, this model "
-                                               f"{problem.setpoints}: warm starting needs the same ones")
+        theirs = other["setpoints"] + [c["name"] for c in other.get("context") or []]
+        if theirs != problem.setpoints + list(problem.context):
+            raise RecommendError("warm_start", f"{source} takes inputs {theirs}, this model "
+                                               f"{problem.setpoints + list(problem.context)}: warm starting needs the "
+                                               "same ones")
     direction, variable = problem.objective
     modeled = list(dict.fromkeys([n for n, _, _ in problem.constraints] + ([variable] if variable in names else [])))
     if not modeled:
         raise RecommendError("warm_start", "nothing to warm-start: the objective is a set-point and there are no "
                                            "constraints on outcomes")
-    bounds = np.array([[problem.bounds[s][0] for s in problem.setpoints],
-                       [problem.bounds[s][1] for s in problem.setpoints]])
+    d = len(problem.setpoints)
+    spans = [problem.bounds[s] for s in problem.setpoints] + [
+        (meta["ranges"][c][0], max(meta["ranges"][c][1], meta["ranges"][c][0] + 1.0)) for c in problem.context]
+    bounds = np.array(spans, float).T  # [2, inputs]; context columns range over the data
     X, Y = observed(meta)
     torch.manual_seed(seed)
     models, weights, scales = [], {}, {}
@@ -304,10 +361,13 @@ def warm_next_experiments(problem: Problem, meta: dict, sources: dict[str, dict]
     acq = qLogNoisyExpectedImprovement(ModelListGP(*models), X_baseline=_unit(np.clip(X, bounds[0], bounds[1]), bounds),
                                        objective=objective, constraints=constraints or None, prune_baseline=False,
                                        cache_root=False)
-    box = torch.tensor([[0.0] * len(problem.setpoints), [1.0] * len(problem.setpoints)], dtype=torch.double)
-    unit, value = optimize_acqf(acq, bounds=box, q=q, num_restarts=8, raw_samples=256, sequential=True)
+    box = torch.tensor([[0.0] * bounds.shape[1], [1.0] * bounds.shape[1]], dtype=torch.double)
+    fixed = {d + i: (v - bounds[0, d + i]) / (bounds[1, d + i] - bounds[0, d + i])
+             for i, v in enumerate(problem.context.values())} or None
+    unit, value = optimize_acqf(acq, bounds=box, q=q, num_restarts=8, raw_samples=256, sequential=True,
+                                fixed_features=fixed)
     points = bounds[0] + unit.detach().numpy() * (bounds[1] - bounds[0])
-    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row)} for row in points],
+    return {"next": [{s: float(v) for s, v in zip(problem.setpoints, row[:d])} for row in points],
             "acquisition": "qLogNoisyExpectedImprovement on multi-task GPs warm-started from "
                            + ", ".join(sources) + " (BoTorch)",
             "log_acquisition_value": float(value.sum()), "warm_start": weights}

@@ -42,7 +42,7 @@ def save_surrogate(out: str | os.PathLike, model: EnsembleMLP, data: ProcessData
     try:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
         meta = {"kind": KIND, "dataset": data.dataset, "setpoints": data.setpoints,
-                "outcomes": [o.to_dict() for o in data.outcomes], "surrogate": asdict(config),
+                "outcomes": [o.to_dict() for o in data.outcomes], "context": [c.to_dict() for c in data.context], "surrogate": asdict(config),
                 "ranges": data.ranges(), "observed": {"runs": data.runs, "X": data.X.tolist(),
                                                       "Y": [[None if np.isnan(v) else float(v) for v in row]
                                                             for row in data.Y]}}
@@ -67,8 +67,9 @@ def load_surrogate(folder: str | os.PathLike) -> tuple[EnsembleMLP, dict]:
     return from_state(load_file(str(folder / "model.safetensors"))), meta
 
 
-def outcomes_of(meta: dict) -> list[Outcome]:
-    return [Outcome(**o) for o in meta["outcomes"]]
+def outcomes_of(meta: dict, key: str = "outcomes") -> list[Outcome]:
+    """The surrogate's outcomes (or, with ``key="context"``, its context inputs)."""
+    return [Outcome(**o) for o in meta.get(key) or []]
 
 
 def observed(meta: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +101,8 @@ def describe_surrogate(run_dir: Path, out: Path) -> dict:
     return {"task": {"name": "process_outcome", "type": "process", "options": {}},
             "modality": "tabular",
             "encoder": {"name": "process/ensemble-mlp", "options": {"members": config["members"], "hidden": config["hidden"]}},
-            "input": {"tabular": {"columns": meta["setpoints"], "ranges": meta["ranges"]}},
+            "input": {"tabular": {"columns": meta["setpoints"] + [c["name"] for c in meta.get("context") or []],
+                                  "ranges": meta["ranges"], **({"context": meta["context"]} if meta.get("context") else {})}},
             "output": {"kind": "outcomes", "outcomes": meta["outcomes"], "shape": ["members", "n", "outcomes", 2]},
             "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "runs": len(meta["observed"]["runs"]),
                         "seed": config["seed"]},

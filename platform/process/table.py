@@ -33,7 +33,9 @@ class Outcome:
 
 @dataclass
 class ProcessData:
-    """``X`` ``[runs, setpoints]``; ``Y`` ``[runs, outcomes]`` (binary 0/1, numeric values, NaN missing)."""
+    """``X`` ``[runs, setpoints + context]``; ``Y`` ``[runs, outcomes]`` (binary 0/1, numeric values,
+    NaN missing). ``context``: known conditions of a run that are not chosen by optimization (a new
+    or a worn tool, a material), encoded like outcomes and given as inputs beside the set-points."""
 
     dataset: str
     runs: list[str]
@@ -41,10 +43,14 @@ class ProcessData:
     outcomes: list[Outcome]
     X: np.ndarray
     Y: np.ndarray
-    extra: dict = field(default_factory=dict)
+    context: list[Outcome] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.setpoints + [c.name for c in self.context]
 
     def ranges(self) -> dict[str, list[float]]:
-        return {name: [float(self.X[:, i].min()), float(self.X[:, i].max())] for i, name in enumerate(self.setpoints)}
+        return {name: [float(self.X[:, i].min()), float(self.X[:, i].max())] for i, name in enumerate(self.inputs)}
 
     def index(self, outcome: str) -> int:
         names = [o.name for o in self.outcomes]
@@ -54,33 +60,50 @@ class ProcessData:
 
 
 def load_process_data(catalog: Catalog, dataset: str, *, setpoints: list[str] | None = None,
-                      outcomes: list[str] | None = None, positive: dict[str, str] | None = None) -> ProcessData:
-    """The runs of ``dataset`` with their set-points and outcomes (the manifest's roles unless given)."""
+                      outcomes: list[str] | None = None, positive: dict[str, str] | None = None,
+                      context: list[str] | None = None) -> ProcessData:
+    """The runs of ``dataset`` with their set-points and outcomes (the manifest's roles unless
+    given); ``context`` columns (taken out of the outcomes if listed there) become inputs."""
     manifest = catalog.manifest(dataset)
     roles = manifest.roles or {}
     setpoints = list(setpoints or roles.get("setpoints") or [])
-    outcomes = list(outcomes or roles.get("outcomes") or [])
+    context = list(context or [])
+    outcomes = [o for o in (outcomes or roles.get("outcomes") or []) if o not in context]
     if not setpoints or not outcomes:
         raise ValueError(f"dataset {dataset!r} records no set-points and outcomes per run; ingest them with the run "
                          "table (cnc-mill: train.csv beside data/ or --setpoints FILE; csv: --run-table FILE "
                          "--run-key COLUMN) or name them with --setpoints/--outcomes")
     names = catalog.schema(dataset).names
-    for col in [*setpoints, *outcomes]:
+    for col in [*setpoints, *outcomes, *context]:
         if col not in names:
             raise ValueError(f"dataset {dataset!r} has no column {col!r}")
-    frame = catalog.read(dataset, columns=["asset", *setpoints, *outcomes]).to_pandas()
-    varying = frame.groupby("asset", sort=True)[[*setpoints, *outcomes]].nunique(dropna=False).max()
+    both = sorted(set(setpoints) & set(context))
+    if both:
+        raise ValueError(f"{both[0]!r} is named as a set-point and as context")
+    columns = [*setpoints, *outcomes, *context]
+    frame = catalog.read(dataset, columns=["asset", *columns]).to_pandas()
+    varying = frame.groupby("asset", sort=True)[columns].nunique(dropna=False).max()
     if (varying > 1).any():
         col = varying.index[int(np.argmax(varying.to_numpy() > 1))]
-        raise ValueError(f"dataset {dataset!r}: column {col!r} changes within a run; set-points and outcomes must be "
-                         "one value per run")
+        raise ValueError(f"dataset {dataset!r}: column {col!r} changes within a run; set-points, context and outcomes "
+                         "must be one value per run")
     runs = frame.groupby("asset", sort=True).first()
     X = runs[setpoints].to_numpy(dtype=np.float64)
     if not np.isfinite(X).all():
         bad = runs.index[~np.isfinite(X).all(axis=1)][0]
         raise ValueError(f"dataset {dataset!r}: run {bad!r} lacks a set-point value")
+    described, Y = _encode(runs, outcomes, positive)
+    known, C = _encode(runs, context, positive)
+    if np.isnan(C).any():
+        name = known[int(np.argmax(np.isnan(C).any(axis=0)))].name
+        raise ValueError(f"dataset {dataset!r}: context {name!r} is missing for some runs; context must be known")
+    return ProcessData(dataset, [str(r) for r in runs.index], setpoints, described, np.column_stack([X, C]), Y, known)
+
+
+def _encode(runs, names: list[str], positive: dict[str, str] | None) -> tuple[list[Outcome], np.ndarray]:
+    """Columns as numbers: numeric ones as they are, two-valued text ones as 1 (positive) / 0."""
     described, columns = [], []
-    for name in outcomes:
+    for name in names:
         col = runs[name]
         if col.dtype.kind in "fiu":
             described.append(Outcome(name, "numeric"))
@@ -89,12 +112,12 @@ def load_process_data(catalog: Catalog, dataset: str, *, setpoints: list[str] | 
         values = sorted({str(v) for v in col.dropna()})
         pos = (positive or {}).get(name) or _positive(values)
         if len(values) > 2 or pos not in values + [None]:
-            raise ValueError(f"outcome {name!r} takes {len(values)} values ({', '.join(values[:6])}); a binary outcome "
+            raise ValueError(f"{name!r} takes {len(values)} values ({', '.join(values[:6])}); a binary column "
                              f"takes two{f' and {pos!r} is not one of them' if pos not in values else ''}")
         neg = next((v for v in values if v != pos), None)
         described.append(Outcome(name, "binary", pos, neg))
         columns.append(np.array([np.nan if v is None or v != v else float(str(v) == pos) for v in col]))
-    return ProcessData(dataset, [str(r) for r in runs.index], setpoints, described, X, np.stack(columns, axis=1))
+    return described, np.stack(columns, axis=1) if columns else np.zeros((len(runs), 0))
 
 
 def _positive(values: list[str]) -> str | None:

@@ -64,6 +64,8 @@ class RecommendRequest(BaseModel):
                                                                "improvement (default: the best observed run meeting "
                                                                "the constraints)")
     next: int = Field(0, description="also propose the next N experiments (0-8; BoTorch)")
+    context: dict[str, str | float] | None = Field(None, description="the value of each context input the surrogate "
+                                                                    "takes, e.g. {'tool_condition': 'unworn'}")
     warm_start: list[str] = Field(default_factory=list, max_length=8,
                                   description="other machines' surrogates (name or name@version) whose experiments "
                                               "warm-start the next experiments")
@@ -87,6 +89,7 @@ class Recommendation(BaseModel):
     next: list[dict[str, float]] | None = Field(None, description="the next experiments, when asked for")
     acquisition: str | None = None
     log_acquisition_value: float | None = None
+    context: dict[str, str | float] | None = None
     warm_start: dict[str, dict[str, dict]] | None = Field(None, description="per outcome, each source's weight: "
                                                                             "kept, ranking, correlation")
 
@@ -297,7 +300,7 @@ class ModelServer:
             answer = await asyncio.get_running_loop().run_in_executor(None, lambda: answer_for(
                 model, meta, bounds=body.bounds, objective=body.objective, constraints=body.constraints,
                 min_probability=body.min_probability, top=body.top, current=body.current, next_q=body.next,
-                warm_start=sources or None))
+                warm_start=sources or None, context=body.context))
         except RecommendError as exc:
             raise _unprocessable(RequestError(["body", exc.field], exc.message)) from None
         return {"model": entry.ref, **answer}

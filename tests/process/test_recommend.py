@@ -86,3 +86,31 @@ def test_next_experiments_by_botorch_lie_in_the_box(cnc_model, cnc_data):
     for x in out["next"]:
         assert 3.0 <= x["feedrate"] <= 12.0 and 3.0 <= x["clamp_pressure"] <= 4.0
     assert np.isfinite(out["log_acquisition_value"])
+
+
+def test_context_inputs_are_fixed_and_the_reference_comes_from_the_same_context(cnc_catalog):
+    from transferline.process import SurrogateConfig, fit_surrogate, load_process_data
+
+    data = load_process_data(cnc_catalog, "cnc", context=["tool_condition"])
+    assert [o.name for o in data.outcomes] == ["machining_finalized", "passed_visual_inspection"]
+    assert data.inputs == ["feedrate", "clamp_pressure", "tool_condition"] and data.X.shape == (18, 3)
+    model = fit_surrogate(data, SurrogateConfig(members=6, epochs=150))
+    ask = {"bounds": None, "objective": "max:feedrate", "constraints": ["passed_visual_inspection>=0.9"],
+           "context_spec": data.context}
+    worn = Problem.parse(data.setpoints, data.outcomes, data.ranges(), **ask, context={"tool_condition": "worn"})
+    assert worn.context == {"tool_condition": 1.0}
+    answer = _recommend(model, data, worn)
+    # worn tools passed inspection at 3 and 6 mm/s only (runs 13-15, 18): the reference is 6, not unworn run 2's 20
+    assert answer["reference"]["objective"] == 6.0
+    for row in answer["recommendations"]:
+        x = np.array([[row["setpoints"]["feedrate"], row["setpoints"]["clamp_pressure"], 1.0]])
+        share = np.mean(predict(model, x)[0, :, 1, 0] >= 0.9)
+        assert row["p_constraints"] == pytest.approx(share)
+    out = next_experiments(model, worn, data.X, q=1)
+    assert set(out["next"][0]) == {"feedrate", "clamp_pressure"}
+    for given, text in (({}, "this model also takes tool_condition (worn or unworn)"),
+                        ({"tool_condition": "new"}, "'new' is neither 'worn' nor 'unworn'"),
+                        ({"tool_condition": "worn", "coolant": 1}, "'coolant' is not a context input")):
+        with pytest.raises(RecommendError) as info:
+            Problem.parse(data.setpoints, data.outcomes, data.ranges(), **ask, context=given)
+        assert info.value.field == "context" and text in info.value.message

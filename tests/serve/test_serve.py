@@ -346,6 +346,8 @@ def test_process_surrogate_recommends_over_http(server, tmp_path):
                       json={**ask, "next": 1, "warm_start": ["cnc-quality"]})  # itself as the source: kept, correlated
     assert warm.status_code == 200, warm.text
     assert warm.json()["warm_start"]["passed_visual_inspection"]["cnc-quality@1"]["kept"] is True
+    no_context = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json={**ask, "context": {"tool": "worn"}})
+    assert no_context.status_code == 422 and no_context.json()["detail"][0]["loc"] == ["body", "context"]
     unknown = httpx.post(f"{url}/v1/models/cnc-quality/recommend", json={**ask, "next": 1, "warm_start": ["nope"]})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "warm_start", 0]
     wrong = httpx.post(f"{url}/v1/models/plant-a/recommend", json={"objective": "max:feedrate"}, timeout=60)
