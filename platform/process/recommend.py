@@ -338,7 +338,6 @@ def warm_next_experiments(problem: Problem, meta: dict, sources: dict[str, dict]
         (meta["ranges"][c][0], max(meta["ranges"][c][1], meta["ranges"][c][0] + 1.0)) for c in problem.context]
     bounds = np.array(spans, float).T  # [2, inputs]; context columns range over the data
     X, Y = observed(meta)
-    torch.manual_seed(seed)
     models, weights, scales = [], {}, {}
     for name in modeled:
         j = names.index(name)
@@ -354,6 +353,7 @@ def warm_next_experiments(problem: Problem, meta: dict, sources: dict[str, dict]
         models.append(model)
         scales[name] = scale_of(Y[seen, j])
     objective = _objective(problem, modeled)
+    torch.manual_seed(seed)  # after the fits: the same samples whatever the guard kept
     constraints = []
     for name, op, bound in problem.constraints:
         mean, scale = scales[name]

@@ -126,8 +126,11 @@ def propose(X: np.ndarray, y: np.ndarray, bounds: np.ndarray, *, sources: list[S
     from botorch.optim import optimize_acqf
 
     bounds = np.asarray(bounds, float)
-    torch.manual_seed(seed)
     model, weights, task_column = task_model(X, y, bounds, sources, guard=guard)
+    # NOTE: seeded after the model is fitted, so the acquisition's Monte Carlo samples do not depend
+    # on how many source models the guard fitted: with every source left out, this is the cold start
+    # step for step.
+    torch.manual_seed(seed)
     acq = qLogNoisyExpectedImprovement(model, X_baseline=_baseline(X, bounds, task_column), prune_baseline=False,
                                        cache_root=False)
     candidate, _ = optimize_acqf(acq, bounds=_box(bounds.shape[1], task_column), q=q, num_restarts=num_restarts,
