@@ -149,11 +149,17 @@ def _context_values(spec: list[Outcome], given: dict) -> dict[str, float]:
     return out
 
 
+MAX_CORNER_DIMS = 8
+
+
 def candidates(problem: Problem, n: int = 2048, seed: int = 0) -> np.ndarray:
-    """A scrambled Sobol design over the bounds plus every corner of the box (optima sit there often)."""
+    """A scrambled Sobol design over the bounds plus, for up to ``MAX_CORNER_DIMS`` set-points, every
+    corner of the box (optima sit there often)."""
     lo = np.array([problem.bounds[s][0] for s in problem.setpoints])
     hi = np.array([problem.bounds[s][1] for s in problem.setpoints])
     unit = torch.quasirandom.SobolEngine(len(lo), scramble=True, seed=seed).draw(n).double().numpy()
+    if len(lo) > MAX_CORNER_DIMS:  # 2^d corners: a few hundred at most
+        return lo + unit * (hi - lo)
     corners = np.array(np.meshgrid(*[[0.0, 1.0]] * len(lo))).reshape(len(lo), -1).T
     return lo + np.concatenate([corners, unit]) * (hi - lo)
 

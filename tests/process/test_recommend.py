@@ -114,3 +114,16 @@ def test_context_inputs_are_fixed_and_the_reference_comes_from_the_same_context(
         with pytest.raises(RecommendError) as info:
             Problem.parse(data.setpoints, data.outcomes, data.ranges(), **ask, context=given)
         assert info.value.field == "context" and text in info.value.message
+
+
+def test_candidates_add_the_corners_only_while_they_are_few():
+    from transferline.process import Outcome
+    from transferline.process.recommend import candidates
+
+    outcomes = [Outcome("ok", "binary", "yes", "no")]
+    for d, corners in ((2, 4), (8, 256), (12, 0)):
+        names = [f"x{i}" for i in range(d)]
+        problem = Problem.parse(names, outcomes, {n: [0.0, 2.0] for n in names}, bounds=None, objective="max:x0")
+        X = candidates(problem, n=64)
+        assert X.shape == (64 + corners, d) and X.min() >= 0 and X.max() <= 2
+        assert (np.all((X == 0) | (X == 2), axis=1).sum() >= corners)
