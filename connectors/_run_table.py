@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from transferline.errors import DataError, shorten
 
-from ._common import constant
 
 
 @dataclass
@@ -37,29 +36,15 @@ class RunTable:
     def roles(self) -> dict[str, list[str]]:
         return {"setpoints": self.setpoints, "outcomes": self.outcomes, "attributes": self.attributes}
 
-    def columns(self, run: str, n: int, *, where: str) -> dict[str, pa.Array]:
-        """The run's values as ``n``-row constant columns; a run the table lacks is an error naming ``where``."""
-        if run not in self.rows:
-            raise DataError(f"the run table has no row for run {run!r} (its {self.key!r} values: "
-                            f"{', '.join(list(self.rows)[:8])}{' ...' if len(self.rows) > 8 else ''})",
-                            file=self.path, key=where)
-        row = self.rows[run]
-        out = {c: constant(float(row[c]), n, pa.float64()) for c in self.setpoints}
-        for c in self.outcomes + self.attributes:
-            value = row[c]
-            if isinstance(value, float):
-                out[c] = constant(None if np.isnan(value) else value, n, pa.float64())
-            else:
-                out[c] = constant(value, n, pa.string())
-        return out
-
-
     def join(self, runs, *, where: str) -> dict[str, pa.Array]:
-        """Columns holding each row's run values, for rows whose run ids are ``runs``."""
+        """Columns holding each row's run values, for rows whose run ids are ``runs``; a run the
+        table lacks is an error naming ``where``."""
         runs = [str(r) for r in runs]
         unknown = sorted(set(runs) - set(self.rows))
         if unknown:
-            self.columns(str(unknown[0]), 0, where=where)  # raises, naming the run
+            raise DataError(f"the run table has no row for run {unknown[0]!r} (its {self.key!r} values: "
+                            f"{', '.join(list(self.rows)[:8])}{' ...' if len(self.rows) > 8 else ''})",
+                            file=self.path, key=where)
         out = {c: pa.array([self.rows[r][c] for r in runs], pa.float64()) for c in self.setpoints}
         for c in self.outcomes + self.attributes:
             values = [self.rows[r][c] for r in runs]

@@ -77,7 +77,7 @@ def _load(path: Path, plant: str, table: RunTable | None) -> pa.Table:
     columns.update({c: pa.array(frame[c].astype(str).to_numpy(), pa.string()) for c in TEXT_COLUMNS})
     if table is not None:
         run = str(int(number))
-        joined = table.columns(run, n, where=path.name)
+        joined = table.join([run] * n, where=path.name)
         condition = joined.pop("tool_condition")[0].as_py()
         if condition and condition != frame["tool_condition"].iloc[0]:
             raise DataError(f"tool_condition {frame['tool_condition'].iloc[0]!r} here, {condition!r} in the run table "

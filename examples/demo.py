@@ -211,7 +211,7 @@ def main() -> int:
     cnc = catalog.ingest("cnc-mill", create_reader("cnc-mill")(sample_path("cnc_mill")))
     process = fit_process(catalog, "cnc-mill", runs / "cnc-quality", quick=args.quick)
     print(f"[8/9] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
-          f"{cnc.status}): a {process['members']}-member quality surrogate fitted and scored leave-one-experiment-out "
+          f"{cnc.status}): a quality surrogate of {process['members']} members fitted and scored leave-one-experiment-out "
           f"in {time.perf_counter() - t0:.0f} s:")
     print(f"  {'outcome':26s} {'AUROC':>6s} {'Brier':>6s} {'90% sets cover':>15s}   logistic regression AUROC / Brier")
     for name, m in process["loeo"].items():

@@ -57,3 +57,11 @@ def load_exported(path: str | Path) -> torch.jit.ScriptModule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
         return torch.jit.load(str(path), map_location="cpu").eval()
+
+
+def export_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Path, atol: float = 1e-4) -> float | None:
+    """How far the export at ``path`` answers ``example`` from the eager ``model`` (largest absolute
+    difference), or None where they agree within ``atol`` (absolute and relative)."""
+    with torch.no_grad():
+        eager, exported = model(example).float(), load_exported(path)(example).float()
+    return None if torch.allclose(eager, exported, atol=atol, rtol=atol) else float((eager - exported).abs().max())

@@ -291,7 +291,7 @@ def next_experiments(module: torch.nn.Module, problem: Problem, observed_X: np.n
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.optim import optimize_acqf
 
-    model = SurrogateModel(module, len(problem.outcomes))
+    model = surrogate_model(module, len(problem.outcomes))
     names = [o.name for o in problem.outcomes]
     objective = _objective(problem, names)
     constraints = [_constraint(names.index(n), op, b) for n, op, b in problem.constraints]
@@ -400,11 +400,13 @@ def _constraint(index: int, op: str, bound: float):
     return lambda Z: Z[..., index] - bound
 
 
-def _ensemble_model():
+def surrogate_model(module: torch.nn.Module, k: int):
+    """The surrogate (eager or exported) as a BoTorch ensemble model: ``batch x members x q x k``.
+    (The class is made here so that BoTorch loads only when a proposal is asked for.)"""
     from botorch.models.ensemble import EnsembleModel
 
-    class _Surrogate(EnsembleModel):
-        def __init__(self, module, k):
+    class Surrogate(EnsembleModel):
+        def __init__(self) -> None:
             super().__init__()
             self.module, self._num_outputs = module, k
 
@@ -413,9 +415,4 @@ def _ensemble_model():
             out = flat.reshape(flat.shape[0], *X.shape[:-1], flat.shape[-1])  # [members, ..., q, k]
             return out.movedim(0, -3)
 
-    return _Surrogate
-
-
-def SurrogateModel(module: torch.nn.Module, k: int):
-    """The surrogate (eager or exported) as a BoTorch ensemble model: ``batch x members x q x k``."""
-    return _ensemble_model()(module, k)
+    return Surrogate()

@@ -12,12 +12,10 @@ import json
 import os
 import shutil
 import uuid
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from ..errors import TransferlineError
@@ -82,26 +80,23 @@ def describe_surrogate(run_dir: Path, out: Path) -> dict:
     """The registry's side of a surrogate run: copies the weights, exports TorchScript (set-points
     ``[n, d]`` → ``[members, n, outcomes, 2]``), checks it against the eager ensemble, and returns
     the entry fields."""
-    from ..model_registry._export import load_exported
+    from ..data import TabularInput
+    from ..model_registry._export import export_mismatch, export_torchscript
 
     model, meta = load_surrogate(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for fname in ("model.safetensors", "model.json"):
         shutil.copyfile(run_dir / fname, out / fname)
-    lo = torch.tensor([r[0] for r in meta["ranges"].values()])
-    hi = torch.tensor([r[1] for r in meta["ranges"].values()])
-    example = lo + torch.rand(4, len(lo), generator=torch.Generator().manual_seed(0)) * (hi - lo)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation notice
-        torch.jit.trace(model, example, check_trace=False).save(str(out / "model.ts"))
-        eager, exported = model(example), load_exported(out / "model.ts")(example)
-    if not torch.allclose(eager, exported, atol=ATOL, rtol=ATOL):
-        raise TransferlineError(f"the exported surrogate differs from the eager one by {(eager - exported).abs().max():.2e}")
+    columns = meta["setpoints"] + [c["name"] for c in meta.get("context") or []]
+    example = export_torchscript(model, TabularInput(tuple(columns)), out / "model.ts")
+    mismatch = export_mismatch(model, example, out / "model.ts", ATOL)
+    if mismatch is not None:
+        raise TransferlineError(f"the exported surrogate differs from the eager one by {mismatch:.2e}")
     config = meta["surrogate"]
     return {"task": {"name": "process_outcome", "type": "process", "options": {}},
             "modality": "tabular",
             "encoder": {"name": "process/ensemble-mlp", "options": {"members": config["members"], "hidden": config["hidden"]}},
-            "input": {"tabular": {"columns": meta["setpoints"] + [c["name"] for c in meta.get("context") or []],
+            "input": {"tabular": {"columns": columns,
                                   "ranges": meta["ranges"], **({"context": meta["context"]} if meta.get("context") else {})}},
             "output": {"kind": "outcomes", "outcomes": meta["outcomes"], "shape": ["members", "n", "outcomes", 2]},
             "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "runs": len(meta["observed"]["runs"]),

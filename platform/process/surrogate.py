@@ -86,7 +86,7 @@ def fit_surrogate(data: ProcessData, config: SurrogateConfig = SurrogateConfig()
     binary = [o.kind == "binary" for o in data.outcomes]
     x_mean, x_std = X.mean(0), X.std(0)
     x_std = np.where(x_std > 0, x_std, 1.0)
-    y_mean = np.where(binary, 0.0, np.nanmean(np.where(np.isnan(Y), np.nan, Y), axis=0))
+    y_mean = np.where(binary, 0.0, np.nanmean(Y, axis=0))
     y_std = np.where(binary, 1.0, np.nan_to_num(np.nanstd(Y, axis=0), nan=1.0))
     y_std = np.where(y_std > 0, y_std, 1.0)
     members = members if members is not None else range(config.members)

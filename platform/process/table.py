@@ -20,7 +20,8 @@ _YES = ("yes", "true", "pass", "passed", "ok", "good", "1")
 
 @dataclass(frozen=True)
 class Outcome:
-    """One predicted outcome: ``binary`` (probability of ``positive``) or ``numeric`` (a value)."""
+    """A per-run column as a number: ``binary`` (1 where it reads ``positive``) or ``numeric``.
+    Describes outcomes (what is predicted) and context inputs alike."""
 
     name: str
     kind: str
