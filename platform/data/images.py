@@ -89,16 +89,25 @@ def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str 
         table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
     if table.num_rows == 0:
         raise ValueError(f"no images in {dataset!r} for split {split!r} and domains {domains}")
-    labels = np.asarray(table.column("label").to_pylist(), dtype=object)
+    labels = table.column("label").to_pylist()
     classes = list(classes or catalog.manifest(dataset).extra.get("classes") or sorted(set(labels)))
+    domain_names, domain_codes = domain_ids(table.column(domain))
+    return ImageSamples(images=table.column("image").combine_chunks(), labels=class_ids(labels, classes, dataset),
+                        domains=domain_codes, assets=np.arange(table.num_rows, dtype=np.int64),
+                        spec=spec, classes=classes, domain_names=domain_names,
+                        names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist())
+
+
+def class_ids(labels: list, classes: list[str], dataset: str) -> np.ndarray:
+    """int64 ids of ``labels`` in ``classes``; a label outside the list is an error naming it."""
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise ValueError(f"{dataset!r} has images of class(es) {unknown} outside the class list {classes}")
     lookup = {c: i for i, c in enumerate(classes)}
-    doms = np.asarray(table.column(domain).to_pylist(), dtype=object).astype(str)
-    domain_names, domain_codes = np.unique(doms, return_inverse=True)
-    return ImageSamples(images=table.column("image").combine_chunks(),
-                        labels=np.array([lookup[v] for v in labels], np.int64),
-                        domains=domain_codes.astype(np.int64), assets=np.arange(table.num_rows, dtype=np.int64),
-                        spec=spec, classes=classes, domain_names=domain_names.tolist(),
-                        names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist())
+    return np.array([lookup[v] for v in labels], np.int64)
+
+
+def domain_ids(column) -> tuple[list[str], np.ndarray]:
+    """The sorted domain names of a domain column and each row's id among them (int64)."""
+    names, codes = np.unique(np.asarray(column.to_pylist(), dtype=object).astype(str), return_inverse=True)
+    return names.tolist(), codes.astype(np.int64)

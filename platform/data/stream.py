@@ -214,30 +214,38 @@ def plan_stream(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str 
     return StreamPlan(str(catalog.root), dataset, spec, split, domains, index, None, rows_per_task, channels=channels)
 
 
-class WindowStream:
-    """Windows read from a Ray Dataset or from a Ray Train worker's shard of one.
+class RayStream:
+    """Samples read from a Ray Dataset of ``{"x", "y", "domain"}`` blocks, or from a Ray Train
+    worker's shard of one: what training needs of in-memory samples (their number, :meth:`batches`,
+    :meth:`sample`), with ``x`` going into each :class:`Batch` under ``modality``."""
 
-    Offers what training needs of :class:`~transferline.data.Windows`: its size, channels, length
-    and :meth:`batches`.
-    """
+    modality = "series"
 
-    def __init__(self, source, *, n_windows: int, n_channels: int, length: int, shuffle_windows: int = 8192) -> None:
-        self.source, self._n = source, n_windows
-        self.n_channels, self.length, self.shuffle_windows = n_channels, length, shuffle_windows
+    def __init__(self, source, *, n: int, shuffle_buffer: int = 8192) -> None:
+        self.source, self._n, self.shuffle_buffer = source, n, shuffle_buffer
 
     def __len__(self) -> int:
         return self._n
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 drop_last: bool = False) -> Iterator[Batch]:
-        """One pass as :class:`Batch` es on the CPU (``series`` ``[B, C, L]``); ``shuffle`` mixes
-        windows of consecutive blocks in a local buffer of ``shuffle_windows``."""
+        """One pass as :class:`Batch` es on the CPU; ``shuffle`` mixes samples of consecutive
+        blocks in a local buffer of ``shuffle_buffer``."""
         for b in self.source.iter_torch_batches(
                 batch_size=batch_size, drop_last=drop_last, device="cpu",
-                local_shuffle_buffer_size=self.shuffle_windows if shuffle else None,
+                local_shuffle_buffer_size=self.shuffle_buffer if shuffle else None,
                 local_shuffle_seed=seed if shuffle else None):
-            yield Batch({"series": b["x"]}, b["y"], b["domain"])
+            yield Batch({self.modality: b["x"]}, b["y"], b["domain"])
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """The first ``n`` windows of a pass (``rng`` unused: a stream has no random access)."""
-        return next(self.batches(n)).inputs["series"].numpy()
+        """The model input of the first ``n`` samples of a pass (``rng`` unused: a stream has no
+        random access)."""
+        return next(self.batches(n)).inputs[self.modality].numpy()
+
+
+class WindowStream(RayStream):
+    """Series windows ``[B, C, L]`` streamed (see :class:`RayStream`), with their channels and length."""
+
+    def __init__(self, source, *, n_windows: int, n_channels: int, length: int, shuffle_windows: int = 8192) -> None:
+        super().__init__(source, n=n_windows, shuffle_buffer=shuffle_windows)
+        self.n_channels, self.length = n_channels, length

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from ..catalog import Catalog
 from .batch import SampleBatches
+from .images import domain_ids
 from .inputs import TextInput
 
 COLUMNS = ["plant", "asset", "doc_id", "text", "labels"]
@@ -101,26 +102,30 @@ def load_texts(catalog: Catalog, dataset: str, spec: TextInput, *, split: str | 
         table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
     if table.num_rows == 0:
         raise ValueError(f"no texts in {dataset!r} for split {split!r} and domains {domains}")
-    label_sets = table.column("labels").to_pylist()
     everything, multi = dataset_labels(catalog, dataset)  # so every split and domain numbers classes alike
     classes = list(classes or everything)
+    domain_names, domain_codes = domain_ids(table.column(domain))
+    return TextSamples(texts=table.column("text").to_pylist(),
+                       labels=label_targets(table.column("labels").to_pylist(), classes, multi, dataset),
+                       domains=domain_codes, assets=np.arange(table.num_rows, dtype=np.int64),
+                       spec=spec, classes=classes, domain_names=domain_names,
+                       names=table.column("doc_id").to_pylist(), multi_label=multi)
+
+
+def label_targets(label_sets: list, classes: list[str], multi: bool, dataset: str) -> np.ndarray:
+    """Each text's labels as a class id (int64 ``[N]``) or, ``multi``, multi-hot (float32 ``[N, K]``);
+    a label outside ``classes`` is an error naming it."""
     found = sorted({lab for labs in label_sets for lab in labs or []})
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise ValueError(f"{dataset!r} has texts labelled {unknown}, outside the class list {classes}")
     lookup = {c: i for i, c in enumerate(classes)}
-    if multi:
-        labels = np.zeros((len(label_sets), len(classes)), np.float32)
-        for i, labs in enumerate(label_sets):
-            labels[i, [lookup[lab] for lab in labs or []]] = 1.0
-    else:
-        labels = np.array([lookup[labs[0]] for labs in label_sets], np.int64)
-    doms = np.asarray(table.column(domain).to_pylist(), dtype=object).astype(str)
-    domain_names, domain_codes = np.unique(doms, return_inverse=True)
-    return TextSamples(texts=table.column("text").to_pylist(), labels=labels,
-                       domains=domain_codes.astype(np.int64), assets=np.arange(table.num_rows, dtype=np.int64),
-                       spec=spec, classes=classes, domain_names=domain_names.tolist(),
-                       names=table.column("doc_id").to_pylist(), multi_label=multi)
+    if not multi:
+        return np.array([lookup[labs[0]] for labs in label_sets], np.int64)
+    labels = np.zeros((len(label_sets), len(classes)), np.float32)
+    for i, labs in enumerate(label_sets):
+        labels[i, [lookup[lab] for lab in labs or []]] = 1.0
+    return labels
 
 
 def dataset_labels(catalog: Catalog, dataset: str) -> tuple[list[str], bool]:

@@ -38,8 +38,11 @@ DEFAULTS: dict = {
                  "holdout": None, "holdout_seed": 0},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
-        # stream the source windows through Ray Data instead of loading them (datasets larger than memory)
-        "streaming": {"enabled": False, "rows_per_task": 100_000, "shuffle_windows": 8192},
+        # stream the source samples through Ray Data instead of loading them (datasets larger than memory):
+        # series rows per read task and windows in the shuffle buffer; images or texts per read task and
+        # in the shuffle buffer (decoded images are large: 224x224 RGB is 0.6 MB each)
+        "streaming": {"enabled": False, "rows_per_task": 100_000, "shuffle_windows": 8192,
+                      "samples_per_task": 256, "shuffle_samples": 512},
     },
     "encoder": {"name": "cnn_small", "options": {}},
     "task": {"name": "rul", "options": {}},
@@ -135,7 +138,9 @@ def validate(config: dict) -> None:
     if config["mode"] not in ("pretrain", "transfer"):
         raise TransferlineError(f"mode must be 'pretrain' or 'transfer', not {config['mode']!r}")
     encoder = config["encoder"]["name"]
-    checks = [("encoder.name", encoder_name(encoder) if isinstance(encoder, str) and known_encoder(encoder) else encoder,
+    # a family's member (timm/<any model>, hf/<folder or hub id>) is known without being listed
+    known = isinstance(encoder, str) and known_encoder(encoder)
+    checks = [("encoder.name", encoder_name(encoder) if known else encoder, [encoder_name(encoder)] if known else
                list_encoders()),
               ("task.name", config["task"]["name"], list_tasks()),
               ("objective.name", config["objective"]["name"], list_objectives()),
@@ -247,9 +252,6 @@ def _validate_spec(data: dict) -> None:
         if data["time_split"]:
             raise TransferlineError(f"config data.time_split: splits recordings in time; {what} datasets take "
                                     "data.test.holdout")
-        if data["streaming"]["enabled"]:
-            raise TransferlineError(f"config data.streaming.enabled: streams series windows; {what} datasets are "
-                                    "read whole")
         return
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
@@ -301,7 +303,7 @@ def _validate_streaming(config: dict) -> None:
     if config["early_stopping"]["metric"] == "dev":
         raise TransferlineError("config data.streaming.enabled: early_stopping.metric=dev weights source windows "
                                 "held in memory; use source_val or target_val")
-    for key in ("rows_per_task", "shuffle_windows"):
+    for key in ("rows_per_task", "shuffle_windows", "samples_per_task", "shuffle_samples"):
         value = data["streaming"][key]
         if not isinstance(value, int) or value <= 0:
             raise TransferlineError(f"config data.streaming.{key}: must be a positive integer, got {value!r}")

@@ -14,12 +14,13 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
                     split_by_time, split_keys)
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
+from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
 
 
 @dataclass
 class RunData:
-    source_train: Windows | WindowStream | ImageSamples  # a stream with data.streaming.enabled
-    source_val: Windows | WindowStream | ImageSamples
+    source_train: Windows | WindowStream | ImageSamples | SampleStream  # a stream with data.streaming.enabled
+    source_val: Windows | WindowStream | ImageSamples | SampleStream
     target_train: Windows | ImageSamples | None = None  # unlabelled use
     target_labelled: Windows | ImageSamples | None = None
     target_val: Windows | ImageSamples | None = None
@@ -55,9 +56,9 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
 
     Without source domains the run trains on the labelled target units alone (from scratch or from
     a pretrained encoder): they are split by unit into train and validation. With
-    ``data.streaming.enabled`` the source windows are streamed: from ``streams`` (what
-    :func:`source_streams` made, with a Ray Train worker's dataset shards in place of the datasets)
-    or, without it, from datasets made here.
+    ``data.streaming.enabled`` the source samples (windows, images, texts) are streamed: from
+    ``streams`` (what :func:`source_streams` made, with a Ray Train worker's dataset shards in place
+    of the datasets) or, without it, from datasets made here.
     """
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(config["data"])
@@ -79,8 +80,8 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
         return _target_only(config, load, group_norm)
     if data["streaming"]["enabled"]:
         streams = streams or source_streams(config, catalog)
-        plan: StreamPlan = streams["plan"]
-        shuffle = data["streaming"]["shuffle_windows"]
+        plan: StreamPlan | SamplePlan = streams["plan"]
+        shuffle = data["streaming"]["shuffle_windows" if isinstance(plan, StreamPlan) else "shuffle_samples"]
         out = RunData(plan.stream_of(streams["train_keys"], streams["source_train"], shuffle),
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
@@ -102,8 +103,9 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
 
 
 def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: float = 1.0) -> dict:
-    """Driver side of streaming: indexes the source selection, splits its assets into train and
-    validation (as the in-memory path does), fits the normalizer on the training assets, and makes
+    """Driver side of streaming: indexes the source selection, splits its assets (images and texts:
+    its samples) into train and validation as the in-memory path does, fits a series normalizer on
+    the training assets, and makes
     the lazy Ray Datasets ``source_train`` (shuffled) and ``source_val``, whose read tasks each
     take ``read_cpus``."""
     import ray.data
@@ -117,11 +119,17 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
     data, seed = config["data"], config["seed"]
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(data)
-    source = data["source"]
-    plan = plan_stream(catalog, _dataset(data, "source"), spec, split=source["split"], domains=source["domains"],
-                       rows_per_task=data["streaming"]["rows_per_task"])
-    plan.classes = run_classes(catalog, plan.dataset, spec)
-    train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
+    source, dataset = data["source"], _dataset(data, "source")
+    if not isinstance(spec, WindowSpec):  # images, texts: each sample its own unit
+        plan = plan_samples(catalog, dataset, spec, split=source["split"], domains=source["domains"],
+                            classes=run_classes(catalog, dataset, spec),
+                            samples_per_task=data["streaming"]["samples_per_task"])
+        train_keys, val_keys = plan.split(data["val_fraction"], seed)
+    else:
+        plan = plan_stream(catalog, dataset, spec, split=source["split"], domains=source["domains"],
+                           rows_per_task=data["streaming"]["rows_per_task"])
+        plan.classes = run_classes(catalog, plan.dataset, spec)
+        train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
     if _group_norm(spec):
         plan.normalizer = fit_normalizer(catalog, plan.dataset, spec, split=plan.split, domains=plan.domains,
                                          keys=train_keys)

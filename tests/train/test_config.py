@@ -41,6 +41,15 @@ def test_encoder_names_with_and_without_family(name):
     assert config["encoder"]["name"] == name
 
 
+def test_a_family_member_by_folder_or_model_name_validates(tmp_path):
+    """hf/<folder> and timm/<any model> are names of their family, not of the listed encoders."""
+    for name in (f"hf/{tmp_path}", "timm/resnet18"):
+        config = load_config(REPO / "examples" / "configs" / "text_classification.yaml", [f"encoder={name}"])
+        assert config["encoder"]["name"] == name
+    with pytest.raises(TransferlineError, match="encoder.name: unknown 'resnet18'"):
+        load_config(REPO / "examples" / "configs" / "text_classification.yaml", ["encoder=resnet18"])
+
+
 @pytest.mark.parametrize("override,match", [
     ("optim.lrr=1", "unknown config key 'optim.lrr'"),
     ("adaptation=magic", "adaptation.name: unknown 'magic'"),

@@ -69,11 +69,11 @@ def test_supervised_pretraining_on_images_then_fewshot_from_it(neu_catalog, tmp_
     ("data.spec_options.size=[64]", r"data.spec_options.size: \[height, width\]"),
     ("data.spec_options.channels=2", "channels 1 or 3"),
     ("data.spec_options.colour=true", "has no option"),
-    ("data.streaming.enabled=true", "streaming.enabled: streams series windows"),
+    ("data.streaming.enabled=true", "streaming.enabled: streams the source domains; set data.source.domains"),
     ("target.labelled_units=3", "labelled_units or per_class, not both"),
 ])
 def test_image_config_errors_name_the_key(override, match, neu_catalog):
-    overrides = [override] + (["source.domains=[neu]"] if "streaming" in override else [])
+    overrides = [override]
     with pytest.raises(TransferlineError, match=match):
         _config(neu_catalog, *overrides)
 

@@ -91,8 +91,8 @@ def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path
 
 
 def _on_two_workers(cli, mode: str, config: str, run_dir, *args, metric: str) -> None:
-    """``transferline MODE --config examples/configs/CONFIG ARGS --workers 2``: it must succeed on two
-    CPU workers and report ``metric``."""
+    """``transferline MODE --config CONFIG ARGS --workers 2`` (CONFIG in examples/configs, or a path):
+    it must succeed on two CPU workers and report ``metric``."""
     code, out, err = cli(mode, "--config", REPO / "examples" / "configs" / config, *args, "--run-dir", run_dir,
                          "--workers", "2", "--quiet")
     assert code == 0, err
@@ -184,6 +184,20 @@ def test_image_run_with_two_ray_workers(ray_cluster, neu_catalog, tmp_path, cli)
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+def test_images_stream_to_two_ray_workers(ray_cluster, neu_catalog, tmp_path, cli):
+    """Self-supervised pretraining on images streamed from the catalog through Ray Data: each
+    worker decodes its shard's images in read tasks; none loads the dataset."""
+    import json
+
+    _on_two_workers(cli, "pretrain", REPO / "benchmarks" / "configs" / "vision_ssl.yaml", tmp_path / "run",
+                    f"catalog={neu_catalog.root}", "source.split=all", "data.spec_options.size=[64,64]",
+                    "progress=false", "epochs=2", "data.streaming.enabled=true", "data.streaming.samples_per_task=16",
+                    "--cpus-per-worker", "0.5", metric="val_loss")
+    assert json.loads((tmp_path / "run" / "encoder.json").read_text())["input"]["image"]["size"] == [64, 64]
+
+
+@pytest.mark.ray
 def test_generic_two_channel_recordings_stream_to_two_ray_workers(ray_cluster, tmp_path, cli):
     """A newcomer's recordings (generic waveform reader, two channels each, a spec written in full)
     streamed from the catalog through Ray Data to two Ray Train workers."""
@@ -207,8 +221,12 @@ def test_generic_two_channel_recordings_stream_to_two_ray_workers(ray_cluster, t
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
-    """MiniLM text classification on a maintenance log, data-parallel over two Ray Train workers."""
+@pytest.mark.parametrize("streamed", [False, True], ids=["loaded", "streamed"])
+def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli, streamed):
+    """MiniLM text classification on a maintenance log, data-parallel over two Ray Train workers.
+    Streamed: the log is also the source, tokenized in Ray Data read tasks and sharded between the
+    workers; the few labelled target texts and the test set are read as usual (one log is source and
+    target here: this checks the streaming path, not what transfer gains)."""
     import json
 
     from transferline.sample_data import maintenance_log
@@ -217,9 +235,11 @@ def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli):
     code, _, err = cli("ingest", "text", maintenance_log(tmp_path / "log.csv"), "--name", "log", "--catalog", catalog,
                        "--text-col", "note", "--label-col", "fault", "--quiet")
     assert code == 0, err
+    stream = ["source.domains=[default]", "source.split=all", "data.streaming.enabled=true",
+              "data.streaming.samples_per_task=8", "--cpus-per-worker", "0.5"] if streamed else []
     _on_two_workers(cli, "transfer", "text_classification.yaml", tmp_path / "run", f"catalog={catalog}",
                     "data.spec_options.max_length=16", "target.per_class=4", "epochs=2",
-                    "strategy.options.freeze_epochs=1", metric="test_macro_f1")
+                    "strategy.options.freeze_epochs=1", *stream, metric="test_macro_f1")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["text"]["max_length"] == 16 and meta["output"]["classes"] == ["degraded", "failed", "routine"]
 
