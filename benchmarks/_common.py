@@ -15,16 +15,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def environment() -> dict:
     """Git sha and whether tracked files differ from it, machine, date. Where the code runs in a copy
-    without git (a lent GPU machine), the caller states sha and state in TL_GIT_SHA / TL_GIT_DIRTY."""
+    of the tree whose git history is not the tree's (a lent GPU machine gets the working tree beside
+    the history it started with), the caller states both in TL_GIT_SHA / TL_GIT_DIRTY."""
     repo = Path(__file__).resolve().parents[1]
-    try:
+    if os.environ.get("TL_GIT_SHA"):
+        sha, dirty = os.environ["TL_GIT_SHA"], os.environ.get("TL_GIT_DIRTY", "true") != "false"
+    else:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                     capture_output=True, text=True).stdout.strip())
-    except FileNotFoundError:  # no git here
-        sha = ""
-    if not sha and os.environ.get("TL_GIT_SHA"):
-        sha, dirty = os.environ["TL_GIT_SHA"], os.environ.get("TL_GIT_DIRTY", "true") != "false"
     import torch
 
     return {"git_sha": sha or None, "git_dirty": dirty, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -17,10 +17,12 @@
 8. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
    pressure), tool condition and outcomes, a deep-ensemble quality surrogate scored
    leave-one-experiment-out;
-9. register the four models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
+9. anomaly detection: PaDiM fitted on 12 of the 16 vendored defect-free magnetic tiles (threshold
+   from a held-out one), tested on the other 4 and 6 defective tiles, heat maps in report.html;
+10. register the five models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
    NEU image of each class (its JPEG file) and a few work orders as HTTP requests, ask the surrogate
-   for the fastest feedrate at which a worn tool still finishes and passes visual inspection, and
-   print the answers.
+   for the fastest feedrate at which a worn tool still finishes and passes visual inspection, send
+   a good and a defective tile asking for heat maps (saved as PNG), and print the answers.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +45,8 @@ from transferline.catalog import Catalog
 from transferline.cli import format_manifest
 from transferline.connectors import create_reader
 from transferline.data import timeseries_to_runs
+from transferline.inspection import AnomalyConfig
+from transferline.inspection.run import fit_dataset
 from transferline.sample_data import maintenance_log, sample_path
 from transferline.train import load_config, prepare_data, train_loop
 
@@ -129,7 +134,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/9] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/10] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
@@ -139,7 +144,7 @@ def main() -> int:
     runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
     same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
     seconds = time.perf_counter() - t0
-    print(f"[2/9] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+    print(f"[2/10] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
           f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
           f"{live['backfilled']:,} read back from history), source→durable latency p50 "
           f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
@@ -148,14 +153,14 @@ def main() -> int:
     common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[3/9] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+    print(f"\n[3/10] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
           f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[4/9] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/10] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -172,7 +177,7 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[5/9] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/10] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():
@@ -189,7 +194,7 @@ def main() -> int:
     image_data = prepare_data(image_cfg, catalog)
     image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")}, data=image_data)
     n_images = sum(catalog.manifest("neu-sample").rows.values())
-    print(f"[6/9] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
+    print(f"[6/10] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
           f"ImageNet EfficientNet-Lite0 fine-tuned in {time.perf_counter() - t0:.0f} s: accuracy "
           f"{image['test_accuracy']:.3f} on the other {len(image_data.test)} images "
           f"(chance 0.167)")
@@ -202,7 +207,7 @@ def main() -> int:
                             "data.spec_options.max_length=32",
                             *(["epochs=1", "target.per_class=5"] if args.quick else [])])
     text = train_loop({**text_cfg, "run_dir": str(runs / "maint-log")})
-    print(f"[7/9] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
+    print(f"[7/10] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
           f"{log.status}; fault labels from the expert annotations): "
           f"{text_cfg['data']['target']['per_class']} labelled texts per class, MiniLM-L6 fine-tuned in {time.perf_counter() - t0:.0f} s: macro-F1 "
           f"{text['test_macro_f1']:.3f}, accuracy {text['test_accuracy']:.3f} on held-out texts")
@@ -210,7 +215,7 @@ def main() -> int:
     t0 = time.perf_counter()
     cnc = catalog.ingest("cnc-mill", create_reader("cnc-mill")(sample_path("cnc_mill")))
     process = fit_process(catalog, "cnc-mill", runs / "cnc-quality", quick=args.quick)
-    print(f"[8/9] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
+    print(f"[8/10] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
           f"{cnc.status}): a quality surrogate of {process['members']} members fitted and scored leave-one-experiment-out "
           f"in {time.perf_counter() - t0:.0f} s:")
     print(f"  {'outcome':26s} {'AUROC':>6s} {'Brier':>6s} {'90% sets cover':>15s}   logistic regression AUROC / Brier")
@@ -222,10 +227,24 @@ def main() -> int:
           "consequence of the set-points)")
 
     t0 = time.perf_counter()
+    tiles = catalog.ingest("tiles", create_reader("images")(sample_path("magnetic_tile"), plant="mt"))
+    shutil.rmtree(runs / "tiles-anomaly", ignore_errors=True)
+    inspection = fit_dataset(catalog, "tiles", ["MT_Free"], runs / "tiles-anomaly",
+                             AnomalyConfig(method="padim"), size=(128, 128) if args.quick else (224, 224), holdout=0.25)
+    m = inspection["metrics"]
+    print(f"[9/10] anomaly detection (magnetic tile, {sum(catalog.manifest('tiles').rows.values())} vendored images "
+          f"with defect masks, {tiles.status}): PaDiM on ImageNet EfficientNet-Lite0 features, fitted on "
+          f"{inspection['fit']['train_images']} defect-free images (threshold from {inspection['fit']['val_images']} "
+          f"more) in {time.perf_counter() - t0:.0f} s; on {inspection['test_good']} held-out defect-free and "
+          f"{inspection['test_defective']} defective images: image AUROC {m['image_auroc']:.3f}, pixel AUROC "
+          f"{m['pixel_auroc']:.3f} (the full dataset's numbers: benchmarks/results/anomaly.md); heat maps in "
+          f"{runs / 'tiles-anomaly' / 'report.html'}")
+
+    t0 = time.perf_counter()
     served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models),
-                             runs / "cnc-quality")
-    print(f"[9/9] registered {served['ref']}, {served['image_ref']}, {served['text_ref']} and {served['process_ref']}, "
-          "served all four "
+                             runs / "cnc-quality", runs / "tiles-anomaly", runs)
+    print(f"[10/10] registered {served['ref']}, {served['image_ref']}, {served['text_ref']}, {served['process_ref']} "
+          f"and {served['anomaly_ref']}, served all five "
           f"(Ray Serve on {served['url']}) in "
           f"{time.perf_counter() - t0:.0f} s; {served['n']} FD001 test engines sent over HTTP:")
     print(f"  {'engine':>6s} {'predicted RUL':>14s} {'true RUL':>9s}")
@@ -252,13 +271,14 @@ def main() -> int:
         print(f"    {rec['message']}")
     print("    next experiment (BoTorch qLogNEI): "
           + "; ".join(", ".join(f"{k} {v:.2f}" for k, v in x.items()) for x in rec["next"]))
+    print(f"  two tiles sent to {served['anomaly_ref']} with heatmap=true (threshold {served['tiles']['threshold']:.4g}): "
+          + "; ".join(f"{name} ({label}) score {score:.4g} → {'anomalous' if flagged else 'good'}, heat map {png}"
+                      for name, label, score, flagged, png in served["tiles"]["rows"]))
     return 0
 
 
 def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> dict:
     """Fits the quality surrogate on the dataset's runs, scores it leave-one-run-out, writes its run folder."""
-    import shutil
-
     from transferline.process import (SurrogateConfig, baseline_metrics, fit_surrogate, leave_one_run_out,
                                       load_process_data)
     from transferline.process.store import save_surrogate
@@ -272,11 +292,11 @@ def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> di
 
 
 def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: Path, models_root: Path,
-                    process_run: Path) -> dict:
-    """Registers the transfer, image, text and process runs, serves them with Ray Serve on loopback,
-    and sends every FD001 test engine's last window (raw sensor values and operating condition), a
-    few NEU images (their JPEG files, base64), a few work orders and a set-point question as real
-    HTTP requests."""
+                    process_run: Path, anomaly_run: Path, out: Path) -> dict:
+    """Registers the transfer, image, text, process and anomaly runs, serves them with Ray Serve on
+    loopback, and sends every FD001 test engine's last window (raw sensor values and operating
+    condition), a few NEU images (their JPEG files, base64), a few work orders, a set-point question
+    and two magnetic tiles (heat maps saved as PNG in ``out``) as real HTTP requests."""
     import base64
 
     import httpx
@@ -292,6 +312,10 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
     image_entry = registry.register(image_run, "neu-5shot", stage="production")
     text_entry = registry.register(text_run, "maint-log", stage="production")
     process_entry = registry.register(process_run, "cnc-quality", stage="production")
+    anomaly_entry = registry.register(anomaly_run, "tiles-anomaly", stage="production")
+    tiles = catalog.read("tiles", columns=["image", "label", "source"])
+    tile_labels = tiles.column("label").to_pylist()
+    tile_pick = [tile_labels.index("MT_Free"), tile_labels.index("MT_Blowhole")]
     notes = ["hydraulic pump not working", "replace engine air filter", "oil leak at gearbox seal"]
     images = catalog.read("neu-sample", columns=["image", "label"])
     pick = list(range(0, images.num_rows, 20))  # one image of each class
@@ -325,11 +349,22 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
                                      "top": 3, "next": 1})
         recommend.raise_for_status()
         recommend = recommend.json()
+        scored = httpx.post(f"{url}/v1/models/tiles-anomaly/predict", params={"stage": "production"}, timeout=120,
+                            json={"images": [base64.b64encode(tiles.column("image")[i].as_py()).decode()
+                                             for i in tile_pick], "heatmap": True})
+        scored.raise_for_status()
+        scored = scored.json()
     finally:
         serve.shutdown()
     true = test.labels
     labels = images.column("label").to_pylist()
+    tile_rows = []
+    for i, score, flagged, png in zip(tile_pick, scored["predictions"], scored["anomalous"], scored["heatmaps"]):
+        path = out / f"heatmap-{Path(tiles.column('source')[i].as_py()).stem}.png"
+        path.write_bytes(base64.b64decode(png))
+        tile_rows.append((tiles.column("source")[i].as_py(), tile_labels[i], score, flagged, path))
     return {"ref": entry.ref, "image_ref": image_entry.ref, "text_ref": text_entry.ref, "url": url,
+            "anomaly_ref": anomaly_entry.ref, "tiles": {"threshold": scored["threshold"], "rows": tile_rows},
             "process_ref": process_entry.ref, "recommend": recommend,
             "n": len(true),
             "texts": [(note, label, max(p)) for note, label, p in zip(notes, said["labels"], said["probabilities"])],

@@ -199,3 +199,22 @@ def _write_synced(path: Path, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def new_run_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A staging folder beside ``out`` (which must not exist yet), renamed to ``out`` when the block
+    ends without error and removed otherwise: a crash leaves no half-written run."""
+    from .errors import TransferlineError
+
+    out = Path(out)
+    if out.exists():
+        raise TransferlineError(f"{out} exists; pass a new --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    stage.mkdir()
+    try:
+        yield stage
+        os.rename(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

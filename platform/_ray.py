@@ -32,3 +32,11 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))
     ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if loopback else {}))
+
+
+def add_ray_arguments(parser, title: str, workers: str) -> None:
+    """The --workers / --address / --cpus-per-worker options of a command that can run on Ray."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--workers", type=int, help=workers)
+    group.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
+    group.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each worker reserves (default 1)")

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .process import _cli as process_cli
 
     process_cli.add_parsers(sub)
+    from .inspection import _cli as inspection_cli
+
+    inspection_cli.add_parsers(sub)
     return parser
 
 
@@ -313,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if len(argv) >= 2 and argv[0] == "ingest" and argv[1] in opcua_cli.COMMANDS:
             return opcua_cli.run_ingest(argv[1], argv[2:])
+        from .inspection import _cli as inspection_cli
         from .process import _cli as process_cli
         from .serve import _cli as serve_cli
 
@@ -325,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"ingest": cmd_ingest, "datasets": cmd_datasets, "pretrain": cmd_train, "transfer": cmd_train,
                    "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
-                   "process": process_cli.run_process, "optimize": process_cli.run_optimize}[args.command]
+                   "process": process_cli.run_process, "optimize": process_cli.run_optimize,
+                   "inspect": inspection_cli.run_inspect}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

@@ -36,6 +36,7 @@ class ImageSamples(SampleBatches):
     domain_names: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # source file of each image
     boxes: list | None = None  # per image: list of {label, xmin, ymin, xmax, ymax}
+    masks: list | None = None  # per image: an encoded pixel mask (nonzero = defect) or None; None if the dataset has none
     modality = "image"
 
     def __post_init__(self) -> None:
@@ -54,7 +55,31 @@ class ImageSamples(SampleBatches):
         take = pa.array(index, pa.int64())
         return replace(self, images=self.images.take(take), labels=self.labels[index], domains=self.domains[index],
                        assets=self.assets[index], names=[self.names[i] for i in index] if self.names else [],
-                       boxes=[self.boxes[i] for i in index] if self.boxes is not None else None)
+                       boxes=[self.boxes[i] for i in index] if self.boxes is not None else None,
+                       masks=[self.masks[i] for i in index] if self.masks is not None else None)
+
+    def get_masks(self, index) -> np.ndarray:
+        """Pixel masks ``[B, H, W]`` bool at the model's input size, resized and cropped or padded
+        exactly as the images are (an image without a mask: all False)."""
+        from .preprocess import ImagePreprocess
+
+        index = np.atleast_1d(np.asarray(index))
+        if self.masks is None:
+            raise ValueError("this image dataset has no masks: ingest the images with their masks")
+        geometry = ImagePreprocess(replace(self.spec, channels=1, mean=(0.0,), std=(1.0,)))
+        h, w = self.spec.size
+
+        def one(mask) -> np.ndarray:
+            if mask is None:
+                return np.zeros((h, w), bool)
+            from .preprocess import _to_pil
+
+            values = np.asarray(_to_pil(mask).convert("L"))
+            # 0/255 masks (edges anti-aliased or compressed: cut at half) and 0/1 masks alike
+            binary = (values > (127 if values.max() > 1 else 0)).astype(np.uint8) * 255
+            return geometry.one(binary)[0] > 0.5
+
+        return np.stack([one(self.masks[int(i)]) for i in index]) if len(index) else np.zeros((0, h, w), bool)
 
     def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
         """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""
@@ -84,7 +109,8 @@ def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str 
     Class ids follow ``classes`` if given (an image of another class is an error naming it), else
     the dataset's class list from its manifest, else the sorted labels.
     """
-    table = catalog.read(dataset, split=split, columns=COLUMNS)
+    has_masks = "mask" in catalog.schema(dataset).names
+    table = catalog.read(dataset, split=split, columns=COLUMNS + (["mask"] if has_masks else []))
     if domains:
         table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
     if table.num_rows == 0:
@@ -95,7 +121,8 @@ def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str 
     return ImageSamples(images=table.column("image").combine_chunks(), labels=class_ids(labels, classes, dataset),
                         domains=domain_codes, assets=np.arange(table.num_rows, dtype=np.int64),
                         spec=spec, classes=classes, domain_names=domain_names,
-                        names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist())
+                        names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist(),
+                        masks=table.column("mask").to_pylist() if has_masks else None)
 
 
 def class_ids(labels: list, classes: list[str], dataset: str) -> np.ndarray:

@@ -109,14 +109,16 @@ def _read_rows(path: str, rows: np.ndarray, column: str) -> list:
 
 def _decode_task(batch: dict, *, spec: ImageInput | TextInput, seed: int, shuffle: bool,
                  block: int) -> Iterator[dict]:
-    """Ray Data map: one read task's rows → blocks of samples ``{"x", "y", "domain"}``."""
+    """Ray Data map: one read task's rows → blocks of samples ``{"x", "y", "domain", "number"}``
+    (``number``: the sample's place in the selection's read order)."""
     task, path = int(batch["task"][0]), str(batch["file"][0])
-    rows, targets, domains = (np.asarray(batch[k][0]) for k in ("rows", "targets", "domains"))
+    rows, targets, domains, numbers = (np.asarray(batch[k][0]) for k in ("rows", "targets", "domains", "numbers"))
     values = _read_rows(path, rows.astype(np.int64), COLUMNS[spec.modality][0])
     order = np.random.default_rng([seed, task]).permutation(len(rows)) if shuffle else np.arange(len(rows))
     for lo in range(0, len(order), block):
         idx = order[lo:lo + block]
-        yield {"x": _preprocess(spec)([values[i] for i in idx]), "y": targets[idx], "domain": domains[idx]}
+        yield {"x": _preprocess(spec)([values[i] for i in idx]), "y": targets[idx], "domain": domains[idx],
+               "number": numbers[idx].astype(np.int64)}
 
 
 @dataclass
@@ -146,7 +148,8 @@ class SamplePlan:
             for lo in range(0, len(mine), self.samples_per_task):
                 part = mine[lo:lo + self.samples_per_task]
                 items.append({"task": len(items), "file": index.files[f], "rows": index.row_of[part].tolist(),
-                              "targets": index.targets[part].tolist(), "domains": index.domains[part].tolist()})
+                              "targets": index.targets[part].tolist(), "domains": index.domains[part].tolist(),
+                              "numbers": part.tolist()})
         return items
 
     def dataset_of(self, numbers: np.ndarray, *, seed: int, shuffle: bool, num_cpus: float = 1):

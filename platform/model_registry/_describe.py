@@ -32,6 +32,10 @@ def describe_run(run_dir: Path, out: Path) -> dict:
         from ..process.store import describe_surrogate
 
         return describe_surrogate(run_dir, out)
+    if meta.get("kind") == "anomaly":
+        from ..inspection.store import describe_anomaly
+
+        return describe_anomaly(run_dir, out)
     if not metrics.get("epochs_run") and not metrics.get("resumed_at_epoch"):
         raise RegistryError(f"{run_dir} trained no step (epochs_run {metrics.get('epochs_run')}); its weights are "
                                 "untrained and cannot be registered")

@@ -15,6 +15,8 @@ outcome: of its probability). Bounds outside the fitted data are allowed, with a
 
 
 def add_parsers(sub) -> None:
+    from .._ray import add_ray_arguments
+
     process = sub.add_parser("process", help="quality surrogates: set-points → outcomes, per run")
     psub = process.add_subparsers(dest="action", required=True)
     fit = psub.add_parser("fit", help="fit a surrogate on a dataset's runs, score it leave-one-run-out, write a run "
@@ -40,10 +42,8 @@ def add_parsers(sub) -> None:
     fit.add_argument("--signal-phase", default="Layer 1",
                      help="with --compare-signals: count rows from where the phase column starts with this (default "
                           "'Layer 1'; '' for the run's start)")
-    dist = fit.add_argument_group("Ray Train (folds and ensemble members shared out among workers)")
-    dist.add_argument("--workers", type=int, help="fit with N Ray Train workers (default: in this process)")
-    dist.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
-    dist.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each worker reserves (default 1)")
+    add_ray_arguments(fit, "Ray Train (folds and ensemble members shared out among workers)",
+                      "fit with N Ray Train workers (default: in this process)")
     fit.add_argument("--catalog", metavar="DIR", help="catalog directory (default: $TRANSFERLINE_HOME, else "
                                                       "./transferline-data)")
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from .._fs import new_run_folder
 from ..errors import TransferlineError
 from .surrogate import EnsembleMLP, SurrogateConfig, from_state
 from .table import Outcome, ProcessData
@@ -31,13 +31,7 @@ def save_surrogate(out: str | os.PathLike, model: EnsembleMLP, data: ProcessData
     """Writes the run folder ``out`` (which must not exist yet) atomically."""
     from safetensors.torch import save_file
 
-    out = Path(out)
-    if out.exists():
-        raise TransferlineError(f"{out} exists; pass a new --out folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-    stage.mkdir()
-    try:
+    with new_run_folder(out) as stage:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
         meta = {"kind": KIND, "dataset": data.dataset, "setpoints": data.setpoints,
                 "outcomes": [o.to_dict() for o in data.outcomes], "context": [c.to_dict() for c in data.context], "surrogate": asdict(config),
@@ -48,10 +42,7 @@ def save_surrogate(out: str | os.PathLike, model: EnsembleMLP, data: ProcessData
         (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": data.dataset},
                                                            "surrogate": asdict(config)}, sort_keys=False))
         (stage / "metrics.json").write_text(json.dumps({**metrics, "epochs_run": config.epochs}, indent=2))
-        os.rename(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def load_surrogate(folder: str | os.PathLike) -> tuple[EnsembleMLP, dict]:

@@ -16,6 +16,9 @@ samples each); Smith & Randall, MSSP 2015 (see ``cwru_fe/NOTICE``).
 
 ``cnc_mill/``: the 18 CNC milling experiments' set-points and outcomes (``train.csv``) and each one's
 machine signals up to 12.8 s into layer 1 (University of Michigan SMART Lab, 2018; see ``cnc_mill/NOTICE``).
+
+``magnetic_tile/``: 16 defect-free and 6 defective magnetic-tile images with their pixel masks;
+Huang, Qiu & Yuan, The Visual Computer 2020 (see ``magnetic_tile/NOTICE``).
 """
 
 from __future__ import annotations

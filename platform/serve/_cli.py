@@ -47,7 +47,8 @@ def add_parsers(sub) -> None:
     predict = sub.add_parser("predict", help="predict with a registered model (locally, or over HTTP with --url)")
     predict.add_argument("ref", help="name, name@3 or name@production")
     predict.add_argument("--input", required=True, type=Path,
-                         help='JSON file: {"windows": [batch][time][signal], "signals": [...], "groups": [...]}')
+                         help='JSON file, the request body: {"windows": [batch][time][signal], "signals": [...], '
+                              '"groups": [...]}, {"images": [base64 PNG/JPEG], "heatmap": true} or {"texts": [...]}')
     predict.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     _root_arg(predict)
 
@@ -145,7 +146,8 @@ def run_predict(args) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         raise TransferlineError(f"--input {args.input}: {exc}") from None
     if not isinstance(body, dict):
-        raise TransferlineError(f"--input {args.input}: expected a JSON object with \"windows\"")
+        raise TransferlineError(f"--input {args.input}: expected a JSON object (the request body: windows, images "
+                                "or texts)")
     if args.url:
         import httpx
 
@@ -159,9 +161,8 @@ def run_predict(args) -> int:
         from .predictor import Predictor, RequestError
 
         try:
-            out = Predictor(args.models_root).predict(args.ref.partition("@")[0], body.get("windows"),
-                                                      signals=body.get("signals"), groups=body.get("groups"),
-                                                      version=_version(args.ref), stage=_stage(args.ref))
+            out = Predictor(args.models_root).predict_body(args.ref.partition("@")[0], body,
+                                                           version=_version(args.ref), stage=_stage(args.ref))
         except RequestError as exc:
             raise TransferlineError(f"--input {args.input}: {exc}") from None
     json.dump(out, sys.stdout)

@@ -47,6 +47,11 @@ class Prediction(BaseModel):
     probabilities: list[list[float]] | None = Field(None, description="classifiers: per sample, the probability of "
                                                                       "each class (in the model's class order)")
     units: list[str] | None = Field(None, description="one unit per output, for several regression outputs")
+    anomalous: list[bool] | None = Field(None, description="anomaly models: per image, score above the threshold")
+    threshold: float | None = Field(None, description="anomaly models: the decision threshold, set on defect-free "
+                                                      "validation images")
+    heatmaps: list[str] | None = Field(None, description="anomaly models, when asked: per image a base64 PNG of the "
+                                                         "pixel anomaly map at the model's input size")
 
 
 class RecommendRequest(BaseModel):
@@ -221,7 +226,7 @@ class ModelServer:
         return load_model(self.registry, key.partition("#")[0])
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
-    async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None]]) -> list[dict]:
+    async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None, bool]]) -> list[dict]:
         out: list[dict | None] = [None] * len(requests)
         for key in dict.fromkeys(r[0] for r in requests):
             idx = [i for i, r in enumerate(requests) if r[0] == key]
@@ -230,7 +235,7 @@ class ModelServer:
             y = model.run(np.concatenate(xs))
             lo = 0
             for i, x in zip(idx, xs):
-                out[i] = response(model.entry, y[lo:lo + len(x)])
+                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3])
                 lo += len(x)
         return out
 
@@ -261,8 +266,8 @@ class ModelServer:
         except IntegrityError as exc:
             raise HTTPException(409, detail=exc.public) from None
         if self.batching:
-            return await self.predict_batch((entry.key, windows, groups))
-        return response(entry, model.run(model.prepare(windows, groups)))
+            return await self.predict_batch((entry.key, windows, groups, body.heatmap))
+        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap)
 
 
     @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,

@@ -48,6 +48,8 @@ class PredictRequest(BaseModel):
         None, description="image models: raw pixels 0-255, [batch][height][width] or [batch][height][width][channel]")
     texts: list[str] | None = Field(None, description="text models: the texts, each non-empty and at most "
                                                       f"{MAX_TEXT_CHARS:,} characters (cut at the model's max tokens)")
+    heatmap: bool = Field(False, description="anomaly models: also answer each image's pixel anomaly map as a "
+                                             "base64 PNG at the model's input size (hot = anomalous)")
 
 
 def parse_request(body) -> PredictRequest:
@@ -97,6 +99,9 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     if wrong:
         raise RequestError(["body", wrong[0]], f"model {entry.ref} takes {INPUT_NAMES[accepted[0]]}, not "
                                                f"{INPUT_NAMES[wrong[0]]}")
+    if request.heatmap and entry.output.get("kind") != "anomaly":
+        raise RequestError(["body", "heatmap"], f"model {entry.ref} is a {entry.task.get('name')} model; heat maps "
+                                                "come from anomaly models")
     if "text" in entry.input:
         return validate_texts(entry, request.texts), None
     if "image" in entry.input:
@@ -184,15 +189,19 @@ class Predictor:
         return model
 
     def predict(self, name: str, windows=None, *, signals=None, groups=None, images=None, pixels=None, texts=None,
-                version=None, stage=None) -> dict:
+                heatmap: bool = False, version=None, stage=None) -> dict:
         """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts."""
-        entry = self.entry(name, version, stage)
         given = {"windows": windows, "signals": signals, "groups": groups, "images": images, "pixels": pixels,
-                 "texts": texts}
-        body = {k: v for k, v in given.items() if v is not None}
-        x, g = validate(entry, parse_request(body))
+                 "texts": texts, "heatmap": heatmap or None}
+        return self.predict_body(name, {k: v for k, v in given.items() if v is not None}, version=version, stage=stage)
+
+    def predict_body(self, name: str, body: dict, *, version=None, stage=None) -> dict:
+        """Answers a request body as the server's ``POST /v1/models/{name}/predict`` does."""
+        entry = self.entry(name, version, stage)
+        request = parse_request(body)
+        x, g = validate(entry, request)
         model = self.load(entry)
-        return response(entry, model.run(model.prepare(x, g)))
+        return response(entry, model.run(model.prepare(x, g)), heatmap=request.heatmap)
 
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
@@ -212,8 +221,18 @@ def series_spec(entry: ModelEntry) -> dict:
     return entry.input["series"]
 
 
-def response(entry: ModelEntry, out: np.ndarray) -> dict:
+def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False) -> dict:
     output = entry.output
+    if output.get("kind") == "anomaly":  # [B, 1 + H*W]: the image score, then the pixel map
+        scores, threshold = out[:, 0], float(output["threshold"])
+        answer = {"model": entry.ref, "predictions": scores.round(6).tolist(),
+                  "anomalous": (scores > threshold).tolist(), "threshold": threshold}
+        if heatmap:
+            h, w = output["map_size"]
+            from ..inspection.heatmap import heatmap_png
+
+            answer["heatmaps"] = [heatmap_png(row.reshape(h, w), float(output["map_scale"])) for row in out[:, 1:]]
+        return answer
     if output.get("kind") == "labels":  # multi-label: a probability per class, the labels above the threshold
         classes, threshold = output.get("classes") or [], output.get("threshold", 0.5)
         chosen = [np.flatnonzero(row > threshold).tolist() for row in out]
@@ -233,3 +252,4 @@ def response(entry: ModelEntry, out: np.ndarray) -> dict:
     if len(output.get("names") or []) > 1:
         return {"model": entry.ref, "predictions": out, "outputs": output["names"], "units": units}
     return {"model": entry.ref, "predictions": out, "unit": units[0] if units and units[0] else None}
+

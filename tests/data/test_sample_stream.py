@@ -50,6 +50,7 @@ def _check_matches(catalog, dataset, spec, samples_per_task, domains=None):
     np.testing.assert_array_equal(np.concatenate([b["x"] for b in blocks]), samples.get(val))
     np.testing.assert_array_equal(np.concatenate([b["y"] for b in blocks]), samples.labels[val])
     np.testing.assert_array_equal(np.concatenate([b["domain"] for b in blocks]), samples.domains[val])
+    np.testing.assert_array_equal(np.concatenate([b["number"] for b in blocks]), val)
     shuffled = _read_all(plan, train, shuffle=True)  # the same samples, in another order
     x = np.concatenate([b["x"] for b in shuffled])
     assert len(x) == len(train)

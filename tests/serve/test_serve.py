@@ -355,3 +355,37 @@ def test_process_surrogate_recommends_over_http(server, tmp_path):
     predict = httpx.post(f"{url}/v1/models/cnc-quality/predict", json={"windows": [[[0.0]]]}, timeout=60)
     assert predict.status_code == 422 and "/v1/models/cnc-quality/recommend" in predict.text
     registry.delete("cnc-quality")
+
+
+def test_anomaly_scores_and_heat_maps_over_http(server, tmp_path):
+    """A registered anomaly model answers scores, decisions at its threshold and PNG heat maps; a
+    heat map asked of another model is a 422 naming the field."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.inspection import AnomalyConfig
+    from transferline.inspection.run import fit_dataset
+    from transferline.sample_data import sample_path
+
+    url, registry = server
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.ingest("tiles", create_reader("images")(sample_path("magnetic_tile"), plant="mt"))
+    result = fit_dataset(catalog, "tiles", ["MT_Free"], tmp_path / "run", AnomalyConfig(method="padim"), size=(64, 64),
+                         holdout=0.25)
+    registry.register(result["out"], "tiles-http")
+    images = catalog.read("tiles", columns=["image"]).column("image")
+    body = {"images": [base64.b64encode(images[i].as_py()).decode() for i in (0, 10)], "heatmap": True}
+    reply = httpx.post(f"{url}/v1/models/tiles-http/predict", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    local = Predictor(registry).predict("tiles-http", images=body["images"])
+    np.testing.assert_allclose(out["predictions"], local["predictions"], rtol=1e-3)  # float32, other threads
+    assert out["anomalous"] == [p > out["threshold"] for p in out["predictions"]]
+    assert Image.open(io.BytesIO(base64.b64decode(out["heatmaps"][1]))).size == (64, 64)
+    bad = httpx.post(f"{url}/v1/models/plant-a/predict", json={"windows": [[[0.0]]], "heatmap": True}, timeout=60)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "heatmap"]
+    registry.delete("tiles-http")

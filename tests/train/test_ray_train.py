@@ -274,3 +274,27 @@ def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster,
     for outcome, scores in single.items():
         for key, value in scores.items():
             assert metrics["loeo"][outcome][key] == pytest.approx(value, abs=1e-6), (outcome, key)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluster, tmp_path, cli):
+    """`inspect fit --workers 2`: the good images stream through Ray Data to two feature actors; the
+    fitted model is the one fitted in this process (same threshold, same test metrics)."""
+    import json
+
+    from transferline.sample_data import sample_path
+
+    catalog = tmp_path / "catalog"
+    code, _, err = cli("ingest", "images", sample_path("magnetic_tile"), "--name", "tiles", "--catalog", catalog,
+                       "--quiet")
+    assert code == 0, err
+    runs = {}
+    for name, extra in (("local", []), ("ray", ["--workers", "2", "--cpus-per-worker", "0.5"])):
+        code, out, err = cli("inspect", "fit", "--dataset", "tiles", "--good", "MT_Free", "--out", tmp_path / name,
+                             "--size", "96", "96", "--holdout", "0.25", "--catalog", catalog, *extra)
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert runs["ray"]["fit"]["ray"]["workers"] == 2
+    assert runs["ray"]["fit"]["threshold"] == pytest.approx(runs["local"]["fit"]["threshold"], rel=1e-4)
+    assert runs["ray"]["image_auroc"] == runs["local"]["image_auroc"]

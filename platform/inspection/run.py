@@ -1,0 +1,72 @@
+"""An anomaly model fitted on a catalog dataset's defect-free images and tested on the rest: what
+`transferline inspect fit` and the demo run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from .anomaly import AnomalyConfig, evaluate_anomaly, fit_anomaly
+
+
+def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, config: AnomalyConfig, *,
+                size: tuple[int, int] = (224, 224), holdout: float = 0.2, progress: bool = False,
+                say: Callable[[str], None] = lambda line: None, workers: int | None = None,
+                address: str | None = None, cpus_per_worker: float = 1) -> dict:
+    """Fits on the images labelled ``good`` but a share ``holdout`` of them (drawn with the config's
+    seed), tests on those and every other image (pixel AUROC where the dataset has masks), and
+    writes the run folder ``out`` with ``report.html``. With ``workers``, the training images' patch
+    features come from that many Ray actors reading the images through Ray Data. Returns the
+    metrics, the fit's costs and ``out``."""
+    from ..data import ImageInput
+    from ..data.factory import load_samples
+    from ..errors import TransferlineError
+    from .report import write_report
+    from .store import save_anomaly
+
+    spec = ImageInput(size=tuple(size))
+    samples = load_samples(catalog, dataset, spec)
+    unknown = sorted(set(good) - set(samples.classes))
+    if unknown or not good:
+        raise TransferlineError(f"--good {','.join(unknown) or '(none)'}: not a label of {dataset!r} "
+                                f"(labels: {', '.join(samples.classes)})")
+    is_good = np.isin(samples.labels, [samples.classes.index(g) for g in good])
+    order = np.random.default_rng(config.seed).permutation(np.flatnonzero(is_good))
+    n_test = int(round(holdout * len(order)))
+    test = samples.subset(np.sort(np.concatenate([order[:n_test], np.flatnonzero(~is_good)])))
+    say(f"{dataset}: fitting {config.method} on {len(order) - n_test} good images ({', '.join(good)}); testing on "
+        f"{n_test} held-out good and {int((~is_good).sum())} other images")
+    fit_numbers = np.sort(order[n_test:])
+    ray_info = None
+    if workers:
+        import time
+
+        from .anomaly import build_features, fit_on_features
+        from .ray_features import patch_features_on_ray
+
+        t0 = time.perf_counter()
+        f, ray_info = patch_features_on_ray(catalog, dataset, spec, fit_numbers, config, workers=workers,
+                                            address=address, cpus_per_worker=cpus_per_worker)
+        model, info = fit_on_features(build_features(config, spec), f, config, spec.size)
+        info.fit_seconds = time.perf_counter() - t0
+    else:
+        model, info = fit_anomaly(samples.subset(fit_numbers), config, progress=progress)
+    defect = ~np.isin(test.labels, [samples.classes.index(g) for g in good])
+    metrics: dict = {}
+    if defect.any() and (~defect).any():
+        metrics = evaluate_anomaly(model, test, defect, pixel=test.masks is not None)
+        say(f"image AUROC {metrics['image_auroc']:.4f}"
+            + (f", pixel AUROC {metrics['pixel_auroc']:.4f}" if "pixel_auroc" in metrics else "")
+            + f"; at threshold {info.threshold:.4g}: {metrics['true_positive_rate']:.1%} of defective and "
+              f"{metrics['false_positive_rate']:.1%} of good images flagged")
+    fit = {k: v for k, v in info.to_dict().items() if k != "val_scores"}
+    if ray_info:
+        fit["ray"] = ray_info
+    say(f"fit in {info.fit_seconds:.1f} s; {info.bank_entries:,} bank entries, {info.bank_bytes / 1e6:.1f} MB")
+    out = save_anomaly(out, model, config, info, spec, dataset=dataset, good=list(good), metrics={**metrics, "fit": fit})
+    if len(test):
+        write_report(out / "report.html", model, test, metrics, defect, title=f"{dataset}: {config.method}")
+    return {"metrics": metrics, "fit": fit, "out": out, "test_good": int((~defect).sum()),
+            "test_defective": int(defect.sum())}

@@ -1,0 +1,120 @@
+"""A fitted anomaly model on disk (a run folder the model registry can register) and back.
+
+Run folder: ``model.safetensors`` (backbone weights and the memory bank or Gaussians, as tensors),
+``model.json`` (kind ``anomaly``, the config, the input spec, the threshold, the fit's costs),
+``config.yaml`` and ``metrics.json``. Written in a sibling staging folder and renamed into place:
+a crash leaves no half-written run.
+
+What the registry exports is :class:`Served`: images ``[B, C, H, W]`` → ``[B, 1 + H*W]``, the image
+score followed by the pixel map, so that the server's batching slices it like any other output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from .._fs import new_run_folder
+from ..errors import TransferlineError
+from .anomaly import AnomalyConfig, AnomalyModel, FitInfo, Padim, PatchCore, build_features
+
+KIND = "anomaly"
+ATOL = 1e-3  # scores are distances of a few tens: TorchScript and eager agree to float32 rounding
+
+
+def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyConfig, info: FitInfo, spec, *,
+                 dataset: str, good: list[str], metrics: dict) -> Path:
+    """Writes the run folder ``out`` (which must not exist yet) atomically; ``spec`` is the
+    :class:`~transferline.data.ImageInput` the model was fitted on."""
+    from safetensors.torch import save_file
+
+    with new_run_folder(out) as stage:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
+        meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
+                "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
+                                    "std": list(spec.std), "resize": spec.resize}},
+                "threshold": float(model.threshold), "map_scale": map_scale(info),
+                "fit": {k: v for k, v in info.to_dict().items() if k != "val_scores"}}
+        (stage / "model.json").write_text(json.dumps(meta, indent=2))
+        (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "good": good},
+                                                           "anomaly": asdict(config)}, sort_keys=False))
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return Path(out)
+
+
+def map_scale(info: FitInfo) -> float:
+    """The pixel-map value drawn at full heat in a heat map: the decision threshold (an image score
+    is its largest patch score, so a patch at the threshold is as hot as a flagged image's peak)."""
+    return float(info.threshold)
+
+
+def load_anomaly(folder: str | os.PathLike) -> tuple[AnomalyModel, dict]:
+    """The eager model and its ``model.json`` from a run folder or a registry version folder."""
+    from safetensors.torch import load_file
+
+    from ..data import ImageInput
+
+    folder = Path(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    if meta.get("kind") != KIND:
+        raise TransferlineError(f"{folder} holds no anomaly model (model.json kind {meta.get('kind')!r})")
+    state = load_file(str(folder / "model.safetensors"))
+    config = AnomalyConfig(**{**meta["config"], "pretrained": None})  # the weights are in the state
+    image = meta["input"]["image"]
+    spec = ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
+                      std=tuple(image["std"]), resize=image["resize"])
+    features = build_features(config, spec)
+    if config.method == "patchcore":
+        model: AnomalyModel = PatchCore(features, state["bank"], spec.size, config.sigma)
+    else:
+        model = Padim(features, state["dims"], state["mean"], state["precision"], spec.size, config.sigma)
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+class Served(nn.Module):
+    """The exported form: images → ``[B, 1 + H*W]`` (image score, then the pixel map row by row)."""
+
+    def __init__(self, model: AnomalyModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score, pixels = self.model(x)
+        return torch.cat([score[:, None], pixels.flatten(1)], dim=1)
+
+
+def describe_anomaly(run_dir: Path, out: Path) -> dict:
+    """The registry's side of an anomaly run: copies the weights, exports TorchScript (:class:`Served`),
+    checks it against the eager model, and returns the entry fields."""
+    from ..data import ImageInput
+    from ..model_registry._export import export_mismatch, export_torchscript
+
+    model, meta = load_anomaly(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for fname in ("model.safetensors", "model.json"):
+        shutil.copyfile(run_dir / fname, out / fname)
+    image = meta["input"]["image"]
+    served = Served(model).eval()
+    example = export_torchscript(served, ImageInput(size=tuple(image["size"]), channels=image["channels"]),
+                                 out / "model.ts")
+    mismatch = export_mismatch(served, example, out / "model.ts", ATOL)
+    if mismatch is not None:
+        raise TransferlineError(f"the exported anomaly model differs from the eager one by {mismatch:.2e}")
+    config = meta["config"]
+    return {"task": {"name": "anomaly", "type": "anomaly", "options": {"method": config["method"]}},
+            "modality": "image",
+            "encoder": {"name": config["encoder"], "options": {"stages": config["stages"]}},
+            "input": meta["input"],
+            "output": {"kind": "anomaly", "threshold": meta["threshold"], "map_size": image["size"],
+                       "map_scale": meta["map_scale"], "good": meta["good"]},
+            "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "good": meta["good"],
+                        "pretrained": config.get("pretrained"), "seed": config["seed"]},
+            "metrics": {**metrics, "fit": meta["fit"]}}
