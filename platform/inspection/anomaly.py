@@ -172,6 +172,7 @@ class FitInfo:
     bank_bytes: int
     fit_seconds: float
     threshold: float
+    map_low: float = 0.0  # the median pixel of the validation images' maps: a typical defect-free pixel
     val_scores: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -271,11 +272,12 @@ def fit_on_features(features: PatchFeatures, f: torch.Tensor, config: AnomalyCon
         model = Padim(features, dims, mean, torch.linalg.inv(cov), size, config.sigma)
         entries, nbytes = h * w, (mean.numel() + cov.numel()) * 4
     model.to(f.device).eval()  # the kernel and threshold buffers join the bank on its device
-    val_scores = score_features(model, val_f)[0]
+    val_scores, val_maps = score_features(model, val_f, maps=True)
     model.threshold.fill_(float(np.quantile(val_scores, config.quantile)))
     info = FitInfo(train_images=n, val_images=len(val_f), patches=n * h * w, bank_entries=int(entries),
                    bank_bytes=int(nbytes), fit_seconds=time.perf_counter() - t0,
-                   threshold=float(model.threshold), val_scores=val_scores.tolist())
+                   threshold=float(model.threshold), map_low=float(np.median(val_maps)),
+                   val_scores=val_scores.tolist())
     return model, info
 
 

@@ -25,9 +25,9 @@ def _display(samples, i: int) -> np.ndarray:
 
 
 def write_report(path: Path, model, samples, metrics: dict, defect: np.ndarray | None = None, *, title: str,
-                 per_group: int = 6) -> Path:
+                 low: float = 0.0, per_group: int = 6) -> Path:
     """Writes ``path`` (self-contained HTML, images inline); ``defect`` marks the defective images
-    where known."""
+    where known; heat runs from ``low`` (a typical defect-free pixel) to the threshold."""
     from .anomaly import score_images
 
     scores, maps = score_images(model, samples, maps=True)
@@ -46,7 +46,7 @@ def write_report(path: Path, model, samples, metrics: dict, defect: np.ndarray |
         for i in index:
             shown = _display(samples, i)
             pictures = [png_base64(shown if shown.ndim == 3 else np.repeat(shown[..., None], 3, -1)),
-                        png_base64(overlay(shown, maps[i], threshold))]
+                        png_base64(overlay(shown, maps[i], low, threshold))]
             if masks is not None:
                 pictures.append(png_base64(np.repeat((masks[i] * 255).astype(np.uint8)[..., None], 3, -1)))
             label = samples.classes[samples.labels[i]] if samples.classes else ""
@@ -58,13 +58,13 @@ def write_report(path: Path, model, samples, metrics: dict, defect: np.ndarray |
     numbers = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else
                       f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                       for k, v in metrics.items() if not isinstance(v, (dict, list)))
-    legend = png_base64(heat_rgb(np.tile(np.linspace(0, threshold, 256), (12, 1)), threshold))
+    legend = png_base64(heat_rgb(np.tile(np.linspace(low, threshold, 256), (12, 1)), low, threshold))
     path.write_text(f"""<!doctype html><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;margin:.5em}}
 img{{margin-right:2px;image-rendering:pixelated}} td{{padding:2px 10px}}</style>
 <h1>{html.escape(title)}</h1><table>{numbers}<tr><td>threshold</td><td>{threshold:.4g}</td></tr></table>
 <p>Each image: as the model sees it, its anomaly map over it
-(<img src="data:image/png;base64,{legend}" style="vertical-align:middle;width:128px;height:10px"> 0 to the
-threshold and above){', and the defect mask' if masks is not None else ''}.</p>{''.join(rows)}
+(<img src="data:image/png;base64,{legend}" style="vertical-align:middle;width:128px;height:10px"> from a
+typical defect-free pixel, {low:.4g}, to the threshold and above){', and the defect mask' if masks is not None else ''}.</p>{''.join(rows)}
 """)
     return path

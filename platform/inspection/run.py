@@ -67,6 +67,7 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
     say(f"fit in {info.fit_seconds:.1f} s; {info.bank_entries:,} bank entries, {info.bank_bytes / 1e6:.1f} MB")
     out = save_anomaly(out, model, config, info, spec, dataset=dataset, good=list(good), metrics={**metrics, "fit": fit})
     if len(test):
-        write_report(out / "report.html", model, test, metrics, defect, title=f"{dataset}: {config.method}")
+        write_report(out / "report.html", model, test, metrics, defect, title=f"{dataset}: {config.method}",
+                     low=info.map_low)
     return {"metrics": metrics, "fit": fit, "out": out, "test_good": int((~defect).sum()),
             "test_defective": int(defect.sum())}

@@ -41,19 +41,13 @@ def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyCon
         meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
                 "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
                                     "std": list(spec.std), "resize": spec.resize}},
-                "threshold": float(model.threshold), "map_scale": map_scale(info),
+                "threshold": float(model.threshold), "map_range": [info.map_low, float(model.threshold)],
                 "fit": {k: v for k, v in info.to_dict().items() if k != "val_scores"}}
         (stage / "model.json").write_text(json.dumps(meta, indent=2))
         (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "good": good},
                                                            "anomaly": asdict(config)}, sort_keys=False))
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return Path(out)
-
-
-def map_scale(info: FitInfo) -> float:
-    """The pixel-map value drawn at full heat in a heat map: the decision threshold (an image score
-    is its largest patch score, so a patch at the threshold is as hot as a flagged image's peak)."""
-    return float(info.threshold)
 
 
 def load_anomaly(folder: str | os.PathLike) -> tuple[AnomalyModel, dict]:
@@ -115,7 +109,7 @@ def describe_anomaly(run_dir: Path, out: Path) -> dict:
             "encoder": {"name": config["encoder"], "options": {"stages": config["stages"]}},
             "input": meta["input"],
             "output": {"kind": "anomaly", "threshold": meta["threshold"], "map_size": image["size"],
-                       "map_scale": meta["map_scale"], "good": meta["good"]},
+                       "map_range": meta["map_range"], "good": meta["good"]},
             "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "good": meta["good"],
                         "pretrained": config.get("pretrained"), "seed": config["seed"]},
             "metrics": {**metrics, "fit": meta["fit"]}}

@@ -231,7 +231,8 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False) -> dict:
             h, w = output["map_size"]
             from ..inspection.heatmap import heatmap_png
 
-            answer["heatmaps"] = [heatmap_png(row.reshape(h, w), float(output["map_scale"])) for row in out[:, 1:]]
+            low, high = output["map_range"]
+            answer["heatmaps"] = [heatmap_png(row.reshape(h, w), low, high) for row in out[:, 1:]]
         return answer
     if output.get("kind") == "labels":  # multi-label: a probability per class, the labels above the threshold
         classes, threshold = output.get("classes") or [], output.get("threshold", 0.5)
