@@ -38,7 +38,8 @@ def add_parsers(sub) -> None:
     fit.add_argument("--quantile", type=float, default=0.99,
                      help="threshold: this quantile of held-out good images' scores (default 0.99)")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of good images kept for the test (default 0.2)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="draws the held-out images, the coreset start and PaDiM's "
+                     "dimensions (default 0)")
     add_ray_arguments(fit, "Ray (patch features computed by a pool of actors, images read through Ray Data)",
                       "N feature actors (default: in this process)")
     fit.add_argument("--catalog", metavar="DIR", help="catalog directory (default: $TRANSFERLINE_HOME, else "
