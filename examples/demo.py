@@ -17,12 +17,12 @@
 8. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
    pressure), tool condition and outcomes, a deep-ensemble quality surrogate scored
    leave-one-experiment-out;
-9. anomaly detection: PaDiM fitted on 12 of the 16 vendored defect-free magnetic tiles (threshold
-   from a held-out one), tested on the other 4 and 6 defective tiles, heat maps in report.html;
+9. anomaly detection: PaDiM fitted on 12 of the 16 vendored defect-free magnetic tiles (11 to fit,
+   1 to set the threshold), tested on the other 4 and 6 defective tiles, heat maps in report.html;
 10. register the five models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
    NEU image of each class (its JPEG file) and a few work orders as HTTP requests, ask the surrogate
    for the fastest feedrate at which a worn tool still finishes and passes visual inspection, send
-   a good and a defective tile asking for heat maps (saved as PNG), and print the answers.
+   a held-out good tile and a defective one asking for heat maps (saved as PNG), and print the answers.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -242,7 +242,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models),
-                             runs / "cnc-quality", runs / "tiles-anomaly", runs)
+                             runs / "cnc-quality", runs / "tiles-anomaly", runs, inspection["held_out_good"][0])
     print(f"[10/10] registered {served['ref']}, {served['image_ref']}, {served['text_ref']}, {served['process_ref']} "
           f"and {served['anomaly_ref']}, served all five "
           f"(Ray Serve on {served['url']}) in "
@@ -292,11 +292,12 @@ def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> di
 
 
 def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: Path, models_root: Path,
-                    process_run: Path, anomaly_run: Path, out: Path) -> dict:
+                    process_run: Path, anomaly_run: Path, out: Path, good_tile: str) -> dict:
     """Registers the transfer, image, text, process and anomaly runs, serves them with Ray Serve on
     loopback, and sends every FD001 test engine's last window (raw sensor values and operating
     condition), a few NEU images (their JPEG files, base64), a few work orders, a set-point question
-    and two magnetic tiles (heat maps saved as PNG in ``out``) as real HTTP requests."""
+    and two magnetic tiles (``good_tile``, one the anomaly model was not fitted on, and a defective
+    one; heat maps saved as PNG in ``out``) as real HTTP requests."""
     import base64
 
     import httpx
@@ -315,7 +316,7 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
     anomaly_entry = registry.register(anomaly_run, "tiles-anomaly", stage="production")
     tiles = catalog.read("tiles", columns=["image", "label", "source"])
     tile_labels = tiles.column("label").to_pylist()
-    tile_pick = [tile_labels.index("MT_Free"), tile_labels.index("MT_Blowhole")]
+    tile_pick = [tiles.column("source").to_pylist().index(good_tile), tile_labels.index("MT_Blowhole")]
     notes = ["hydraulic pump not working", "replace engine air filter", "oil leak at gearbox seal"]
     images = catalog.read("neu-sample", columns=["image", "label"])
     pick = list(range(0, images.num_rows, 20))  # one image of each class

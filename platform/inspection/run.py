@@ -19,7 +19,7 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
     seed), tests on those and every other image (pixel AUROC where the dataset has masks), and
     writes the run folder ``out`` with ``report.html``. With ``workers``, the training images' patch
     features come from that many Ray actors reading the images through Ray Data. Returns the
-    metrics, the fit's costs and ``out``."""
+    metrics, the fit's costs, ``out`` and the held-out good images' file names."""
     from ..data import ImageInput
     from ..data.factory import load_samples
     from ..errors import TransferlineError
@@ -70,4 +70,5 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
         write_report(out / "report.html", model, test, metrics, defect, title=f"{dataset}: {config.method}",
                      low=info.map_low)
     return {"metrics": metrics, "fit": fit, "out": out, "test_good": int((~defect).sum()),
-            "test_defective": int(defect.sum())}
+            "test_defective": int(defect.sum()),
+            "held_out_good": [test.names[i] for i in np.flatnonzero(~defect)] if test.names else []}
