@@ -218,3 +218,17 @@ def new_run_folder(out: str | os.PathLike) -> Iterator[Path]:
         os.rename(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def save_run(out: str | os.PathLike, state: dict, meta: dict, config: dict, metrics: dict) -> Path:
+    """Writes a fitted model's run folder ``out`` atomically (:func:`new_run_folder`):
+    ``model.safetensors`` (``state``), ``model.json`` (``meta``), ``config.yaml``, ``metrics.json``."""
+    import yaml
+    from safetensors.torch import save_file
+
+    with new_run_folder(out) as stage:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(stage / "model.safetensors"))
+        (stage / "model.json").write_text(json.dumps(meta, indent=2))
+        (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return Path(out)

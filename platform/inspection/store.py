@@ -18,10 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
-from .._fs import new_run_folder
+from .._fs import save_run
 from ..errors import TransferlineError
 from .anomaly import AnomalyConfig, AnomalyModel, FitInfo, Padim, PatchCore, build_features
 
@@ -33,21 +32,13 @@ def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyCon
                  dataset: str, good: list[str], metrics: dict) -> Path:
     """Writes the run folder ``out`` (which must not exist yet) atomically; ``spec`` is the
     :class:`~transferline.data.ImageInput` the model was fitted on."""
-    from safetensors.torch import save_file
-
-    with new_run_folder(out) as stage:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(stage / "model.safetensors"))
-        meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
-                "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
-                                    "std": list(spec.std), "resize": spec.resize}},
-                "threshold": float(model.threshold), "map_range": [info.map_low, float(model.threshold)],
-                "fit": {k: v for k, v in info.to_dict().items() if k != "val_scores"}}
-        (stage / "model.json").write_text(json.dumps(meta, indent=2))
-        (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "good": good},
-                                                           "anomaly": asdict(config)}, sort_keys=False))
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return Path(out)
+    meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
+            "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
+                                "std": list(spec.std), "resize": spec.resize}},
+            "threshold": float(model.threshold), "map_range": [info.map_low, float(model.threshold)],
+            "fit": {k: v for k, v in info.to_dict().items() if k != "val_scores"}}
+    return save_run(out, model.state_dict(), meta, {"data": {"dataset": dataset, "good": good},
+                                                    "anomaly": asdict(config)}, metrics)
 
 
 def load_anomaly(folder: str | os.PathLike) -> tuple[AnomalyModel, dict]:

@@ -15,9 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from .._fs import new_run_folder
+from .._fs import save_run
 from ..errors import TransferlineError
 from .surrogate import EnsembleMLP, SurrogateConfig, from_state
 from .table import Outcome, ProcessData
@@ -29,20 +28,13 @@ ATOL = 1e-5
 def save_surrogate(out: str | os.PathLike, model: EnsembleMLP, data: ProcessData, config: SurrogateConfig,
                    metrics: dict) -> Path:
     """Writes the run folder ``out`` (which must not exist yet) atomically."""
-    from safetensors.torch import save_file
-
-    with new_run_folder(out) as stage:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(stage / "model.safetensors"))
-        meta = {"kind": KIND, "dataset": data.dataset, "setpoints": data.setpoints,
-                "outcomes": [o.to_dict() for o in data.outcomes], "context": [c.to_dict() for c in data.context], "surrogate": asdict(config),
-                "ranges": data.ranges(), "observed": {"runs": data.runs, "X": data.X.tolist(),
-                                                      "Y": [[None if np.isnan(v) else float(v) for v in row]
-                                                            for row in data.Y]}}
-        (stage / "model.json").write_text(json.dumps(meta, indent=2))
-        (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": data.dataset},
-                                                           "surrogate": asdict(config)}, sort_keys=False))
-        (stage / "metrics.json").write_text(json.dumps({**metrics, "epochs_run": config.epochs}, indent=2))
-    return Path(out)
+    meta = {"kind": KIND, "dataset": data.dataset, "setpoints": data.setpoints,
+            "outcomes": [o.to_dict() for o in data.outcomes], "context": [c.to_dict() for c in data.context],
+            "surrogate": asdict(config), "ranges": data.ranges(),
+            "observed": {"runs": data.runs, "X": data.X.tolist(),
+                         "Y": [[None if np.isnan(v) else float(v) for v in row] for row in data.Y]}}
+    return save_run(out, model.state_dict(), meta, {"data": {"dataset": data.dataset}, "surrogate": asdict(config)},
+                    {**metrics, "epochs_run": config.epochs})
 
 
 def load_surrogate(folder: str | os.PathLike) -> tuple[EnsembleMLP, dict]:
