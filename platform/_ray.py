@@ -40,3 +40,23 @@ def add_ray_arguments(parser, title: str, workers: str) -> None:
     group.add_argument("--workers", type=int, help=workers)
     group.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
     group.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each worker reserves (default 1)")
+
+
+def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker: float = 1,
+                  gpus_per_worker: float = 0):
+    """Runs ``worker(job)`` in ``workers`` Ray Train workers (a TorchTrainer: gloo on CPU, NCCL on
+    GPU) and returns the finished result (its checkpoint and metrics); a worker's error is raised."""
+    import tempfile
+
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    trainer = TorchTrainer(worker, train_loop_config=job,
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
+                                                        resources_per_worker=resources),
+                           run_config=RunConfig(name=name, storage_path=tempfile.mkdtemp(prefix="transferline-ray-")))
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return result

@@ -81,6 +81,52 @@ class ImageSamples(SampleBatches):
 
         return np.stack([one(self.masks[int(i)]) for i in index]) if len(index) else np.zeros((0, h, w), bool)
 
+    def get_boxes(self, index, classes: list[str] | None = None) -> list[dict]:
+        """The boxes of the images at ``index`` in model-input pixels (scaled, cropped or padded as
+        their images are): per image ``{"boxes": float32 [n, 4] xyxy, "labels": int64 [n]}``, ids in
+        ``classes`` (default: the dataset's class list). A box a crop cuts away entirely is dropped."""
+        import io
+
+        import torch
+        from PIL import Image
+
+        if self.boxes is None:
+            raise ValueError("this image dataset has no boxes: ingest the images with their annotations")
+        lookup = {c: i for i, c in enumerate(classes or self.classes)}
+        h, w = self.spec.size
+        out = []
+        for i in np.atleast_1d(np.asarray(index)):
+            i = int(i)
+            entries = self.boxes[i] or []
+            unknown = sorted({b["label"] for b in entries} - set(lookup))
+            if unknown:
+                raise ValueError(f"image {self.names[i] if self.names else i}: box label(s) {unknown} outside the "
+                                 f"class list {list(lookup)}")
+            xyxy = np.array([[b["xmin"], b["ymin"], b["xmax"], b["ymax"]] for b in entries], np.float32).reshape(-1, 4)
+            if len(xyxy):
+                width, height = Image.open(io.BytesIO(self.images[i].as_py())).size  # the header only
+                sx, sy, dx, dy = self._preprocess.geometry(width, height)
+                xyxy = xyxy * np.array([sx, sy, sx, sy], np.float32) + np.array([dx, dy, dx, dy], np.float32)
+                xyxy = np.clip(xyxy, 0, np.array([w, h, w, h], np.float32))
+            keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+            labels = np.array([lookup[b["label"]] for b in entries], np.int64)
+            out.append({"boxes": torch.from_numpy(xyxy[keep]), "labels": torch.from_numpy(labels[keep])})
+        return out
+
+    def box_batches(self, batch_size: int, *, classes: list[str] | None = None, shuffle: bool = False, seed: int = 0,
+                    drop_last: bool = False):
+        """One pass as :class:`Batch` es whose target is the list of each image's boxes (:meth:`get_boxes`)."""
+        import torch
+
+        from .batch import Batch
+
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        stop = len(order) - len(order) % batch_size if drop_last else len(order)
+        for lo in range(0, stop, batch_size):
+            idx = order[lo:lo + batch_size]
+            yield Batch({self.modality: torch.from_numpy(self.get(idx))}, self.get_boxes(idx, classes),
+                        torch.from_numpy(self.domains[idx]))
+
     def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
         """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""
         rng = np.random.default_rng(seed)

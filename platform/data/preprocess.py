@@ -87,6 +87,17 @@ class ImagePreprocess:
         return np.stack([self.one(img) for img in images]) if len(images) else \
             np.zeros((0, self.spec.channels, *self.spec.size), np.float32)
 
+    def geometry(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """``(sx, sy, dx, dy)``: a point ``(x, y)`` of an original ``width`` x ``height`` image lies at
+        ``(x * sx + dx, y * sy + dy)`` in the model input (what boxes go through with their image)."""
+        h, w = self.spec.size
+        if self.spec.resize == "stretch":
+            return w / width, h / height, 0.0, 0.0
+        scale = (max if self.spec.resize == "crop" else min)(h / height, w / width)
+        rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
+        top, left = max(0, (rh - h) // 2), max(0, (rw - w) // 2)  # as _fit crops, then pads
+        return rw / width, rh / height, (w - min(rw, w)) // 2 - left, (h - min(rh, h)) // 2 - top
+
     def one(self, image) -> np.ndarray:
         from PIL import Image
 

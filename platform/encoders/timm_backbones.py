@@ -32,7 +32,8 @@ class TimmEncoder(Encoder):
     """A timm model without its classifier: ``[B, C, H, W]`` → pooled features ``[B, num_features]``.
 
     ``forward_features`` keeps the last feature map ``[B, D, h, w]``; :meth:`pyramid` returns the
-    maps of several stages (strides 4 … 32) for detection heads, with :attr:`pyramid_channels`.
+    maps of several stages (strides 4 … 32) for detection heads, with :attr:`pyramid_channels` and
+    :attr:`pyramid_reductions`.
     """
 
     modality = "image"
@@ -49,6 +50,8 @@ class TimmEncoder(Encoder):
         self.out_dim = self.model.num_features
         info = getattr(self.model, "feature_info", [])
         self.pyramid_channels = [f["num_chs"] for f in info]
+        self.pyramid_reductions = [f["reduction"] for f in info]  # input pixels per cell of each stage's map
+        self.in_channels = spec.channels
         self.stride = info[-1]["reduction"] if info else 32  # input pixels per cell of the last feature map
         if pretrained:
             load_pretrained(self.model, model, pretrained, spec.channels)

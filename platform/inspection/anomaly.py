@@ -211,10 +211,11 @@ def greedy_coreset(points: torch.Tensor, n: int, projection: int, seed: int) -> 
     return chosen
 
 
-def build_features(config: AnomalyConfig, spec) -> PatchFeatures:
+def pretrained_encoder(name: str, spec, pretrained: str | None) -> nn.Module:
+    """Image encoder ``name`` for ``spec`` with ``pretrained`` weights: ``imagenet``, a weights file
+    or folder, a pretraining run folder (its ``encoder.safetensors``), or None (random init)."""
     from ..encoders import create_encoder
 
-    pretrained = config.pretrained
     if pretrained and pretrained != "imagenet":
         from pathlib import Path
 
@@ -222,11 +223,14 @@ def build_features(config: AnomalyConfig, spec) -> PatchFeatures:
         if (run / "encoder.safetensors").is_file():  # a pretraining run: its encoder's weights
             from ..train.checkpoint import load_state
 
-            encoder = create_encoder(config.encoder, spec)
+            encoder = create_encoder(name, spec)
             encoder.load_state_dict(load_state(run, "encoder")[0])
-            return PatchFeatures(encoder, config.stages).eval()
-    encoder = create_encoder(config.encoder, spec, pretrained=pretrained)
-    return PatchFeatures(encoder, config.stages).eval()
+            return encoder
+    return create_encoder(name, spec, pretrained=pretrained)
+
+
+def build_features(config: AnomalyConfig, spec) -> PatchFeatures:
+    return PatchFeatures(pretrained_encoder(config.encoder, spec, config.pretrained), config.stages).eval()
 
 
 def fit_anomaly(good, config: AnomalyConfig, progress: bool = False,

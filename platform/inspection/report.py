@@ -68,3 +68,71 @@ img{{margin-right:2px;image-rendering:pixelated}} td{{padding:2px 10px}}</style>
 typical defect-free pixel, {low:.4g}, to the threshold and above){', and the defect mask' if masks is not None else ''}.</p>{''.join(rows)}
 """)
     return path
+
+
+def _draw_boxes(image: np.ndarray, boxes: list[tuple], width: int = 2) -> np.ndarray:
+    """``image`` with rectangles ``(xyxy, rgb, text)`` drawn on it."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, -1))
+    draw = ImageDraw.Draw(img)
+    for xyxy, color, text in boxes:
+        draw.rectangle([float(v) for v in xyxy], outline=color, width=width)
+        if text:
+            draw.text((float(xyxy[0]) + 2, float(xyxy[1]) + 1), text, fill=color)
+    return np.asarray(img)
+
+
+def write_detection_report(path: Path, model, samples, metrics: dict, *, title: str, per_class: int = 3,
+                           score: float = 0.3) -> Path:
+    """Writes ``path``: the test numbers, the learning curve, and test images of each class with
+    their true boxes (green) and the detections scoring at least ``score`` (red)."""
+    import torch
+
+    from .heatmap import png_base64
+
+    picked = [i for c in range(len(samples.classes)) for i in np.flatnonzero(samples.labels == c)[:per_class]]
+    cells = []
+    for i in picked:
+        with torch.no_grad():
+            found = model.eval()(torch.from_numpy(samples.get([i])))[0]
+        truth = samples.get_boxes([i], model.classes)[0]
+        boxes = [(b, (40, 200, 40), "") for b in truth["boxes"].tolist()]
+        boxes += [(b, (230, 40, 40), f"{model.classes[int(c)]} {s:.2f}")
+                  for b, s, c in zip(found["boxes"].tolist(), found["scores"].tolist(), found["labels"].tolist())
+                  if s >= score]
+        name = samples.names[i] if samples.names else str(i)
+        cells.append(f'<figure><img src="data:image/png;base64,{png_base64(_draw_boxes(_display(samples, i), boxes))}">'
+                     f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    curve = ""
+    history = metrics.get("history") or []
+    if history:
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([r["epoch"] for r in history], [r["val_map50"] for r in history], "o-", label="validation mAP@0.5")
+        ax.plot([r["epoch"] for r in history], [r["val_map50_95"] for r in history], "s-", label="mAP@0.5:0.95")
+        ax.set_xlabel("epoch")
+        ax.legend()
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        import base64
+
+        curve = f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    numbers = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in metrics.items()
+                      if isinstance(v, float))
+    per = metrics.get("test_map50_95_per_class") or {}
+    numbers += "".join(f"<tr><td>mAP@0.5:0.95 {html.escape(c)}</td><td>{v:.3f}</td></tr>" for c, v in per.items())
+    path.write_text(f"""<!doctype html><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;margin:.5em}} td{{padding:2px 10px}}</style>
+<h1>{html.escape(title)}</h1><table>{numbers}</table>{curve}
+<p>Test images as the model sees them: true boxes green, detections scoring {score} or more red.</p>{''.join(cells)}
+""")
+    return path

@@ -72,3 +72,60 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
     return {"metrics": metrics, "fit": fit, "out": out, "test_good": int((~defect).sum()),
             "test_defective": int(defect.sum()),
             "held_out_good": [test.names[i] for i in np.flatnonzero(~defect)] if test.names else []}
+
+
+def split_detection(samples, holdout: float = 0.2, val_fraction: float = 0.1, split_seed: int = 0):
+    """``(train, val, test)``: ``holdout`` of each class's images for the test, then ``val_fraction``
+    of the rest for early stopping, both drawn with ``split_seed`` (fixed across training seeds)."""
+    rest, test = samples.holdout(holdout, split_seed)
+    train, val = rest.holdout(val_fraction, split_seed + 1)
+    return train, val, test
+
+
+def detect_dataset(catalog, dataset: str, out: str | os.PathLike, config, *, holdout: float = 0.2,
+                   val_fraction: float = 0.1, per_class: int | None = None, init: str | None = None,
+                   progress: bool = False, say: Callable[[str], None] = lambda line: None,
+                   workers: int | None = None, address: str | None = None, cpus_per_worker: float = 1) -> dict:
+    """Trains a detector (:class:`~transferline.inspection.detection.DetectorConfig`) on an images
+    dataset with boxes: the split of :func:`split_detection`, ``per_class`` images of each class
+    for few-shot training, ``init`` a detector run to start from (transfer from another line). With
+    ``workers``, trains data-parallel on that many Ray Train workers. Tests on the held-out images
+    and writes the run folder ``out`` with ``report.html``. Returns the metrics and ``out``."""
+    from ..data import ImageInput
+    from ..data.factory import load_samples
+    from ..errors import TransferlineError
+    from .detection import evaluate_detector, fit_detector
+    from .report import write_detection_report
+    from .store import load_detector, save_detector
+
+    start = None
+    spec = ImageInput(size=config.size)
+    if init:
+        start, spec, _ = load_detector(init)
+    samples = load_samples(catalog, dataset, spec)
+    if samples.boxes is None or not any(samples.boxes):
+        raise TransferlineError(f"{dataset!r} has no boxes: ingest its images with their annotations")
+    classes = start.classes if start is not None else samples.classes
+    train, val, test = split_detection(samples, holdout, val_fraction)
+    if per_class:
+        train = train.per_class(per_class, config.seed)
+    say(f"{dataset}: training on {len(train)} images, validating on {len(val)}, testing on {len(test)} "
+        f"({len(classes)} classes: {', '.join(classes)})")
+    if workers:
+        from .ray_detect import fit_detector_on_ray
+
+        model, fit = fit_detector_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
+                                         val_fraction=val_fraction, per_class=per_class, init=init,
+                                         address=address, cpus_per_worker=cpus_per_worker)
+    else:
+        model, fit = fit_detector(train, val, config, classes=classes, model=start, progress=progress,
+                                  report=lambda r: say(f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, validation "
+                                                       f"mAP@0.5 {r['val_map50']:.3f} ({r['seconds']:.0f} s)"))
+    metrics = {f"test_{k}": v for k, v in evaluate_detector(model, test, per_class=True).items()}
+    say(f"test mAP@0.5 {metrics['test_map50']:.3f}, mAP@0.5:0.95 {metrics['test_map50_95']:.3f} "
+        f"(best epoch {fit['best_epoch']} of {fit['epochs_run']}, {fit['fit_seconds']:.0f} s)")
+    metrics.update({k: v for k, v in fit.items()})
+    metrics["init"] = init
+    out = save_detector(out, model, config, spec, dataset=dataset, metrics=metrics)
+    write_detection_report(out / "report.html", model, test, metrics, title=f"{dataset}: FCOS on {config.encoder}")
+    return {"metrics": metrics, "out": out}

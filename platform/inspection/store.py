@@ -104,3 +104,76 @@ def describe_anomaly(run_dir: Path, out: Path) -> dict:
             "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"], "good": meta["good"],
                         "pretrained": config.get("pretrained"), "seed": config["seed"]},
             "metrics": {**metrics, "fit": meta["fit"]}}
+
+
+# -- detectors -----------------------------------------------------------------------------------
+
+DETECTOR = "detector"
+
+
+def save_detector(out: str | os.PathLike, model, config, spec, *, dataset: str, metrics: dict) -> Path:
+    """Writes a detector's run folder ``out`` (which must not exist yet) atomically: weights, the
+    config, class names and input spec in ``model.json``, the metrics with the training history."""
+    meta = {"kind": DETECTOR, "dataset": dataset, "classes": list(model.classes), "config": config.to_dict(),
+            "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
+                                "std": list(spec.std), "resize": spec.resize}}}
+    return save_run(out, model.state_dict(), meta, {"data": {"dataset": dataset}, "detector": config.to_dict()},
+                    metrics)
+
+
+def load_detector(folder: str | os.PathLike):
+    """The eager detector, its input spec and its ``model.json`` from a run or registry version folder."""
+    from safetensors.torch import load_file
+
+    from ..data import ImageInput
+    from .detection import DetectorConfig, build_detector
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise TransferlineError(f"{folder}: no readable model.json ({type(exc).__name__})") from None
+    if meta.get("kind") != DETECTOR:
+        raise TransferlineError(f"{folder} holds no detector (model.json kind {meta.get('kind')!r})")
+    image = meta["input"]["image"]
+    spec = ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
+                      std=tuple(image["std"]), resize=image["resize"])
+    config = DetectorConfig(**{**meta["config"], "pretrained": None})  # the weights are in the state
+    model = build_detector(config, meta["classes"], spec)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.eval(), spec, meta
+
+
+def describe_detector(run_dir: Path, out: Path) -> dict:
+    """The registry's side of a detector run: copies weights and ``model.json``, exports the dense
+    network as TorchScript (:class:`~transferline.inspection.detection.DenseDetector`; the server
+    decodes its output with the same :class:`~transferline.inspection.detection.BoxDecoder`), checks
+    that the export answers as the eager model does (dense outputs within tolerance, the same boxes
+    after NMS), and returns the entry fields."""
+    from ..model_registry._export import export_mismatch, export_torchscript, load_exported
+    from .detection import DenseDetector
+
+    model, spec, meta = load_detector(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for fname in ("model.safetensors", "model.json"):
+        shutil.copyfile(run_dir / fname, out / fname)
+    dense = DenseDetector(model).eval()
+    example = export_torchscript(dense, spec, out / "model.ts")
+    mismatch = export_mismatch(dense, example, out / "model.ts", ATOL)
+    if mismatch is not None:
+        raise TransferlineError(f"the exported detector differs from the eager one by {mismatch:.2e}")
+    with torch.no_grad():
+        eager, served = model(example), model.decoder(load_exported(out / "model.ts")(example))
+    for a, b in zip(eager, served):
+        if not (torch.equal(a["labels"], b["labels"]) and torch.allclose(a["boxes"], b["boxes"], atol=ATOL)):
+            raise TransferlineError("the exported detector finds other boxes than the eager one")
+    config = meta["config"]
+    return {"task": {"name": "detection", "type": "detection", "options": {"head": "fcos"}},
+            "modality": "image",
+            "encoder": {"name": config["encoder"], "options": {"stages": config["stages"], "channels": config["channels"]}},
+            "input": meta["input"],
+            "output": {"kind": "boxes", "classes": meta["classes"], "strides": model.strides,
+                       "decoder": model.decoder.to_dict()},
+            "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta["dataset"],
+                        "pretrained": config.get("pretrained"), "seed": config["seed"]},
+            "metrics": {k: v for k, v in metrics.items() if k != "history"}}

@@ -32,6 +32,10 @@ def describe_run(run_dir: Path, out: Path) -> dict:
         from ..process.store import describe_surrogate
 
         return describe_surrogate(run_dir, out)
+    if meta.get("kind") == "detector":
+        from ..inspection.store import describe_detector
+
+        return describe_detector(run_dir, out)
     if meta.get("kind") == "anomaly":
         from ..inspection.store import describe_anomaly
 

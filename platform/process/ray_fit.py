@@ -57,22 +57,14 @@ def fit_on_ray(data: ProcessData, config: SurrogateConfig, *, workers: int = 2, 
     """``(model, held-out predictions or None, {"workers", "ray_nodes"})`` from ``workers`` Ray Train workers."""
     from dataclasses import asdict
 
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
     from safetensors.torch import load_file
 
-    from .._ray import ensure_ray
+    from .._ray import ensure_ray, train_workers
     from .surrogate import from_state
 
     ensure_ray(address)
     job = {"data": data, "config": asdict(config), "evaluate": evaluate, "threads": max(1, int(cpus_per_worker))}
-    trainer = TorchTrainer(_worker, train_loop_config=job,
-                           scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": cpus_per_worker}),
-                           run_config=RunConfig(name="process-fit",
-                                                storage_path=tempfile.mkdtemp(prefix="transferline-ray-")))
-    result = trainer.fit()
-    if result.error:
-        raise result.error
+    result = train_workers(_worker, job, name="process-fit", workers=workers, cpus_per_worker=cpus_per_worker)
     with result.checkpoint.as_directory() as folder:
         state = load_file(str(Path(folder) / "model.safetensors"))
         npz = np.load(Path(folder) / "held_out.npz")

@@ -37,10 +37,17 @@ class Detail(BaseModel):
     detail: str
 
 
+class Box(BaseModel):
+    label: str = Field(description="the defect class")
+    score: float = Field(description="the detector's confidence, 0-1")
+    xyxy: list[float] = Field(description="left, top, right, bottom in the sent image's own pixels")
+
+
 class Prediction(BaseModel):
     model: str = Field(description="the answering model, name@version")
-    predictions: list[int | float | list[float]] = Field(description="one per window: label units (e.g. cycles), "
-                                                                     "class ids, or one value per output")
+    predictions: list[int | float | list[float]] | list[list[Box]] = Field(
+        description="one per window, image or text: label units (e.g. cycles), class ids, one value per output, "
+                    "or (detectors) the boxes found in each image, best first")
     labels: list[str] | None = Field(None, description="class names, for classifiers")
     unit: str | None = Field(None, description="unit of a regression output")
     outputs: list[str] | None = Field(None, description="output names, for several regression outputs")
@@ -235,7 +242,7 @@ class ModelServer:
             y = model.run(np.concatenate(xs))
             lo = 0
             for i, x in zip(idx, xs):
-                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3])
+                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3], raw=requests[i][1])
                 lo += len(x)
         return out
 
@@ -267,7 +274,7 @@ class ModelServer:
             raise HTTPException(409, detail=exc.public) from None
         if self.batching:
             return await self.predict_batch((entry.key, windows, groups, body.heatmap))
-        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap)
+        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap, raw=windows)
 
 
     @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,

@@ -201,7 +201,7 @@ class Predictor:
         request = parse_request(body)
         x, g = validate(entry, request)
         model = self.load(entry)
-        return response(entry, model.run(model.prepare(x, g)), heatmap=request.heatmap)
+        return response(entry, model.run(model.prepare(x, g)), heatmap=request.heatmap, raw=x)
 
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
@@ -221,8 +221,12 @@ def series_spec(entry: ModelEntry) -> dict:
     return entry.input["series"]
 
 
-def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False) -> dict:
+def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None) -> dict:
+    """The answer to one request from the model's output ``out``; ``raw`` is the request's validated
+    input (detectors map their boxes back to each image's own pixels)."""
     output = entry.output
+    if output.get("kind") == "boxes":  # dense FCOS outputs, decoded by torchvision's post-processing
+        return {"model": entry.ref, "predictions": _boxes(entry, out, raw)}
     if output.get("kind") == "anomaly":  # [B, 1 + H*W]: the image score, then the pixel map
         scores, threshold = out[:, 0], float(output["threshold"])
         answer = {"model": entry.ref, "predictions": scores.round(6).tolist(),
@@ -254,3 +258,24 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False) -> dict:
         return {"model": entry.ref, "predictions": out, "outputs": output["names"], "units": units}
     return {"model": entry.ref, "predictions": out, "unit": units[0] if units and units[0] else None}
 
+
+
+_DECODERS: OrderedDict = OrderedDict()
+
+
+def _boxes(entry: ModelEntry, out: np.ndarray, images: list) -> list[list[dict]]:
+    """Per image its boxes (label, score, xyxy in the image's own pixels), best first."""
+    import torch
+
+    from ..inspection.detection import BoxDecoder, boxes_answer
+
+    output = entry.output
+    if entry.key not in _DECODERS:
+        _DECODERS[entry.key] = (BoxDecoder.from_dict(output["decoder"], output["strides"]),
+                                build_preprocess(InputSpec.from_dict(entry.input).only()))
+        while len(_DECODERS) > 16:
+            _DECODERS.popitem(last=False)
+    decoder, preprocess = _DECODERS[entry.key]
+    found = decoder(torch.from_numpy(out))
+    sizes = [(img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size for img in images]
+    return [boxes_answer(d, output["classes"], preprocess, w, h) for d, (w, h) in zip(found, sizes)]

@@ -57,7 +57,8 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
                progress: bool = True, autocast: Callable | None = None, start_epoch: int = 0,
                stopper: EarlyStopping | None = None, scheduler=None,
                after_backward: Callable[[], None] | None = None, averaged: AveragedModel | None = None,
-               on_epoch_end: Callable[[int, "EarlyStopping", dict], None] | None = None) -> EarlyStopping:
+               on_epoch_end: Callable[[int, "EarlyStopping", dict], None] | None = None,
+               time_limit: float | None = None) -> EarlyStopping:
     """Trains for up to ``epochs``; ``step(progress)`` draws its own batch and returns the loss dict.
 
     After each epoch ``evaluate()`` gives metrics; ``metric`` among them drives early stopping.
@@ -67,12 +68,13 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
     report (e.g. to checkpoint); with ``start_epoch`` and a restored ``stopper`` a run resumes.
     With ``averaged`` (a moving average of ``module``'s weights, updated after every step), each
     epoch is evaluated, and the best state kept, with the averaged weights; training goes on from
-    the live ones.
+    the live ones. With ``time_limit`` (seconds), no epoch starts once that much time has passed.
     """
     from tqdm.auto import tqdm
 
     stopper = stopper or EarlyStopping(patience, higher_is_better, min_delta)
     total = max(1, epochs * steps_per_epoch)
+    started = time.perf_counter()
     for epoch in range(start_epoch if not stopper.should_stop else epochs, epochs):
         module.train()
         if on_epoch_start:
@@ -116,7 +118,7 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
             report(record)
         if on_epoch_end:
             on_epoch_end(epoch, stopper, record)
-        if stopper.should_stop:
+        if stopper.should_stop or (time_limit is not None and time.perf_counter() - started >= time_limit):
             break
     stopper.restore(module)
     return stopper
