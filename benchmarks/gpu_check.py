@@ -210,6 +210,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                         help="cpu: run the checks only (no timings), to try the script before a GPU is lent")
+    parser.add_argument("--neu-det", type=Path, help="a NEU-DET folder (IMAGES/, ANNOTATIONS/): also train the "
+                                                     "detection benchmark's full-data configuration on it")
+    parser.add_argument("--det-epochs", type=int, default=30, help="epochs of that full-data run (default 30)")
     args = parser.parse_args()
     DEVICE = args.device
     importable_package()
@@ -325,6 +328,32 @@ def main() -> int:
                                                  "image_auroc": m["image_auroc"], "pixel_auroc": m["pixel_auroc"],
                                                  "fit_seconds": fit_s}
         print("anomaly", method, report["checks"][f"anomaly/{method}"], flush=True)
+
+    # detection with boxes: FCOS on the EfficientNet-Lite0 pyramid, trained on the device on the NEU
+    # sample; the export decodes to the boxes the eager model finds. With --neu-det, the benchmark's
+    # full-data configuration on the whole of NEU-DET (benchmarks/detection.py's split and recipe).
+    from transferline.inspection.detection import DetectorConfig, evaluate_detector, fit_detector
+    from transferline.inspection.run import split_detection
+
+    neu = load_samples(catalog, "neu", _ImageInput(size=(224, 224)))
+    det_train, det_val, det_test = split_detection(neu, 0.25, 0.2)
+    t0 = time.perf_counter()
+    detector, fit = fit_detector(det_train, det_val, DetectorConfig(epochs=3), device=DEVICE)
+    m = evaluate_detector(detector.to(DEVICE), det_test, device=DEVICE)
+    report["checks"]["detection/neu_sample"] = {"ok": 0 <= m["map50"] <= 1 and fit["epochs_run"] == 3,
+                                                "map50": m["map50"], "fit_seconds": time.perf_counter() - t0}
+    print("detection", report["checks"]["detection/neu_sample"], flush=True)
+    if args.neu_det:
+        catalog.ingest("neu-det", create_reader("neu-det")(args.neu_det))
+        neu = load_samples(catalog, "neu-det", _ImageInput(size=(224, 224)))
+        det_train, det_val, det_test = split_detection(neu, 0.2, 0.1, split_seed=0)
+        detector, fit = fit_detector(det_train, det_val, DetectorConfig(epochs=args.det_epochs, patience=args.det_epochs,
+                                                                        batch_size=16), device=DEVICE)
+        m = evaluate_detector(detector.to(DEVICE), det_test, device=DEVICE, per_class=True)
+        report["checks"]["detection/neu_det_full"] = {
+            "ok": m["map50"] >= 0.70, "map50": m["map50"], "map50_95": m["map50_95"], "epochs_run": fit["epochs_run"],
+            "fit_seconds": fit["fit_seconds"], "curve": [r["val_map50"] for r in fit["history"]]}
+        print("detection full NEU-DET", report["checks"]["detection/neu_det_full"], flush=True)
 
     for encoder in ("cnn_small", "lstm") if DEVICE == "cuda" else ():  # the loop's timings need the GPU
         for precision in ("fp32", "bf16"):

@@ -27,7 +27,8 @@ MASK_SUFFIXES = ("_mask", "-mask", "_masks", "_gt")
 
 def read_image_folder(src: str | Path, *, manifest: str | None = None, annotations: str | None = None,
                       boxes: str | None = None, label_level: str | int | None = None, masks: str | None = None,
-                      plant: str = "default", asset: str = "camera") -> IngestPlan:
+                      boxes_from_masks: str | int | None = None, plant: str = "default",
+                      asset: str = "camera") -> IngestPlan:
     """Plans the ingest of an image folder.
 
     Args:
@@ -42,6 +43,8 @@ def read_image_folder(src: str | Path, *, manifest: str | None = None, annotatio
         masks: how masks are told from images: a file-name suffix (``_mask``) or ``folder:NAME``;
             by default a ``_mask``/``-mask``/``_gt`` suffix, a folder named masks or ground_truth, or
             a ``.png`` beside a same-stem ``.jpg``. Each mask goes into the ``mask`` column of its image.
+        boxes_from_masks: a pixel count N: each connected defect region of at least N pixels in an
+            image's mask becomes a box of the image's class (for images without annotated boxes).
         plant: plant recorded for every image.
         asset: asset (camera, line) recorded for every image.
     """
@@ -49,12 +52,46 @@ def read_image_folder(src: str | Path, *, manifest: str | None = None, annotatio
     if annotations and boxes:
         raise DataError("give --boxes or --annotations, not both", file=str(src))
     level = _level(label_level)
+    min_pixels = _min_pixels(boxes_from_masks)
     if manifest:
         items, notes = _from_manifest(src, Path(manifest)), []
     else:
         items, notes = _from_folders(src, level, masks)
     return plan_images(src, items, reader="images", plant=plant, asset=asset,
-                       annotations=Path(boxes or annotations) if (boxes or annotations) else None, notes=notes)
+                       annotations=Path(boxes or annotations) if (boxes or annotations) else None, notes=notes,
+                       boxes_from_masks=min_pixels)
+
+
+def _min_pixels(value) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise DataError(f"--boxes-from-masks takes the smallest region to box, in pixels (1, 2, ...); not {value!r}")
+    return n
+
+
+def mask_boxes(mask: bytes, label: str, min_pixels: int) -> list[dict]:
+    """The bounding boxes of a mask's connected defect regions (8-connected, nonzero pixels; 0/255
+    masks cut at half) of at least ``min_pixels`` pixels, labelled ``label``."""
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    with Image.open(io.BytesIO(mask)) as img:
+        values = np.asarray(img.convert("L"))
+    binary = values > (127 if values.max() > 1 else 0)
+    regions, n = ndimage.label(binary, structure=np.ones((3, 3), bool))
+    sizes = ndimage.sum_labels(binary, regions, index=np.arange(1, n + 1)) if n else []
+    boxes = []
+    for size, (rows, cols) in zip(sizes, ndimage.find_objects(regions)):
+        if size >= min_pixels:
+            boxes.append({"label": label, "xmin": int(cols.start), "ymin": int(rows.start), "xmax": int(cols.stop),
+                          "ymax": int(rows.stop)})
+    return boxes
 
 
 def _level(value) -> int:
@@ -70,7 +107,8 @@ def _level(value) -> int:
 
 
 def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset: str,
-                annotations: Path | None, notes: list[str] | None = None) -> IngestPlan:
+                annotations: Path | None, notes: list[str] | None = None,
+                boxes_from_masks: int | None = None) -> IngestPlan:
     """One part per label: ``items`` are dicts with path, label, split and optionally mask."""
     if not items:
         raise DataError("no images found (looked for "
@@ -80,12 +118,15 @@ def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset:
     for item in items:
         by_label.setdefault(item["label"], []).append(item)
     with_masks = any(i.get("mask") for i in items)  # then every part has the column: one schema
+    if boxes_from_masks and not with_masks:
+        raise DataError("--boxes-from-masks: no image has a mask", file=str(src))
     parts = []
     for label, group in sorted(by_label.items()):
         files = [g["path"] for g in group] + [g["mask"] for g in group if g.get("mask")]
         box_files = sorted({b for g in group for b in (boxes_of or {}).get(g["path"], ((), None))[1:] if b})
         parts.append(Part(key=label, digest=digest(files + box_files, reader=reader, plant=plant, asset=asset),
-                          file=str(group[0]["path"].parent), load=_loader(group, boxes_of, plant, asset, with_masks)))
+                          file=str(group[0]["path"].parent),
+                          load=_loader(group, boxes_of, plant, asset, with_masks, boxes_from_masks)))
     plan = IngestPlan(kind="images", reader=reader, source=str(src), parts=parts,
                       roles={"id": ["plant", "asset"], "labels": ["label", "boxes"],
                              **({"masks": ["mask"]} if with_masks else {})},
@@ -98,12 +139,14 @@ def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset:
         lines.append(f"  masks    {n_masks} paired with their images")
     if boxes_of is not None:
         lines.append(f"  boxes    {sum(len(b[0]) for b in boxes_of.values())} in {n_boxed} image(s)")
+    if boxes_from_masks:
+        lines.append(f"  boxes    from the masks' regions of at least {boxes_from_masks} pixels")
     plan.summary = "\n".join(lines + [f"  {n}" for n in notes or []])
     return plan
 
 
 def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
-            with_masks: bool) -> Callable[[], pa.Table]:
+            with_masks: bool, boxes_from_masks: int | None = None) -> Callable[[], pa.Table]:
     def load() -> pa.Table:
         rows = {k: [] for k in ("split", "image", "format", "width", "height", "label", "boxes", "source", "mask")}
         for item in group:
@@ -120,6 +163,8 @@ def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
             if boxes_of and item["path"] in boxes_of:
                 found, box_file = boxes_of[item["path"]]
                 boxes = [_scaled(b, width, height, box_file) for b in found]
+            if boxes_from_masks and mask is not None and not boxes:
+                boxes = mask_boxes(mask, item["label"], boxes_from_masks)
             rows["split"].append(item.get("split", "all"))
             rows["image"].append(data)
             rows["format"].append(fmt)

@@ -28,6 +28,8 @@ _READER_FLAGS = {
              "masks/ground_truth)",
     "boxes": "images: box annotations: a folder of Pascal VOC .xml or YOLO .txt files, or a COCO .json",
     "annotations": "images: folder of Pascal VOC .xml files named like the images (same as --boxes)",
+    "boxes_from_masks": "images: N pixels: each connected mask region of at least N pixels becomes a box of its "
+                        "image's class (images without annotated boxes)",
     "plant": "plant recorded for every row (or a default where a column names it)",
     "asset": "asset recorded for every row (or a default where a column names it)",
     "layout": "csv, parquet: 'wide' (one row per time step, one column per signal) or 'long' "

@@ -199,6 +199,26 @@ class Detector(nn.Module):
     def encoder(self) -> nn.Module:
         return self.fcos.backbone.encoder
 
+    def retarget(self, classes: list[str]) -> None:
+        """Makes the detector answer ``classes``: a class it knows keeps its output, another gets a
+        fresh one (initialized as torchvision does); encoder, pyramid, box regression and
+        centerness keep their weights (a detector of one line carried to another's defects)."""
+        head = self.fcos.head.classification_head
+        old, n = head.cls_logits, len(classes) + 1
+        new = nn.Conv2d(old.in_channels, n, kernel_size=3, stride=1, padding=1).to(old.weight.device)
+        torch.nn.init.normal_(new.weight, std=0.01)
+        torch.nn.init.constant_(new.bias, float(old.bias.detach()[1:].mean()) if len(self.classes) else 0.0)
+        with torch.no_grad():
+            for i, name in enumerate(classes):
+                if name in self.classes:  # output slot 0 is the background
+                    j = self.classes.index(name) + 1
+                    new.weight[i + 1], new.bias[i + 1] = old.weight[j], old.bias[j]
+        head.cls_logits, head.num_classes = new, n
+        d = self.decoder
+        self.decoder = BoxDecoder(d.size, self.strides, d.levels, n, d.score_thresh, d.nms_thresh,
+                                  d.detections_per_img, d.topk_candidates)
+        self.classes = list(classes)
+
     def train(self, mode: bool = True) -> "Detector":
         super().train(mode)
         for m in self.encoder.modules():  # pretrained normalization statistics are kept (see the module doc)
@@ -235,6 +255,13 @@ def to_original(boxes: np.ndarray, preprocess, width: int, height: int) -> np.nd
     sx, sy, dx, dy = preprocess.geometry(width, height)
     out = (np.asarray(boxes, np.float64) - np.array([dx, dy, dx, dy])) / np.array([sx, sy, sx, sy])
     return np.clip(out, 0, [width, height, width, height])
+
+
+def box_classes(samples) -> list[str]:
+    """The classes that label boxes in ``samples`` (in the dataset's class order; box labels outside
+    its class list after them, sorted): what a detector of them answers."""
+    labels = {b["label"] for boxes in samples.boxes or [] for b in boxes or []}
+    return [c for c in samples.classes if c in labels] + sorted(labels - set(samples.classes))
 
 
 def build_detector(config: DetectorConfig, classes: list[str], spec=None) -> Detector:
@@ -292,8 +319,9 @@ def fit_detector(train, val, config: DetectorConfig, *, classes: list[str] | Non
                  progress: bool = False, report: Callable[[dict], None] | None = None) -> tuple[Detector, dict]:
     """Trains a detector on ``train`` (image samples with boxes), early-stopped on ``val``'s mAP@0.5.
 
-    ``model``: start from this detector (e.g. one trained on another line) instead of a fresh one
-    on ``config.encoder``. With ``dist`` (a Ray Train worker's place), each worker draws its own
+    ``model``: start from this detector (e.g. one trained on another line; retargeted to
+    ``classes`` where they differ, see :meth:`Detector.retarget`) instead of a fresh one on
+    ``config.encoder``. With ``dist`` (a Ray Train worker's place), each worker draws its own
     batches and gradients are averaged. Returns the best model (on the CPU) and the fit's record:
     the best epoch, its validation mAPs, per-epoch history, seconds.
     """
@@ -302,10 +330,10 @@ def fit_detector(train, val, config: DetectorConfig, *, classes: list[str] | Non
 
     dist = dist or Dist()
     torch.manual_seed(config.seed)
-    classes = list(classes or (model.classes if model is not None else train.classes))
+    classes = list(classes or box_classes(train))
     model = (model or build_detector(config, classes, train.spec)).to(device)
     if model.classes != classes:
-        raise ValueError(f"the detector knows classes {model.classes}, the data has {classes}")
+        model.retarget(classes)
     dist.broadcast(model)
     options = {"freeze_epochs": config.freeze_epochs, "encoder_lr_mult": config.encoder_lr_mult} \
         if config.strategy == "freeze_unfreeze" else {}

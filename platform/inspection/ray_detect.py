@@ -19,7 +19,7 @@ def _worker(job: dict) -> None:
     from ..data import ImageInput
     from ..data.factory import load_samples
     from ..train._dist import Dist
-    from .detection import DetectorConfig, fit_detector
+    from .detection import DetectorConfig, box_classes, fit_detector
     from .run import split_detection
     from .store import load_detector
 
@@ -35,8 +35,7 @@ def _worker(job: dict) -> None:
     if job["per_class"]:
         train = train.per_class(job["per_class"], config.seed)
     device = ray.train.torch.get_device() if job["gpu"] else "cpu"
-    model, fit = fit_detector(train, val, config, classes=start.classes if start else samples.classes, model=start,
-                              dist=dist, device=device)
+    model, fit = fit_detector(train, val, config, classes=box_classes(samples), model=start, dist=dist, device=device)
     nodes = [ray.get_runtime_context().get_node_id()] * dist.world
     if dist.world > 1:
         torch.distributed.all_gather_object(nodes, nodes[0])

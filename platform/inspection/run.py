@@ -94,7 +94,7 @@ def detect_dataset(catalog, dataset: str, out: str | os.PathLike, config, *, hol
     from ..data import ImageInput
     from ..data.factory import load_samples
     from ..errors import TransferlineError
-    from .detection import evaluate_detector, fit_detector
+    from .detection import box_classes, evaluate_detector, fit_detector
     from .report import write_detection_report
     from .store import load_detector, save_detector
 
@@ -105,7 +105,7 @@ def detect_dataset(catalog, dataset: str, out: str | os.PathLike, config, *, hol
     samples = load_samples(catalog, dataset, spec)
     if samples.boxes is None or not any(samples.boxes):
         raise TransferlineError(f"{dataset!r} has no boxes: ingest its images with their annotations")
-    classes = start.classes if start is not None else samples.classes
+    classes = box_classes(samples)
     train, val, test = split_detection(samples, holdout, val_fraction)
     if per_class:
         train = train.per_class(per_class, config.seed)

@@ -26,6 +26,9 @@ from .anomaly import AnomalyConfig, AnomalyModel, FitInfo, Padim, PatchCore, bui
 
 KIND = "anomaly"
 ATOL = 1e-3  # scores are distances of a few tens: TorchScript and eager agree to float32 rounding
+# NOTE: onnxruntime computes nearest-neighbour distances as |a|^2 + |b|^2 - 2ab in float32; near-zero
+# distances then differ from torch's by a few hundredths after the square root.
+ONNX_ATOL, ONNX_RTOL = 0.05, 1e-2
 
 
 def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyConfig, info: FitInfo, spec, *,
@@ -78,10 +81,11 @@ class Served(nn.Module):
 
 
 def describe_anomaly(run_dir: Path, out: Path) -> dict:
-    """The registry's side of an anomaly run: copies the weights, exports TorchScript (:class:`Served`),
-    checks it against the eager model, and returns the entry fields."""
+    """The registry's side of an anomaly run: copies the weights, exports :class:`Served` as
+    TorchScript and ONNX (what the server runs, with onnxruntime), checks both against the eager
+    model, and returns the entry fields."""
     from ..data import ImageInput
-    from ..model_registry._export import export_mismatch, export_torchscript
+    from ..model_registry._export import export_mismatch, export_onnx, export_torchscript, onnx_mismatch
 
     model, meta = load_anomaly(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -94,6 +98,10 @@ def describe_anomaly(run_dir: Path, out: Path) -> dict:
     mismatch = export_mismatch(served, example, out / "model.ts", ATOL)
     if mismatch is not None:
         raise TransferlineError(f"the exported anomaly model differs from the eager one by {mismatch:.2e}")
+    export_onnx(served, example, out / "model.onnx")
+    mismatch = onnx_mismatch(served, example, out / "model.onnx", ONNX_ATOL, ONNX_RTOL)
+    if mismatch is not None:
+        raise TransferlineError(f"the ONNX anomaly model differs from the eager one by {mismatch:.2e}")
     config = meta["config"]
     return {"task": {"name": "anomaly", "type": "anomaly", "options": {"method": config["method"]}},
             "modality": "image",
@@ -146,11 +154,12 @@ def load_detector(folder: str | os.PathLike):
 
 def describe_detector(run_dir: Path, out: Path) -> dict:
     """The registry's side of a detector run: copies weights and ``model.json``, exports the dense
-    network as TorchScript (:class:`~transferline.inspection.detection.DenseDetector`; the server
-    decodes its output with the same :class:`~transferline.inspection.detection.BoxDecoder`), checks
-    that the export answers as the eager model does (dense outputs within tolerance, the same boxes
-    after NMS), and returns the entry fields."""
-    from ..model_registry._export import export_mismatch, export_torchscript, load_exported
+    network (:class:`~transferline.inspection.detection.DenseDetector`) as ONNX (served by
+    onnxruntime) and TorchScript; the server decodes their output with the same
+    :class:`~transferline.inspection.detection.BoxDecoder`. Checks that both answer as the eager
+    model does (dense outputs within tolerance, the same boxes after NMS), and returns the entry fields."""
+    from ..model_registry._export import (OnnxModule, export_mismatch, export_onnx, export_torchscript, load_exported,
+                                          onnx_mismatch)
     from .detection import DenseDetector
 
     model, spec, meta = load_detector(run_dir)
@@ -162,11 +171,18 @@ def describe_detector(run_dir: Path, out: Path) -> dict:
     mismatch = export_mismatch(dense, example, out / "model.ts", ATOL)
     if mismatch is not None:
         raise TransferlineError(f"the exported detector differs from the eager one by {mismatch:.2e}")
+    export_onnx(dense, example, out / "model.onnx")
+    mismatch = onnx_mismatch(dense, example, out / "model.onnx", 1e-3, 1e-3)
+    if mismatch is not None:
+        raise TransferlineError(f"the ONNX detector differs from the eager one by {mismatch:.2e}")
     with torch.no_grad():
-        eager, served = model(example), model.decoder(load_exported(out / "model.ts")(example))
-    for a, b in zip(eager, served):
-        if not (torch.equal(a["labels"], b["labels"]) and torch.allclose(a["boxes"], b["boxes"], atol=ATOL)):
-            raise TransferlineError("the exported detector finds other boxes than the eager one")
+        eager = model(example)
+        exported = [model.decoder(load_exported(out / "model.ts")(example)),
+                    model.decoder(OnnxModule(out / "model.onnx")(example))]
+    for served in exported:
+        for a, b in zip(eager, served):
+            if not (torch.equal(a["labels"], b["labels"]) and torch.allclose(a["boxes"], b["boxes"], atol=1e-2)):
+                raise TransferlineError("the exported detector finds other boxes than the eager one")
     config = meta["config"]
     return {"task": {"name": "detection", "type": "detection", "options": {"head": "fcos"}},
             "modality": "image",

@@ -65,3 +65,39 @@ def export_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | P
     with torch.no_grad():
         eager, exported = model(example).float(), load_exported(path)(example).float()
     return None if torch.allclose(eager, exported, atol=atol, rtol=atol) else float((eager - exported).abs().max())
+
+
+# -- ONNX: what inspection models are served with (onnxruntime, no torch model code) ----------------
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path) -> None:
+    """Exports ``model`` as ONNX, traced at ``example`` with the batch size left free."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on traced shapes and its deprecations
+        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+class OnnxModule:
+    """An ONNX file run by onnxruntime on the CPU, called like an exported TorchScript module: a
+    tensor in, a tensor out."""
+
+    def __init__(self, path: str | Path) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input: x.detach().cpu().numpy()})[0])
+
+    def eval(self) -> "OnnxModule":
+        return self
+
+
+def onnx_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Path, atol: float,
+                  rtol: float) -> float | None:
+    """How far onnxruntime's answer to ``example`` lies from the eager ``model``'s (largest absolute
+    difference), or None where they agree within ``atol`` + ``rtol`` * |eager|."""
+    with torch.no_grad():
+        eager, exported = model(example).float(), OnnxModule(path)(example).float()
+    return None if torch.allclose(eager, exported, atol=atol, rtol=rtol) else float((eager - exported).abs().max())

@@ -5,6 +5,7 @@ Layout::
     <root>/<name>/<version>/entry.json          what the model is, takes, returns, came from, scored
     <root>/<name>/<version>/model.safetensors   weights (+ model.json: how to rebuild it)
     <root>/<name>/<version>/model.ts            TorchScript: loads with torch alone
+    <root>/<name>/<version>/model.onnx          ONNX (detectors, anomaly models): served by onnxruntime
     <root>/<name>/stages.json                   {"production": 3, "staging": 4}
     <root>/.tmp/                                staging; a crash leaves files here, never an entry
 
@@ -197,8 +198,9 @@ class ModelRegistry:
             folder.mkdir(exist_ok=True)
             with exclusive_lock(folder / ".lock"):
                 version = (self.versions(name) or [0])[-1] + 1
+                files = [f for f in (*_FILES, "model.onnx") if f in _FILES or (stage_dir / f).is_file()]
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
-                    timespec="seconds"), content_hash=_digest(stage_dir, _FILES), **description)
+                    timespec="seconds"), content_hash=_digest(stage_dir, files), files=files, **description)
                 entry.lineage.update(lineage or {})
                 write_json_atomic(stage_dir / "entry.json", entry.to_dict())
                 os.rename(stage_dir, self.path(name, version))

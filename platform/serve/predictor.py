@@ -205,12 +205,19 @@ class Predictor:
 
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
-    """Loads one registered model's exported artifact and normalization statistics (no caching),
+    """Loads one registered model's exported artifact (ONNX where the registry wrote one, else
+    TorchScript) and normalization statistics (no caching),
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
     spec = InputSpec.from_dict(entry.input).only()
-    return LoadedModel(entry, load_exported(registry.artifact(entry.ref)), build_preprocess(spec), spec.modality)
+    if "model.onnx" in entry.files:  # inspection models: onnxruntime
+        from ..model_registry._export import OnnxModule
+
+        module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
+    else:
+        module = load_exported(registry.artifact(entry.ref))
+    return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
 
 
 def series_spec(entry: ModelEntry) -> dict:

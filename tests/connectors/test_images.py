@@ -185,3 +185,34 @@ def test_bad_yolo_files(catalog, tmp_path, content, match):
     with pytest.raises(DataError, match=match):
         catalog.ingest("y", create_reader("images")(tmp_path / "imgs", boxes=str(tmp_path / "labels")))
     assert_nothing_written(catalog, "y")
+
+
+def test_boxes_from_mask_regions(catalog, tmp_path):
+    """Each connected region of a mask (8-connected, 0/255 cut at half) of at least N pixels becomes
+    a box of the image's class; smaller specks and defect-free masks give none."""
+    import numpy as np
+
+    images, _ = _neu(2)
+    folder = tmp_path / "tiles"
+    for cls, image in zip(("Blowhole", "Free"), images):
+        (folder / cls).mkdir(parents=True)
+        shutil.copy(image, folder / cls / image.name)
+        mask = np.zeros((416, 416), np.uint8)
+        if cls == "Blowhole":
+            mask[10:20, 30:45] = 255  # 150 px
+            mask[20:25, 45:50] = 200  # touches the first diagonally: the same region
+            mask[300:302, 300:302] = 255  # a 4-pixel speck
+            mask[100:140, 200:204] = 255
+        Image.fromarray(mask).save(folder / cls / f"{image.stem}_mask.png")
+    catalog.ingest("tiles", create_reader("images")(folder, boxes_from_masks="5"))
+    rows = {r["label"]: r["boxes"] for r in catalog.read("tiles", columns=["label", "boxes"]).to_pylist()}
+    assert rows["Free"] == []
+    assert sorted((b["xmin"], b["ymin"], b["xmax"], b["ymax"]) for b in rows["Blowhole"]) == \
+        [(30, 10, 50, 25), (200, 100, 204, 140)]
+    assert {b["label"] for b in rows["Blowhole"]} == {"Blowhole"}
+    with pytest.raises(DataError, match="--boxes-from-masks takes the smallest region"):
+        create_reader("images")(folder, boxes_from_masks="0")
+    (folder / "Blowhole" / f"{images[0].stem}_mask.png").unlink()
+    (folder / "Free" / f"{images[1].stem}_mask.png").unlink()
+    with pytest.raises(DataError, match="--boxes-from-masks: no image has a mask"):
+        create_reader("images")(folder, boxes_from_masks=5)

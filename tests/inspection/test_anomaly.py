@@ -125,13 +125,13 @@ def test_saved_model_reloads_registers_and_answers_with_heat_maps(mt_sample, tmp
 
     registry = ModelRegistry(tmp_path / "models")
     entry = registry.register(run, "tiles")
-    assert entry.task["name"] == "anomaly" and entry.output["kind"] == "anomaly"
+    assert entry.task["name"] == "anomaly" and entry.output["kind"] == "anomaly" and "model.onnx" in entry.files
     assert entry.output["threshold"] == pytest.approx(info.threshold) and entry.metrics["fit"]["bank_bytes"] > 0
     raw = [base64.b64encode(bytes(test.images[i].as_py())).decode() for i in range(len(test))]
     answer = Predictor(registry).predict("tiles", images=raw, heatmap=True)
     with torch.no_grad():
         eager = model(x)[0].numpy()
-    np.testing.assert_allclose(answer["predictions"], eager, rtol=1e-3)  # served = eager, through the export
+    np.testing.assert_allclose(answer["predictions"], eager, rtol=1e-2, atol=0.05)  # served (onnxruntime) = eager
     assert answer["anomalous"] == (eager > info.threshold).tolist()
     png = Image.open(io.BytesIO(base64.b64decode(answer["heatmaps"][-1])))
     assert png.size == (96, 96) and png.mode == "RGB"

@@ -132,7 +132,10 @@ def test_saved_detector_registers_and_serves_boxes_in_the_sent_images_pixels(tra
     registry = ModelRegistry(tmp_path / "models")
     entry = registry.register(run, "plates")
     assert entry.task["name"] == "detection" and entry.output["kind"] == "boxes"
-    assert (registry.path("plates", entry.version) / "model.ts").is_file()
+    assert "model.onnx" in entry.files and (registry.path("plates", entry.version) / "model.onnx").is_file()
+    from transferline.serve.predictor import load_model
+
+    assert type(load_model(registry, entry).module).__name__ == "OnnxModule"  # served by onnxruntime
     served = Predictor(tmp_path / "models").predict("plates", images=[base64.b64encode(r).decode() for r in raw])
     for mine, theirs in zip(served["predictions"], eager):
         assert [b["label"] for b in mine] == [b["label"] for b in theirs]
@@ -194,6 +197,30 @@ def test_cli_trains_few_shot_from_the_catalog_and_transfers_a_detector(tmp_path,
     assert main([*common, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]) == 0
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["init"] == str(tmp_path / "a")
     assert "test mAP@0.5" in capsys.readouterr().out
+    # steel → magnetic tiles: boxes from the tiles' masks, the steel detector retargeted to their classes
+    assert main(["ingest", "images", str(sample_path("magnetic_tile")), "--name", "tiles", "--plant", "mt",
+                 "--boxes-from-masks", "16", *home]) == 0
+    assert main([*common[:3], "tiles", *common[4:], "--out", str(tmp_path / "c"), "--init", str(tmp_path / "a"),
+                 "--holdout", "0.3"]) == 0
+    meta = json.loads((tmp_path / "c" / "model.json").read_text())
+    assert meta["classes"] == ["MT_Blowhole", "MT_Crack", "MT_Uneven"]
+
+
+def test_retargeting_keeps_known_classes_and_the_box_branches():
+    from transferline.inspection.detection import DetectorConfig, build_detector
+
+    model = build_detector(DetectorConfig(size=(64, 64), pretrained=None), ["crazing", "patches"])
+    head = model.fcos.head
+    before = head.classification_head.cls_logits.weight.detach().clone()
+    regression = head.regression_head.bbox_reg.weight.detach().clone()
+    model.retarget(["patches", "blowhole", "crack"])
+    after = head.classification_head.cls_logits.weight
+    assert after.shape[0] == 4 and model.classes == ["patches", "blowhole", "crack"]
+    torch.testing.assert_close(after[1], before[2])  # "patches" kept its output (slot 0 is the background)
+    torch.testing.assert_close(head.regression_head.bbox_reg.weight, regression)
+    model.eval()
+    found = model(torch.zeros(1, 3, 64, 64))[0]
+    assert found["labels"].max() < 3 if len(found["labels"]) else True
 
 
 @pytest.mark.ray

@@ -389,3 +389,33 @@ def test_anomaly_scores_and_heat_maps_over_http(server, tmp_path):
     bad = httpx.post(f"{url}/v1/models/plant-a/predict", json={"windows": [[[0.0]]], "heatmap": True}, timeout=60)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "heatmap"]
     registry.delete("tiles-http")
+
+
+def test_detector_boxes_over_http(server, tmp_path):
+    """A registered detector answers, per sent image, boxes with class, score and xyxy in that
+    image's own pixels, the same as the predictor in this process."""
+    import base64
+
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.inspection.detection import DetectorConfig
+    from transferline.inspection.run import detect_dataset
+    from transferline.sample_data import sample_path
+
+    url, registry = server
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    result = detect_dataset(catalog, "neu", tmp_path / "run", DetectorConfig(size=(64, 64), epochs=1), per_class=2)
+    registry.register(result["out"], "neu-boxes-http")
+    images = catalog.read("neu", columns=["image"]).column("image")
+    body = {"images": [base64.b64encode(images[i].as_py()).decode() for i in (0, 50)]}
+    reply = httpx.post(f"{url}/v1/models/neu-boxes-http/predict", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()["predictions"]
+    local = Predictor(registry).predict("neu-boxes-http", images=body["images"])["predictions"]
+    assert len(out) == 2 and [[b["label"] for b in p] for p in out] == [[b["label"] for b in p] for p in local]
+    for boxes in out:
+        for box in boxes:
+            x0, y0, x1, y1 = box["xyxy"]
+            assert 0 <= x0 <= x1 <= 416 and 0 <= y0 <= y1 <= 416 and 0 <= box["score"] <= 1  # the 416 px originals
+    registry.delete("neu-boxes-http")
