@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .inspection import _cli as inspection_cli
 
     inspection_cli.add_parsers(sub)
+    from .retrieval import run as retrieval_cli
+
+    retrieval_cli.add_parsers(sub)
     return parser
 
 
@@ -320,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return opcua_cli.run_ingest(argv[1], argv[2:])
         from .inspection import _cli as inspection_cli
         from .process import _cli as process_cli
+        from .retrieval import run as retrieval_cli
         from .serve import _cli as serve_cli
 
         parser = build_parser()
@@ -332,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
                    "process": process_cli.run_process, "optimize": process_cli.run_optimize,
-                   "inspect": inspection_cli.run_inspect}[args.command]
+                   "inspect": inspection_cli.run_inspect, "retrieve": retrieval_cli.run_retrieve}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

@@ -15,7 +15,7 @@ from .conftest import REPO
 
 # Layers in data-flow order; a module may import only from its own layer or those to its left.
 LAYERS = ["errors", "registry", "catalog", "connectors", "data", "sample_data", "encoders", "losses", "tasks", "objectives",
-          "adaptation", "train", "process", "inspection"]
+          "adaptation", "train", "process", "inspection", "retrieval"]
 TOP_LEVEL = {"connectors", "tasks"}  # packages that live in their own top-level folder
 
 

@@ -14,6 +14,9 @@ samples each); Smith & Randall, MSSP 2015 (see ``cwru_fe/NOTICE``).
 ``maintie/``: the first 240 MaintIE work-order texts with their expert entity annotations
 (Bikaun et al., LREC-COLING 2024; MIT, see ``maintie/NOTICE``).
 
+``maintnet/``: the first 300 MaintNet aviation PROBLEM/ACTION rows (Akhbardeh et al., COLING 2020
+demos; Apache-2.0, see ``maintnet/NOTICE``).
+
 ``cnc_mill/``: the 18 CNC milling experiments' set-points and outcomes (``train.csv``) and each one's
 machine signals up to 12.8 s into layer 1 (University of Michigan SMART Lab, 2018; see ``cnc_mill/NOTICE``).
 

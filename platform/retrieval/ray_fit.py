@@ -1,0 +1,62 @@
+"""A retriever fine-tuned by Ray Train workers: each reads the pairs from the catalog and draws its
+own batches; gradients are averaged after every step, so the workers hold the same weights; rank 0
+returns them."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+
+def _worker(job: dict) -> None:
+    import ray
+    import ray.train
+    import torch
+    from safetensors.torch import save_file
+
+    from ..catalog import Catalog
+    from ..train._dist import Dist
+    from .dense import PairConfig, fit_pairs
+    from .pairs import load_pairs
+
+    torch.set_num_threads(job["threads"])
+    ctx = ray.train.get_context()
+    dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
+    pairs = load_pairs(Catalog(job["catalog"]), job["dataset"])
+    rest, _ = pairs.split(job["holdout"], job["split_seed"])
+    train, val = rest.split(job["val_fraction"], job["split_seed"] + 1)
+    encoder, _, fit = fit_pairs(train, val, PairConfig(**job["config"]), dist=dist)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if dist.is_main:
+            save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(Path(tmp) / "w.safetensors"))
+            Path(tmp, "fit.json").write_text(json.dumps(fit, default=float))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({"workers": dist.world}, checkpoint=checkpoint)
+
+
+def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.2,
+                     val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
+                     cpus_per_worker: float = 1):
+    """``(encoder, spec, fit record)`` from ``workers`` Ray Train workers fine-tuning on
+    ``dataset``'s training pairs (the split of :func:`~transferline.retrieval.run.fit_retrieval`)."""
+    from dataclasses import asdict
+
+    from safetensors.torch import load_file
+
+    from .._ray import ensure_ray, train_workers
+    from .dense import build_encoder
+
+    ensure_ray(address)
+    job = {"catalog": str(Path(catalog.root).resolve()), "dataset": dataset, "config": asdict(config),
+           "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
+           "threads": max(1, int(cpus_per_worker))}
+    result = train_workers(_worker, job, name="retriever-fit", workers=workers, cpus_per_worker=cpus_per_worker)
+    with result.checkpoint.as_directory() as folder:
+        state = load_file(str(Path(folder) / "w.safetensors"))
+        fit = json.loads((Path(folder) / "fit.json").read_text())
+    encoder, spec = build_encoder(config)
+    encoder.load_state_dict(state)
+    fit["workers"] = (result.metrics or {}).get("workers")
+    return encoder.eval(), spec, fit

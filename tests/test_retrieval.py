@@ -1,0 +1,106 @@
+"""Problem → fix retrieval: ranking metrics by hand-checked cases, the split by problem text, BM25,
+contrastive fine-tuning on the vendored MaintNet pairs (it learns them, and its encoder serves as a
+pretrained encoder), the CLI, and bad input named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from transferline.retrieval import BM25, Pairs, rank_metrics
+
+
+def test_rank_metrics_by_hand():
+    scores = np.array([[0.9, 0.5, 0.1],   # relevant {0}: rank 1
+                       [0.9, 0.5, 0.1],   # relevant {2}: rank 3
+                       [0.2, 0.7, 0.7]])  # relevant {1, 2}: the best relevant is tied first: rank 1
+    m = rank_metrics(scores, [{0}, {2}, {1, 2}], ks=(1, 2))
+    assert m["recall_at_1"] == pytest.approx(2 / 3) and m["recall_at_2"] == pytest.approx(2 / 3)
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1) / 3) and m["queries"] == 3 and m["documents"] == 3
+
+
+def test_split_keeps_each_problem_on_one_side():
+    pairs = Pairs(["a", "a", "b", "c", "c", "c", "d", "e"], [f"fix{i}" for i in range(8)], [str(i) for i in range(8)])
+    rest, held = pairs.split(0.4, seed=0)
+    assert len(rest) + len(held) == 8 and not set(rest.queries) & set(held.queries)
+    assert len(set(held.queries)) == 2  # 40 % of 5 problems
+    task = pairs.task()
+    assert task.queries == ["a", "b", "c", "d", "e"] and task.relevant[2] == {3, 4, 5}
+    with pytest.raises(ValueError, match="held-out fraction"):
+        pairs.split(1.0, 0)
+
+
+def test_bm25_finds_the_action_sharing_the_problem_words():
+    docs = ["replaced left magneto", "tightened oil filter", "cleaned spark plugs"]
+    scores = BM25(docs).scores(["oil filter loose", "spark plugs fouled"])
+    assert scores.argmax(1).tolist() == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def maintnet(tmp_path_factory):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path_factory.mktemp("mn-cat"))
+    catalog.ingest("mn", create_reader("maintnet")(sample_path("maintnet")))
+    catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    return catalog
+
+
+@pytest.mark.slow
+def test_fine_tuning_learns_the_pairs_and_its_encoder_is_a_pretrained_encoder(maintnet, tmp_path):
+    import torch
+
+    from transferline.retrieval import Embedder, PairConfig, evaluate_dense, fit_pairs, load_pairs
+    from transferline.retrieval.dense import build_encoder
+    from transferline.train.checkpoint import save_module
+
+    torch.set_num_threads(2)
+    pairs = load_pairs(maintnet, "mn")
+    assert len(pairs) == 300
+    train, val = pairs.split(0.2, 0)
+    config = PairConfig(epochs=2, batch_size=16, lr=1e-4, max_length=32)
+    encoder, spec = build_encoder(config)
+    before = evaluate_dense(Embedder(encoder, spec), train)
+    tuned, spec, fit = fit_pairs(train, val, config)
+    after = evaluate_dense(Embedder(tuned, spec), train)
+    assert after["mrr"] > before["mrr"] + 0.1, (before, after)  # the training pairs are learned
+    assert fit["epochs_run"] == 2 and fit["val_mrr"] == max(r["val_mrr"] for r in fit["history"])
+    save_module(tmp_path, "encoder", tuned, {"encoder": tuned.name})
+    again, _ = build_encoder(PairConfig(max_length=32, pretrained=str(tmp_path)))
+    np.testing.assert_allclose(Embedder(again, spec)(train.queries[:4]), Embedder(tuned, spec)(train.queries[:4]),
+                               atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_fits_a_retriever_and_names_bad_input(maintnet, tmp_path, capsys):
+    from transferline.cli import main
+
+    home = ["--catalog", str(maintnet.root)]
+    args = ["retrieve", "fit", "--dataset", "mn", "--epochs", "1", "--max-length", "32", "--batch-size", "16", *home]
+    assert main([*args, "--out", str(tmp_path / "r")]) == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert set(metrics) == {"bm25", "zero_shot", "fine_tuned", "fit"}
+    assert all(0 < metrics[k]["mrr"] <= 1 for k in ("bm25", "zero_shot", "fine_tuned"))
+    assert (tmp_path / "r" / "encoder.safetensors").is_file()
+    out = capsys.readouterr().out
+    assert "fine_tuned" in out and "recall@10" in out
+    assert main([*args, "--out", str(tmp_path / "r")]) == 2  # exists
+    assert main([*args[:3], "mie", *args[4:], "--out", str(tmp_path / "s")]) == 2
+    assert "'mie': 0 row(s) with a paired text" in capsys.readouterr().err
+    assert main([*args, "--temperature", "0", "--out", str(tmp_path / "t")]) == 2
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.integration
+def test_a_retriever_fine_tunes_on_two_ray_train_workers(maintnet):
+    from transferline.retrieval import Embedder, PairConfig
+    from transferline.retrieval.ray_fit import fit_pairs_on_ray
+
+    encoder, spec, fit = fit_pairs_on_ray(maintnet, "mn", PairConfig(epochs=1, batch_size=8, max_length=16), workers=2)
+    assert fit["workers"] == 2 and fit["epochs_run"] == 1 and 0 < fit["val_mrr"] <= 1
+    assert Embedder(encoder, spec)(["OIL LEAK"]).shape == (1, encoder.out_dim)
