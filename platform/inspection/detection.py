@@ -373,20 +373,14 @@ def fit_detector(train, val, config: DetectorConfig, *, classes: list[str] | Non
         strategy.on_epoch_start(e, encoder)
         model.train()  # the encoder's normalization statistics stay frozen whatever the strategy set
 
-    history: list[dict] = []
-
-    def on_report(record: dict) -> None:
-        history.append(record)
-        if report:
-            report(record)
-
     t0 = time.perf_counter()
     stopper = run_epochs(module=model, step=step, steps_per_epoch=steps, epochs=config.epochs, optimizer=opt,
                          scheduler=scheduler, evaluate=evaluate, metric="val_map50", higher_is_better=True,
-                         patience=config.patience, on_epoch_start=on_epoch_start, report=on_report,
+                         patience=config.patience, on_epoch_start=on_epoch_start, report=report,
                          progress=progress, after_backward=lambda: dist.average_gradients(model),
                          time_limit=config.time_limit)
     model.eval()
+    history = stopper.history
     best = history[stopper.best_epoch] if stopper.best_epoch >= 0 else {}
     return model.cpu(), {"best_epoch": stopper.best_epoch + 1, "epochs_run": len(history),
                          "val_map50": best.get("val_map50"), "val_map50_95": best.get("val_map50_95"),

@@ -149,13 +149,6 @@ def fit_pairs(train: Pairs, val: Pairs, config: PairConfig, *, device: str | tor
     opt = torch.optim.AdamW(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, steps * config.epochs // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
-    history: list[dict] = []
-
-    def on_report(record: dict) -> None:
-        history.append(record)
-        if report:
-            report(record)
-
     t0 = time.perf_counter()
     @dist.same_on_all
     def evaluate() -> dict:
@@ -163,9 +156,10 @@ def fit_pairs(train: Pairs, val: Pairs, config: PairConfig, *, device: str | tor
 
     stopper = run_epochs(module=encoder, step=step, steps_per_epoch=steps, epochs=config.epochs, optimizer=opt,
                          scheduler=scheduler, evaluate=evaluate, metric="val_mrr", higher_is_better=True,
-                         patience=config.patience, report=on_report, progress=progress,
+                         patience=config.patience, report=report, progress=progress,
                          after_backward=lambda: dist.average_gradients(encoder))
     encoder.eval()
+    history = stopper.history
     best = history[stopper.best_epoch] if stopper.best_epoch >= 0 else {}
     return encoder.cpu(), spec, {"best_epoch": stopper.best_epoch + 1, "epochs_run": len(history),
                                  "val_mrr": best.get("val_mrr"), "val_recall_at_10": best.get("val_recall_at_10"),

@@ -19,6 +19,7 @@ class EarlyStopping:
         self.patience, self.higher, self.min_delta = patience, higher_is_better, min_delta
         self.best = -math.inf if higher_is_better else math.inf
         self.best_epoch, self.bad_epochs, self.best_state = -1, 0, None
+        self.history: list[dict] = []  # the per-epoch records :func:`run_epochs` reported
 
     def update(self, value: float, epoch: int, module: nn.Module) -> bool:
         better = value > self.best + self.min_delta if self.higher else value < self.best - self.min_delta
@@ -114,6 +115,7 @@ def run_epochs(*, module: nn.Module, step: Callable[[float], dict], steps_per_ep
         if live is not None:
             module.load_state_dict(live)
         record["best"] = improved
+        stopper.history.append(record)
         if report:
             report(record)
         if on_epoch_end:
