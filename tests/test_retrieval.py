@@ -93,14 +93,3 @@ def test_cli_fits_a_retriever_and_names_bad_input(maintnet, tmp_path, capsys):
     assert "'mie': 0 row(s) with a paired text" in capsys.readouterr().err
     assert main([*args, "--temperature", "0", "--out", str(tmp_path / "t")]) == 2
     assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()
-
-
-@pytest.mark.ray
-@pytest.mark.integration
-def test_a_retriever_fine_tunes_on_two_ray_train_workers(maintnet):
-    from transferline.retrieval import Embedder, PairConfig
-    from transferline.retrieval.ray_fit import fit_pairs_on_ray
-
-    encoder, spec, fit = fit_pairs_on_ray(maintnet, "mn", PairConfig(epochs=1, batch_size=8, max_length=16), workers=2)
-    assert fit["workers"] == 2 and fit["epochs_run"] == 1 and 0 < fit["val_mrr"] <= 1
-    assert Embedder(encoder, spec)(["OIL LEAK"]).shape == (1, encoder.out_dim)

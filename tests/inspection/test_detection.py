@@ -221,22 +221,3 @@ def test_retargeting_keeps_known_classes_and_the_box_branches():
     model.eval()
     found = model(torch.zeros(1, 3, 64, 64))[0]
     assert found["labels"].max() < 3 if len(found["labels"]) else True
-
-
-@pytest.mark.ray
-@pytest.mark.integration
-def test_a_detector_trains_on_two_ray_train_workers(neu_sample, tmp_path):
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.inspection.detection import DetectorConfig, detect
-    from transferline.inspection.ray_detect import fit_detector_on_ray
-    from transferline.sample_data import sample_path
-
-    catalog = Catalog(tmp_path / "cat")
-    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
-    config = DetectorConfig(size=(64, 64), epochs=2, batch_size=4)
-    model, fit = fit_detector_on_ray(catalog, "neu", config, workers=2, per_class=2)
-    assert fit["workers"] == 2 and fit["epochs_run"] == 2 and fit["train_images"] == 12
-    assert model.classes == neu_sample.classes
-    found = detect(model, [neu_sample.images[0].as_py()], ImageInput(size=(64, 64)))
-    assert isinstance(found[0], list)

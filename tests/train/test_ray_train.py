@@ -298,3 +298,41 @@ def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluste
     assert runs["ray"]["fit"]["ray"]["workers"] == 2
     assert runs["ray"]["fit"]["threshold"] == pytest.approx(runs["local"]["fit"]["threshold"], rel=1e-4)
     assert runs["ray"]["image_auroc"] == runs["local"]["image_auroc"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_detector_trains_on_two_ray_train_workers(ray_cluster, tmp_path):
+    """`inspect detect --workers 2` underneath: two Ray Train workers, gradients averaged, rank 0's weights back."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.data import ImageInput
+    from transferline.data.factory import load_samples
+    from transferline.inspection.detection import DetectorConfig, detect
+    from transferline.inspection.ray_detect import fit_detector_on_ray
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path / "cat")
+    catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
+    neu = load_samples(catalog, "neu", ImageInput(size=(64, 64)))
+    model, fit = fit_detector_on_ray(catalog, "neu", DetectorConfig(size=(64, 64), epochs=2, batch_size=4), workers=2,
+                                     per_class=2)
+    assert fit["workers"] == 2 and fit["epochs_run"] == 2 and fit["train_images"] == 12
+    assert model.classes == neu.classes
+    assert isinstance(detect(model, [neu.images[0].as_py()], ImageInput(size=(64, 64)))[0], list)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_retriever_fine_tunes_on_two_ray_train_workers(ray_cluster, tmp_path):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.retrieval import Embedder, PairConfig
+    from transferline.retrieval.ray_fit import fit_pairs_on_ray
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path / "cat")
+    catalog.ingest("mn", create_reader("maintnet")(sample_path("maintnet")))
+    encoder, spec, fit = fit_pairs_on_ray(catalog, "mn", PairConfig(epochs=1, batch_size=8, max_length=16), workers=2)
+    assert fit["workers"] == 2 and fit["epochs_run"] == 1 and 0 < fit["val_mrr"] <= 1
+    assert Embedder(encoder, spec)(["OIL LEAK"]).shape == (1, encoder.out_dim)
