@@ -26,19 +26,34 @@ def server(tmp_path_factory, runs):
     from transferline.serve.app import application
     from transferline.serve.runtime import start
 
+    import ray
+    from ray.exceptions import RayError
+
+    from transferline._ray import ensure_ray
+
     registry = ModelRegistry(tmp_path_factory.mktemp("served") / "models")
     registry.register(runs[0], "plant-a", stage="production")
     registry.register(runs[1], "plant-b")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start("127.0.0.1", port, num_cpus=2)
-    serve.run(application(str(registry.root)), name="transferline", route_prefix="/")
-    yield f"http://127.0.0.1:{port}", registry
-    serve.shutdown()
-    import ray
-
-    ray.shutdown()
+    ensure_ray(num_cpus=2)  # Ray's own processes take their ports before the proxy's is chosen
+    try:
+        for attempt in range(3):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            try:
+                # NOTE: the port is free when chosen; another process may take it before the
+                # proxy binds it, and then the proxy fails to start: choose again.
+                start("127.0.0.1", port, num_cpus=2)
+                serve.run(application(str(registry.root)), name="transferline", route_prefix="/")
+                break
+            except RayError:
+                serve.shutdown()
+                if attempt == 2:
+                    raise
+        yield f"http://127.0.0.1:{port}", registry
+    finally:  # a failed start must not leave Ray running for the modules after this one
+        serve.shutdown()
+        ray.shutdown()
 
 
 def test_health_models_and_docs(server):
