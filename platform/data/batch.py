@@ -83,15 +83,18 @@ class SampleBatches:
 
     modality: str
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-        """One pass as :class:`Batch` es (the input, targets, domains), shuffled with ``seed`` if asked."""
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                target=None):
+        """One pass as :class:`Batch` es (the input, targets, domains), shuffled with ``seed`` if asked;
+        ``target(index)`` gives a batch's targets (default: its labels)."""
         import numpy as np
 
         order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
         stop = len(order) - len(order) % batch_size if drop_last else len(order)
         for lo in range(0, stop, batch_size):
             idx = order[lo:lo + batch_size]
-            yield Batch({self.modality: torch.from_numpy(self.get(idx))}, torch.from_numpy(self.labels[idx]),
+            yield Batch({self.modality: torch.from_numpy(self.get(idx))},
+                        target(idx) if target else torch.from_numpy(self.labels[idx]),
                         torch.from_numpy(self.domains[idx]))
 
     def draw(self, n: int, rng):

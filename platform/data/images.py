@@ -116,16 +116,8 @@ class ImageSamples(SampleBatches):
     def box_batches(self, batch_size: int, *, classes: list[str] | None = None, shuffle: bool = False, seed: int = 0,
                     drop_last: bool = False):
         """One pass as :class:`Batch` es whose target is the list of each image's boxes (:meth:`get_boxes`)."""
-        import torch
-
-        from .batch import Batch
-
-        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
-        stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size]
-            yield Batch({self.modality: torch.from_numpy(self.get(idx))}, self.get_boxes(idx, classes),
-                        torch.from_numpy(self.domains[idx]))
+        return self.batches(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                            target=lambda idx: self.get_boxes(idx, classes))
 
     def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
         """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""

@@ -32,8 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..train._dist import Dist
-
 
 @dataclass
 class DetectorConfig:
@@ -315,7 +313,7 @@ def evaluate_detector(model: Detector, samples, batch_size: int = 16, device: st
 
 
 def fit_detector(train, val, config: DetectorConfig, *, classes: list[str] | None = None,
-                 model: Detector | None = None, dist: Dist | None = None, device: str | torch.device = "cpu",
+                 model: Detector | None = None, dist=None, device: str | torch.device = "cpu",
                  progress: bool = False, report: Callable[[dict], None] | None = None) -> tuple[Detector, dict]:
     """Trains a detector on ``train`` (image samples with boxes), early-stopped on ``val``'s mAP@0.5.
 
@@ -325,6 +323,7 @@ def fit_detector(train, val, config: DetectorConfig, *, classes: list[str] | Non
     batches and gradients are averaged. Returns the best model (on the CPU) and the fit's record:
     the best epoch, its validation mAPs, per-epoch history, seconds.
     """
+    from ..train._dist import Dist
     from ..train.loop import cycle, run_epochs
     from ..train.strategies import create_strategy
 
@@ -395,10 +394,10 @@ def detect(model: Detector, images: list, spec, score_thresh: float = 0.0) -> li
     from ..data.preprocess import ImagePreprocess, _to_pil
 
     preprocess = ImagePreprocess(spec)
-    sizes = [_to_pil(image).size for image in images]
+    decoded = [_to_pil(image) for image in images]  # decoded once: for the input and for each image's size
     model.eval()
-    return [boxes_answer(d, model.classes, preprocess, w, h, score_thresh)
-            for d, (w, h) in zip(model(torch.from_numpy(preprocess(images))), sizes)]
+    return [boxes_answer(d, model.classes, preprocess, img.width, img.height, score_thresh)
+            for d, img in zip(model(torch.from_numpy(preprocess(decoded))), decoded)]
 
 
 def boxes_answer(found: dict, classes: list[str], preprocess, width: int, height: int,

@@ -71,9 +71,9 @@ def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, hold
         fit = json.loads((Path(folder) / "fit.json").read_text())
     spec = ImageInput(size=config.size)
     if init:
-        from .store import load_detector
+        from .store import detector_spec
 
-        spec = load_detector(init)[1]
+        spec = detector_spec(init)[0]
     model = build_detector(DetectorConfig(**{**config.to_dict(), "pretrained": None}), fit.pop("classes"), spec)
     model.load_state_dict(state)
     fit.update({k: v for k, v in (result.metrics or {}).items() if k in ("workers", "ray_nodes")})

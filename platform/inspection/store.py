@@ -48,17 +48,13 @@ def load_anomaly(folder: str | os.PathLike) -> tuple[AnomalyModel, dict]:
     """The eager model and its ``model.json`` from a run folder or a registry version folder."""
     from safetensors.torch import load_file
 
-    from ..data import ImageInput
-
     folder = Path(folder)
     meta = json.loads((folder / "model.json").read_text())
     if meta.get("kind") != KIND:
         raise TransferlineError(f"{folder} holds no anomaly model (model.json kind {meta.get('kind')!r})")
     state = load_file(str(folder / "model.safetensors"))
     config = AnomalyConfig(**{**meta["config"], "pretrained": None})  # the weights are in the state
-    image = meta["input"]["image"]
-    spec = ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
-                      std=tuple(image["std"]), resize=image["resize"])
+    spec = image_spec(meta)
     features = build_features(config, spec)
     if config.method == "patchcore":
         model: AnomalyModel = PatchCore(features, state["bank"], spec.size, config.sigma)
@@ -129,13 +125,17 @@ def save_detector(out: str | os.PathLike, model, config, spec, *, dataset: str, 
                     metrics)
 
 
-def load_detector(folder: str | os.PathLike):
-    """The eager detector, its input spec and its ``model.json`` from a run or registry version folder."""
-    from safetensors.torch import load_file
-
+def image_spec(meta: dict):
+    """The :class:`~transferline.data.ImageInput` a saved inspection model's ``model.json`` records."""
     from ..data import ImageInput
-    from .detection import DetectorConfig, build_detector
 
+    image = meta["input"]["image"]
+    return ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
+                      std=tuple(image["std"]), resize=image["resize"])
+
+
+def detector_spec(folder: str | os.PathLike):
+    """A detector run's input spec and its ``model.json``, without loading the model."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / "model.json").read_text())
@@ -143,9 +143,17 @@ def load_detector(folder: str | os.PathLike):
         raise TransferlineError(f"{folder}: no readable model.json ({type(exc).__name__})") from None
     if meta.get("kind") != DETECTOR:
         raise TransferlineError(f"{folder} holds no detector (model.json kind {meta.get('kind')!r})")
-    image = meta["input"]["image"]
-    spec = ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
-                      std=tuple(image["std"]), resize=image["resize"])
+    return image_spec(meta), meta
+
+
+def load_detector(folder: str | os.PathLike):
+    """The eager detector, its input spec and its ``model.json`` from a run or registry version folder."""
+    from safetensors.torch import load_file
+
+    from .detection import DetectorConfig, build_detector
+
+    folder = Path(folder)
+    spec, meta = detector_spec(folder)
     config = DetectorConfig(**{**meta["config"], "pretrained": None})  # the weights are in the state
     model = build_detector(config, meta["classes"], spec)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))

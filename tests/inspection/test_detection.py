@@ -169,12 +169,10 @@ def test_bad_detector_input_is_named(neu_sample, tmp_path):
         (tmp_path / "other").mkdir()
         (tmp_path / "other" / "model.json").write_text('{"kind": "anomaly"}')
         load_detector(tmp_path / "other")
-    model_out = tmp_path / "few"
     with pytest.raises(ValueError, match="stages \\[2, 3, 9\\]"):
         from transferline.inspection.detection import build_detector
 
         build_detector(DetectorConfig(size=(64, 64), stages=(2, 3, 9), pretrained=None), ["a"])
-    assert not model_out.exists()
 
 
 @pytest.mark.slow
@@ -219,5 +217,6 @@ def test_retargeting_keeps_known_classes_and_the_box_branches():
     torch.testing.assert_close(after[1], before[2])  # "patches" kept its output (slot 0 is the background)
     torch.testing.assert_close(head.regression_head.bbox_reg.weight, regression)
     model.eval()
-    found = model(torch.zeros(1, 3, 64, 64))[0]
-    assert found["labels"].max() < 3 if len(found["labels"]) else True
+    x = torch.zeros(1, 3, 64, 64)
+    assert model.dense(x).shape[-1] == 1 + 3 + 5  # background, the 3 classes, box and centerness
+    assert model.decoder(model.dense(x))[0]["labels"].tolist() == model(x)[0]["labels"].tolist()
