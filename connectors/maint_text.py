@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
-from transferline.catalog.schemas import TIMESTAMP
+from transferline.catalog.schemas import SPAN, TIMESTAMP
 from transferline.errors import DataError
 
 from ._common import digest
@@ -69,18 +69,34 @@ def _load_maintie(path: Path, plant: str, asset: str) -> pa.Table:
         raise DataError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno) from None
     if not isinstance(docs, list):
         raise DataError("expected a JSON list of documents", file=str(path))
-    texts, labels = [], []
+    texts, labels, spans = [], [], []
     for i, doc in enumerate(docs, start=1):
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
             raise DataError("document has no text", file=str(path), row=i, field="text")
-        types = []
+        tokens = doc.get("tokens")
+        if tokens is not None and (not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens)):
+            raise DataError("tokens must be a list of non-empty strings", file=str(path), row=i, field="tokens")
+        # NOTE: the entities index the tokens; the few texts that differ from their tokens (a spelling
+        # fixed by the annotators) are stored as the annotated tokens joined by spaces
+        text = " ".join(tokens) if tokens else doc["text"]
+        starts = [0]
+        for token in tokens or []:
+            starts.append(starts[-1] + len(token) + 1)
+        types, doc_spans = [], []
         for ent in doc.get("entities", []):
             if "type" not in ent:
                 raise DataError("entity has no type", file=str(path), row=i, field="entities")
+            start, end = ent.get("start"), ent.get("end")
+            if not tokens or not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(tokens):
+                raise DataError(f"entity token range {start}..{end} lies outside the document's "
+                                f"{len(tokens or [])} tokens", file=str(path), row=i, field="entities")
             types.append(ent["type"])
-        texts.append(doc["text"])
+            doc_spans.append({"label": ent["type"], "start": starts[start], "end": starts[end] - 1})
+        texts.append(text)
         labels.append(document_labels(types))
-    return _text_table(texts, labels, [None] * len(texts), [str(i) for i in range(len(texts))], plant, asset)
+        spans.append(doc_spans)
+    table = _text_table(texts, labels, [None] * len(texts), [str(i) for i in range(len(texts))], plant, asset)
+    return table.append_column("spans", pa.array(spans, pa.list_(SPAN)))
 
 
 def _load_maintnet(path: Path, plant: str, asset: str) -> pa.Table:

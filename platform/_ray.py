@@ -60,3 +60,35 @@ def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker
     if result.error:
         raise result.error
     return result
+
+
+def report_weights(dist, module, record: dict, metrics: dict | None = None) -> None:
+    """Ends a Ray Train worker's loop: rank 0 reports ``module``'s weights and ``record`` (JSON) as
+    the run's checkpoint; every worker reports ``metrics`` (default: the number of workers)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import ray.train
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if dist.is_main:
+            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+                      str(Path(tmp) / "weights.safetensors"))
+            Path(tmp, "record.json").write_text(json.dumps(record, default=float))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics or {"workers": dist.world}, checkpoint=checkpoint)
+
+
+def reported_weights(result) -> tuple[dict, dict]:
+    """The weights and record a run's rank 0 reported with :func:`report_weights`."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    with result.checkpoint.as_directory() as folder:
+        return (load_file(str(Path(folder) / "weights.safetensors")),
+                json.loads((Path(folder) / "record.json").read_text()))

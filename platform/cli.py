@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .retrieval import run as retrieval_cli
 
     retrieval_cli.add_parsers(sub)
+    from .tagging import run as tagging_cli
+
+    tagging_cli.add_parsers(sub)
     return parser
 
 
@@ -325,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .process import _cli as process_cli
         from .retrieval import run as retrieval_cli
         from .serve import _cli as serve_cli
+        from .tagging import run as tagging_cli
 
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -336,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "simulate": opcua_cli.run_simulate, "opcua-cert": opcua_cli.run_cert, "models": serve_cli.run_models,
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
                    "process": process_cli.run_process, "optimize": process_cli.run_optimize,
-                   "inspect": inspection_cli.run_inspect, "retrieve": retrieval_cli.run_retrieve}[args.command]
+                   "inspect": inspection_cli.run_inspect, "retrieve": retrieval_cli.run_retrieve,
+                   "tag": tagging_cli.run_tag}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

@@ -15,7 +15,8 @@ from .conftest import REPO
 
 # Layers in data-flow order; a module may import only from its own layer or those to its left.
 LAYERS = ["errors", "registry", "catalog", "connectors", "data", "sample_data", "encoders", "losses", "tasks", "objectives",
-          "adaptation", "train", "process", "inspection", "retrieval"]
+          "adaptation", "train", "process", "inspection", "retrieval",
+          "tagging"]
 TOP_LEVEL = {"connectors", "tasks"}  # packages that live in their own top-level folder
 
 

@@ -45,6 +45,8 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
         if fld.name in names and table.schema.field(fld.name).type != fld.type:
             raise DataError(f"column has type {table.schema.field(fld.name).type}, kind {kind.name!r} needs "
                             f"{fld.type}", file=file, field=fld.name)
+    if kind.name == "text" and "spans" in names:
+        _check_spans(table, file, first_line)
     optional = [n for n in kind.optional.names if n in names]
     extras = [n for n in table.column_names if n not in kind.schema.names and n not in optional]
     if extras and not kind.extra_columns:
@@ -68,6 +70,16 @@ def validate_table(table: pa.Table, kind: Kind, *, file: str, first_line: int | 
             raise DataError("missing, NaN or infinite value where a finite number is required",
                             file=file, row=_line(row, first_line), field=name)
     return table.select(kind.schema.names + optional + extras)
+
+
+def _check_spans(table: pa.Table, file, first_line) -> None:
+    """Every entity span lies inside its text, with a label and start < end."""
+    for row, (text, spans) in enumerate(zip(table.column("text").to_pylist(), table.column("spans").to_pylist())):
+        for span in spans or []:
+            if not span["label"] or span["start"] is None or span["end"] is None or \
+                    not 0 <= span["start"] < span["end"] <= len(text or ""):
+                raise DataError(f"entity span {span} lies outside its text of {len(text or '')} characters or has "
+                                "no label", file=file, row=_line(row, first_line), field="spans")
 
 
 def _nonfinite_rows(col: pa.ChunkedArray) -> np.ndarray:

@@ -16,6 +16,7 @@ SCHEMA_VERSION = 1
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 BOX = pa.struct([("label", pa.string()), ("xmin", pa.int32()), ("ymin", pa.int32()),
                  ("xmax", pa.int32()), ("ymax", pa.int32())])
+SPAN = pa.struct([("label", pa.string()), ("start", pa.int32()), ("end", pa.int32())])  # character offsets, end exclusive
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ KINDS: dict[str, Kind] = {
         pa.schema([("split", pa.string()), ("plant", pa.string()), ("asset", pa.string()), ("ts", TIMESTAMP),
                    ("doc_id", pa.string()), ("text", pa.string()), ("labels", pa.list_(pa.string())),
                    ("paired_text", pa.string())]),
+        optional=pa.schema([("spans", pa.list_(SPAN))]),  # annotated entity spans in each text (may nest)
     ),
 }
 

@@ -4,8 +4,6 @@ GPU), so the workers hold the same weights throughout; rank 0 returns them."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 
@@ -13,8 +11,8 @@ def _worker(job: dict) -> None:
     import ray
     import ray.train
     import torch
-    from safetensors.torch import save_file
 
+    from .._ray import report_weights
     from ..catalog import Catalog
     from ..data import ImageInput
     from ..data.factory import load_samples
@@ -39,13 +37,7 @@ def _worker(job: dict) -> None:
     nodes = [ray.get_runtime_context().get_node_id()] * dist.world
     if dist.world > 1:
         torch.distributed.all_gather_object(nodes, nodes[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if dist.is_main:
-            save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(Path(tmp) / "model.safetensors"))
-            Path(tmp, "fit.json").write_text(json.dumps({**fit, "classes": model.classes}, default=float))
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({"workers": dist.world, "ray_nodes": len(set(nodes))}, checkpoint=checkpoint)
+    report_weights(dist, model, {**fit, "classes": model.classes}, {"workers": dist.world, "ray_nodes": len(set(nodes))})
 
 
 def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.2,
@@ -53,9 +45,7 @@ def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, hold
                         address: str | None = None, cpus_per_worker: float = 1, gpus_per_worker: float = 0):
     """``(model, fit record)`` from ``workers`` Ray Train workers training on ``dataset``'s split
     (:func:`~transferline.inspection.run.split_detection`); the record gains ``workers`` and ``ray_nodes``."""
-    from safetensors.torch import load_file
-
-    from .._ray import ensure_ray, train_workers
+    from .._ray import ensure_ray, reported_weights, train_workers
     from ..data import ImageInput
     from .detection import DetectorConfig, build_detector
 
@@ -66,9 +56,7 @@ def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, hold
            "gpu": gpus_per_worker > 0}
     result = train_workers(_worker, job, name="detector-fit", workers=workers, cpus_per_worker=cpus_per_worker,
                            gpus_per_worker=gpus_per_worker)
-    with result.checkpoint.as_directory() as folder:
-        state = load_file(str(Path(folder) / "model.safetensors"))
-        fit = json.loads((Path(folder) / "fit.json").read_text())
+    state, fit = reported_weights(result)
     spec = ImageInput(size=config.size)
     if init:
         from .store import detector_spec

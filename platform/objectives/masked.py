@@ -57,8 +57,12 @@ class MaskedReconstruction(Objective):
         return {"loss": loss, "masked_fraction": mask.float().mean().detach()}
 
 
-@register_objective("masked", modalities=("series", "image"))
+@register_objective("masked", modalities=("series", "image", "text"))
 def masked(encoder, *, spec, task=None, **options) -> Objective:
+    if encoder.modality == "text":
+        from .language import MaskedLanguageModel
+
+        return MaskedLanguageModel(encoder, spec, **options)
     if encoder.modality == "image":
         from .visual import MaskedImageModeling
 

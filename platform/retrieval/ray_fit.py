@@ -4,8 +4,6 @@ returns them."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 
@@ -13,8 +11,8 @@ def _worker(job: dict) -> None:
     import ray
     import ray.train
     import torch
-    from safetensors.torch import save_file
 
+    from .._ray import report_weights
     from ..catalog import Catalog
     from ..train._dist import Dist
     from .dense import PairConfig, fit_pairs
@@ -27,13 +25,7 @@ def _worker(job: dict) -> None:
     rest, _ = pairs.split(job["holdout"], job["split_seed"])
     train, val = rest.split(job["val_fraction"], job["split_seed"] + 1)
     encoder, _, fit = fit_pairs(train, val, PairConfig(**job["config"]), dist=dist)
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if dist.is_main:
-            save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(Path(tmp) / "w.safetensors"))
-            Path(tmp, "fit.json").write_text(json.dumps(fit, default=float))
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({"workers": dist.world}, checkpoint=checkpoint)
+    report_weights(dist, encoder, fit)
 
 
 def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.2,
@@ -43,9 +35,7 @@ def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout
     ``dataset``'s training pairs (the split of :func:`~transferline.retrieval.run.fit_retrieval`)."""
     from dataclasses import asdict
 
-    from safetensors.torch import load_file
-
-    from .._ray import ensure_ray, train_workers
+    from .._ray import ensure_ray, reported_weights, train_workers
     from .dense import build_encoder
 
     ensure_ray(address)
@@ -53,9 +43,7 @@ def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout
            "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
            "threads": max(1, int(cpus_per_worker))}
     result = train_workers(_worker, job, name="retriever-fit", workers=workers, cpus_per_worker=cpus_per_worker)
-    with result.checkpoint.as_directory() as folder:
-        state = load_file(str(Path(folder) / "w.safetensors"))
-        fit = json.loads((Path(folder) / "fit.json").read_text())
+    state, fit = reported_weights(result)
     encoder, spec = build_encoder(config)
     encoder.load_state_dict(state)
     fit["workers"] = (result.metrics or {}).get("workers")

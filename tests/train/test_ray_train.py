@@ -336,3 +336,19 @@ def test_a_retriever_fine_tunes_on_two_ray_train_workers(ray_cluster, tmp_path):
     encoder, spec, fit = fit_pairs_on_ray(catalog, "mn", PairConfig(epochs=1, batch_size=8, max_length=16), workers=2)
     assert fit["workers"] == 2 and fit["epochs_run"] == 1 and 0 < fit["val_mrr"] <= 1
     assert Embedder(encoder, spec)(["OIL LEAK"]).shape == (1, encoder.out_dim)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_tagger_trains_on_two_ray_train_workers(ray_cluster, tmp_path):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+    from transferline.tagging import TagConfig, tag_texts
+    from transferline.tagging.ray_fit import fit_tagger_on_ray
+
+    catalog = Catalog(tmp_path / "cat")
+    catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    tagger, spec, fit = fit_tagger_on_ray(catalog, "mie", TagConfig(epochs=1, batch_size=8), workers=2)
+    assert fit["workers"] == 2 and fit["epochs_run"] == 1 and fit["train_texts"] == 194 and 0 <= fit["val_f1"] <= 1
+    assert tagger.tag_names[0] == "O" and isinstance(tag_texts(tagger, spec, ["pump leaking"])[0], list)

@@ -1,0 +1,51 @@
+"""A tagger trained by Ray Train workers: each reads the dataset from the catalog and draws its own
+batches; gradients are averaged after every step, so the workers hold the same weights; rank 0
+returns them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _worker(job: dict) -> None:
+    import ray
+    import ray.train
+    import torch
+
+    from .._ray import report_weights
+    from ..catalog import Catalog
+    from ..train._dist import Dist
+    from .spans import load_tagged
+    from .tagger import TagConfig, fit_tagger
+
+    torch.set_num_threads(job["threads"])
+    ctx = ray.train.get_context()
+    dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
+    config = TagConfig(**job["config"])
+    data = load_tagged(Catalog(job["catalog"]), job["dataset"], config.depth)
+    rest, _ = data.holdout(job["holdout"], job["split_seed"])
+    train, val = rest.holdout(job["val_fraction"], job["split_seed"] + 1)
+    tagger, _, fit = fit_tagger(train, val, config, dist=dist)
+    report_weights(dist, tagger, {**fit, "tags": tagger.tag_names})
+
+
+def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.1,
+                      val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
+                      cpus_per_worker: float = 1):
+    """``(tagger, spec, fit record)`` from ``workers`` Ray Train workers training on ``dataset``'s
+    training texts (the split of :func:`~transferline.tagging.run.fit_tagging`)."""
+    from dataclasses import asdict
+
+    from .._ray import ensure_ray, reported_weights, train_workers
+    from .tagger import build_tagger
+
+    ensure_ray(address)
+    job = {"catalog": str(Path(catalog.root).resolve()), "dataset": dataset, "config": asdict(config),
+           "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
+           "threads": max(1, int(cpus_per_worker))}
+    result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker)
+    state, fit = reported_weights(result)
+    tagger, spec = build_tagger(config, fit.pop("tags"))
+    tagger.load_state_dict(state)
+    fit["workers"] = (result.metrics or {}).get("workers")
+    return tagger.eval(), spec, fit

@@ -1,0 +1,131 @@
+"""Entity spans ↔ word-level BIO tags, and span scores by seqeval.
+
+A text is split into words at whitespace; a span covers the words it overlaps. Types are entity
+type paths (``State/UndesirableState/FailedState``) cut at ``depth`` levels (1: MaintIE's 5 top-level
+types; 2: its 32 types of the first two levels; 0: the full path). BIO cannot hold nested spans:
+where annotated spans nest or overlap, the outermost (then the earliest) is kept — the flattening
+the tagger is trained and scored on, stated with every result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+_WORD = re.compile(r"\S+")
+
+
+def cut(label: str, depth: int) -> str:
+    """``label``'s first ``depth`` path levels (all of it for depth 0)."""
+    return "/".join(label.split("/")[:depth]) if depth else label
+
+
+def words(text: str) -> list[tuple[int, int]]:
+    """Character ``(start, end)`` of each whitespace-separated word."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def outermost(spans: list[dict]) -> list[dict]:
+    """Non-overlapping spans: the longest first where spans overlap, then the earliest; in text order."""
+    kept, end = [], -1
+    for span in sorted(spans, key=lambda s: (s["start"], -(s["end"] - s["start"]))):
+        if span["start"] >= end:
+            kept.append(span)
+            end = span["end"]
+    return kept
+
+
+def bio_tags(offsets: list[tuple[int, int]], spans: list[dict], depth: int) -> list[str]:
+    """One BIO tag per word for ``spans`` (flattened to the outermost ones), types cut at ``depth``."""
+    tags = ["O"] * len(offsets)
+    for span in outermost(spans):
+        inside = [i for i, (a, b) in enumerate(offsets) if a < span["end"] and b > span["start"]]
+        label = cut(span["label"], depth)
+        for n, i in enumerate(inside):
+            tags[i] = f"{'B' if n == 0 else 'I'}-{label}"
+    return tags
+
+
+def decode(text: str, offsets: list[tuple[int, int]], tags: list[str]) -> list[dict]:
+    """Spans ``{label, start, end, text}`` (character offsets) of a word-level tag sequence; an
+    I- tag without its B- starts a span, as in seqeval's default (CoNLL) scheme."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    out = []
+    for label, first, last in get_entities(list(tags)):
+        start, end = offsets[first][0], offsets[last][1]
+        out.append({"label": label, "start": start, "end": end, "text": text[start:end]})
+    return out
+
+
+def span_scores(true: list[list[str]], pred: list[list[str]]) -> dict:
+    """Span micro precision, recall and F1 (exact type and boundaries; seqeval), with each type's."""
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+    report = classification_report(true, pred, output_dict=True, zero_division=0)
+    per_type = {k: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]),
+                    "support": int(v["support"])} for k, v in report.items() if "avg" not in k}
+    return {"f1": float(f1_score(true, pred, zero_division=0)),
+            "precision": float(precision_score(true, pred, zero_division=0)),
+            "recall": float(recall_score(true, pred, zero_division=0)),
+            "spans": int(sum(v["support"] for v in per_type.values())), "per_type": per_type}
+
+
+@dataclass
+class TaggedTexts:
+    """Texts, their words' character offsets and BIO tags, and the tag set in id order (``O`` first)."""
+
+    texts: list[str]
+    offsets: list[list[tuple[int, int]]]
+    tags: list[list[str]]
+    tag_names: list[str]
+    depth: int
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({t[2:] for t in self.tag_names if t != "O"})
+
+    def subset(self, index) -> "TaggedTexts":
+        index = [int(i) for i in np.asarray(index)]
+        return replace(self, texts=[self.texts[i] for i in index], offsets=[self.offsets[i] for i in index],
+                       tags=[self.tags[i] for i in index], names=[self.names[i] for i in index])
+
+    def holdout(self, fraction: float, seed: int) -> tuple["TaggedTexts", "TaggedTexts"]:
+        """``(rest, held)``: ``fraction`` of the texts, drawn with ``seed``, held out."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        n = max(1, round(fraction * len(self)))
+        return self.subset(np.sort(order[n:])), self.subset(np.sort(order[:n]))
+
+    def words(self, i: int) -> list[str]:
+        return [self.texts[i][a:b] for a, b in self.offsets[i]]
+
+
+def tag_set(types: list[str]) -> list[str]:
+    return ["O"] + [f"{p}-{t}" for t in sorted(types) for p in "BI"]
+
+
+def load_tagged(catalog, dataset: str, depth: int = 1, *, split: str | None = None) -> TaggedTexts:
+    """A text dataset with entity spans (e.g. ingested with ``maintie``) as word-level BIO tags; the
+    tag set is the whole dataset's, so that every split numbers tags alike."""
+    import pyarrow as pa
+
+    from ..errors import TransferlineError
+
+    try:
+        everything = catalog.read(dataset, columns=["spans"]).column("spans").to_pylist()
+    except (pa.ArrowInvalid, KeyError):
+        raise TransferlineError(f"{dataset!r} has no entity spans: tagging needs a text dataset ingested with "
+                                "them (e.g. maintie)") from None
+    table = catalog.read(dataset, split=split, columns=["doc_id", "text", "spans"])
+    types = sorted({cut(s["label"], depth) for spans in everything for s in outermost(spans or [])})
+    texts = table.column("text").to_pylist()
+    offsets = [words(t) for t in texts]
+    tags = [bio_tags(o, spans or [], depth) for o, spans in zip(offsets, table.column("spans").to_pylist())]
+    return TaggedTexts(texts=texts, offsets=offsets, tags=tags, tag_names=tag_set(types), depth=depth,
+                       names=table.column("doc_id").to_pylist())

@@ -1,0 +1,154 @@
+"""Entity tagging: BIO tags from spans and back by hand-checked cases (nested spans flattened),
+span scores by seqeval, MaintIE spans in the catalog (bad ones named), a tagger that learns the
+vendored MaintIE sample through the CLI, and masked-language-model pretraining whose encoder starts
+a tagger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from transferline.tagging.spans import bio_tags, cut, decode, outermost, span_scores, words
+
+
+def test_bio_tags_flatten_nested_spans_to_the_outermost():
+    text = "<id> air horn not working"
+    offsets = words(text)
+    assert offsets == [(0, 4), (5, 8), (9, 13), (14, 17), (18, 25)]
+    spans = [{"label": "PhysicalObject/PresentingObject/AcousticDevice", "start": 5, "end": 13},
+             {"label": "PhysicalObject/PresentingObject/AcousticDevice", "start": 9, "end": 13},  # nested: dropped
+             {"label": "State/UndesirableState/FailedState", "start": 14, "end": 25}]
+    assert len(outermost(spans)) == 2
+    assert bio_tags(offsets, spans, 1) == ["O", "B-PhysicalObject", "I-PhysicalObject", "B-State", "I-State"]
+    assert bio_tags(offsets, spans, 2)[1] == "B-PhysicalObject/PresentingObject"
+    assert cut("State/UndesirableState/FailedState", 0) == "State/UndesirableState/FailedState"
+    back = decode(text, offsets, bio_tags(offsets, spans, 1))
+    assert [(s["label"], s["text"]) for s in back] == [("PhysicalObject", "air horn"), ("State", "not working")]
+    # an I- tag without its B- opens a span (seqeval's CoNLL scheme)
+    assert decode(text, offsets, ["O", "I-Activity", "I-Activity", "O", "O"])[0]["text"] == "air horn"
+
+
+def test_span_scores_by_hand():
+    true = [["B-A", "I-A", "O", "B-B"], ["B-A", "O"]]
+    pred = [["B-A", "I-A", "O", "B-A"], ["B-A", "B-B"]]  # 2 of 3 true spans found, 2 of 4 predicted right
+    s = span_scores(true, pred)
+    assert s["precision"] == pytest.approx(0.5) and s["recall"] == pytest.approx(2 / 3)
+    assert s["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3)) and s["spans"] == 3
+    assert s["per_type"]["A"]["recall"] == 1.0 and s["per_type"]["B"]["f1"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(tmp_path_factory.mktemp("tag-cat"))
+    catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    catalog.ingest("mn", create_reader("maintnet")(sample_path("maintnet")))
+    return catalog
+
+
+def test_maintie_spans_are_character_offsets_of_the_annotated_tokens(catalog):
+    from transferline.sample_data import sample_path
+    from transferline.tagging import load_tagged
+
+    docs = json.loads((sample_path("maintie") / "gold_release.json").read_text())
+    rows = catalog.read("mie", columns=["doc_id", "text", "spans"]).to_pylist()
+    by_id = {r["doc_id"]: r for r in rows}
+    for i, doc in enumerate(docs):
+        row = by_id[str(i)]
+        assert row["text"].split(" ") == doc["tokens"]
+        assert [row["text"][s["start"]:s["end"]] for s in row["spans"]] == \
+            [" ".join(doc["tokens"][e["start"]:e["end"]]) for e in doc["entities"]]
+    data = load_tagged(catalog, "mie", 1)
+    assert data.types == sorted({e["type"].split("/")[0] for d in docs for e in d["entities"]})
+    assert data.tag_names[0] == "O" and len(data.tag_names) == 1 + 2 * len(data.types)
+    assert all(len(t) == len(o) for t, o in zip(data.tags, data.offsets))
+    rest, held = data.holdout(0.1, 0)
+    assert len(held) == 24 and not set(rest.names) & set(held.names)
+
+
+def test_bad_spans_are_named(tmp_path, catalog):
+    import pyarrow as pa
+
+    from transferline.catalog import Catalog
+    from transferline.catalog._validate import validate_table
+    from transferline.catalog.schemas import get_kind
+    from transferline.connectors import create_reader
+    from transferline.errors import DataError, TransferlineError
+    from transferline.tagging import load_tagged
+
+    src = tmp_path / "gold_release.json"
+    src.write_text(json.dumps([{"text": "pump leak", "tokens": ["pump", "leak"],
+                                "entities": [{"start": 1, "end": 3, "type": "State"}]}]))
+    with pytest.raises(DataError, match=r"entity token range 1\.\.3 lies outside the document's 2 tokens") as exc:
+        Catalog(tmp_path / "c").ingest("bad", create_reader("maintie")(src))
+    assert "row 1" in str(exc.value) and "entities" in str(exc.value)
+    table = catalog.read("mie").slice(0, 2)
+    spans = table.column("spans").to_pylist()
+    spans[1] = [{"label": "State", "start": 0, "end": 999}]
+    bad = table.set_column(table.column_names.index("spans"), "spans", pa.array(spans, table.schema.field("spans").type))
+    with pytest.raises(DataError, match="entity span .* lies outside its text") as exc:
+        validate_table(bad, get_kind("text"), file="x.parquet")
+    assert "spans" in str(exc.value)
+    assert not (tmp_path / "c" / "bad").exists()
+    with pytest.raises(TransferlineError, match="'mn' has no entity spans"):
+        load_tagged(catalog, "mn")
+
+
+def test_masked_language_model_step_reaches_the_encoder():
+    import torch
+
+    from transferline.data import Batch, InputSpec, TextInput
+    from transferline.encoders import create_encoder
+    from transferline.objectives import create_objective
+
+    torch.manual_seed(0)
+    spec = InputSpec.of(TextInput(max_length=16))
+    encoder = create_encoder("hf/all-minilm-l6-v2", spec)
+    objective = create_objective("masked", encoder, spec, ratio=0.5)
+    ids = torch.from_numpy(objective.collator.tokenizer(["oil leak at left engine", "replaced magneto"],
+                                                        padding=True, return_tensors="np")["input_ids"])
+    out = objective.step(Batch({"text": ids}))
+    assert torch.isfinite(out["loss"]) and 0 < out["masked_fraction"] <= 1
+    out["loss"].backward()
+    assert encoder.model.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="ratio"):
+        create_objective("masked", encoder, spec, ratio=1.5)
+
+
+@pytest.mark.slow
+def test_pretrain_then_tag_through_the_cli(catalog, tmp_path, capsys):
+    from transferline.cli import main
+    from transferline.tagging import load_tagged, tag_texts
+    from transferline.tagging.run import dataset_texts
+    from transferline.tagging.tagger import TagConfig, build_tagger
+    from transferline.train.checkpoint import load_state
+
+    home = ["--catalog", str(catalog.root)]
+    pre = tmp_path / "dapt"
+    assert main(["tag", "pretrain", "--datasets", "mn", "mie", "--exclude-holdout-of", "mie", "--epochs", "2",
+                 "--out", str(pre), *home]) == 0
+    fit = json.loads((pre / "metrics.json").read_text())
+    assert fit["val_loss"] < fit["val_loss_before"] - 1.0  # the held-out masked tokens are predicted better
+    held = set(load_tagged(catalog, "mie").holdout(0.1, 0)[1].names)
+    assert len(dataset_texts(catalog, ["mie"], {"mie": held})) == 240 - len(held) == 216
+    run = tmp_path / "tagger"
+    args = ["tag", "fit", "--dataset", "mie", "--epochs", "4", "--pretrained", str(pre), *home]
+    assert main([*args, "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["f1"] > 0.5 and metrics["test"]["spans"] > 40, metrics["test"]
+    assert metrics["fit"]["val_f1"] == max(r["val_f1"] for r in metrics["fit"]["history"])
+    assert "test span F1" in capsys.readouterr().out
+    state, meta = load_state(run, "tagger")
+    tagger, spec = build_tagger(TagConfig(max_length=meta["input"]["text"]["max_length"]), meta["tags"])
+    tagger.load_state_dict(state)
+    spans = tag_texts(tagger.eval(), spec, ["replace air conditioner filter"])[0]
+    assert all(s["text"] == "replace air conditioner filter"[s["start"]:s["end"]] for s in spans) and spans
+    assert main([*args, "--out", str(run)]) == 2  # exists
+    assert main([*args[:3], "mn", *args[4:], "--out", str(tmp_path / "x")]) == 2
+    assert "'mn' has no entity spans" in capsys.readouterr().err
+    assert main([*args, "--depth", "-1", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
