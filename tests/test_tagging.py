@@ -142,7 +142,8 @@ def test_pretrain_then_tag_through_the_cli(catalog, tmp_path, capsys):
     assert metrics["test"]["f1"] > 0.5 and metrics["test"]["spans"] > 40, metrics["test"]
     assert metrics["fit"]["val_f1"] == max(r["val_f1"] for r in metrics["fit"]["history"])
     assert "test span F1" in capsys.readouterr().out
-    state, meta = load_state(run, "tagger")
+    state, meta = load_state(run, "model")
+    assert meta["kind"] == "tagger" and meta["tags"][0] == "O"
     tagger, spec = build_tagger(TagConfig(max_length=meta["input"]["text"]["max_length"]), meta["tags"])
     tagger.load_state_dict(state)
     spans = tag_texts(tagger.eval(), spec, ["replace air conditioner filter"])[0]

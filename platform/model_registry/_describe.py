@@ -36,6 +36,10 @@ def describe_run(run_dir: Path, out: Path) -> dict:
         from ..inspection.store import describe_detector
 
         return describe_detector(run_dir, out)
+    if meta.get("kind") == "tagger":
+        from ..tagging.store import describe_tagger
+
+        return describe_tagger(run_dir, out)
     if meta.get("kind") == "anomaly":
         from ..inspection.store import describe_anomaly
 

@@ -40,14 +40,15 @@ def sample_path(name: str) -> Path:
     return path
 
 
-def maintenance_log(path: Path) -> Path:
-    """Writes the vendored MaintIE work orders as a maintenance log CSV (columns ``note``, ``fault``),
-    each labelled from its expert annotations alone: ``failed`` where an entity is a FailedState,
-    ``degraded`` where one is another UndesirableState, else ``routine``. Returns ``path``."""
+def maintenance_log(path: Path, gold: Path | None = None) -> Path:
+    """Writes MaintIE work orders (the vendored ones, or the ``gold_release.json`` at ``gold``) as a
+    maintenance log CSV (columns ``note``, ``fault``), each labelled from its expert annotations
+    alone: ``failed`` where an entity is a FailedState, ``degraded`` where one is another
+    UndesirableState, else ``routine``. Returns ``path``."""
     import csv
     import json
 
-    docs = json.loads((sample_path("maintie") / "gold_release.json").read_text())
+    docs = json.loads(Path(gold or sample_path("maintie") / "gold_release.json").read_text())
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["note", "fault"])

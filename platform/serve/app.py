@@ -43,11 +43,18 @@ class Box(BaseModel):
     xyxy: list[float] = Field(description="left, top, right, bottom in the sent image's own pixels")
 
 
+class Span(BaseModel):
+    label: str = Field(description="the entity type")
+    start: int = Field(description="first character of the span in the sent text")
+    end: int = Field(description="one past its last character")
+    text: str = Field(description="the span's text")
+
+
 class Prediction(BaseModel):
     model: str = Field(description="the answering model, name@version")
-    predictions: list[int | float | list[float]] | list[list[Box]] = Field(
+    predictions: list[int | float | list[float]] | list[list[Box]] | list[list[Span]] = Field(
         description="one per window, image or text: label units (e.g. cycles), class ids, one value per output, "
-                    "or (detectors) the boxes found in each image, best first")
+                    "(detectors) the boxes found in each image, best first, or (taggers) each text's entity spans")
     labels: list[str] | None = Field(None, description="class names, for classifiers")
     unit: str | None = Field(None, description="unit of a regression output")
     outputs: list[str] | None = Field(None, description="output names, for several regression outputs")

@@ -211,12 +211,16 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
     spec = InputSpec.from_dict(entry.input).only()
-    if "model.onnx" in entry.files:  # inspection models: onnxruntime
+    if "model.onnx" in entry.files:  # inspection models and taggers: onnxruntime
         from ..model_registry._export import OnnxModule
 
         module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
     else:
         module = load_exported(registry.artifact(entry.ref))
+    if entry.output.get("kind") == "spans":  # taggers split texts into words as in training
+        from ..tagging.tagger import TagPreprocess
+
+        return LoadedModel(entry, module, TagPreprocess(spec), spec.modality)
     return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
 
 
@@ -232,6 +236,8 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None
     """The answer to one request from the model's output ``out``; ``raw`` is the request's validated
     input (detectors map their boxes back to each image's own pixels)."""
     output = entry.output
+    if output.get("kind") == "spans":  # per-token tag logits, read at each word's first token
+        return {"model": entry.ref, "predictions": _spans(entry, out, raw)}
     if output.get("kind") == "boxes":  # dense FCOS outputs, decoded by torchvision's post-processing
         return {"model": entry.ref, "predictions": _boxes(entry, out, raw)}
     if output.get("kind") == "anomaly":  # [B, 1 + H*W]: the image score, then the pixel map
@@ -266,8 +272,19 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None
     return {"model": entry.ref, "predictions": out, "unit": units[0] if units and units[0] else None}
 
 
-
 _DECODERS: OrderedDict = OrderedDict()
+_TAGGERS: OrderedDict = OrderedDict()
+
+
+def _spans(entry: ModelEntry, out: np.ndarray, texts: list[str]) -> list[list[dict]]:
+    """Per text its entity spans ``{label, start, end, text}`` (character offsets of the sent text)."""
+    from ..tagging.tagger import TagPreprocess
+
+    if entry.key not in _TAGGERS:
+        _TAGGERS[entry.key] = TagPreprocess(InputSpec.from_dict(entry.input).only())
+        while len(_TAGGERS) > 16:
+            _TAGGERS.popitem(last=False)
+    return _TAGGERS[entry.key].spans(texts, out, entry.output["tags"])
 
 
 def _boxes(entry: ModelEntry, out: np.ndarray, images: list) -> list[list[dict]]:

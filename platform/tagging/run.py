@@ -20,8 +20,10 @@ EPILOG_FIT = """example:
 
 Holds out --holdout of the texts for the test and --val-fraction of the rest for early stopping on
 the span F1; prints the test span precision, recall and F1 (seqeval, exact type and boundaries) and
-each type's. Nested spans are flattened to the outermost. The run folder holds tagger.safetensors
-and tagger.json (tags, tokenizer, max length), metrics.json and config.yaml."""
+each type's. Nested spans are flattened to the outermost. The run folder holds model.safetensors
+and model.json (tags, tokenizer, max length), metrics.json and config.yaml; `transferline models
+register RUN --name NAME` exports it (TorchScript, ONNX) for serving, which answers each text's
+spans with character offsets."""
 
 EPILOG_PRETRAIN = """Masked language modelling on every distinct text (and paired text) of the datasets; the run
 folder's encoder.safetensors starts other runs (--pretrained, or pretrained= in a text run's
@@ -70,7 +72,7 @@ def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig
         say(f"  {name:40s} F1 {s['f1']:.3f}  ({s['support']} spans)")
     metrics = {"test": scores, "fit": fit}
     with new_run_folder(out) as stage:
-        save_module(stage, "tagger", tagger, {"encoder": config.encoder, "tags": tagger.tag_names,
+        save_module(stage, "model", tagger, {"kind": "tagger", "encoder": config.encoder, "tags": tagger.tag_names,
                                               "input": {"text": asdict(spec)}, "depth": config.depth,
                                               "dataset": dataset, "flattening": "outermost span"})
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))

@@ -69,17 +69,17 @@ class WordTokens:
     ``max_length``) and each
     word's first sub-word position ``[B, W]`` (-1 for a word cut by ``max_length``)."""
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec, pad_to_max: bool = False) -> None:
         from ..data.hf import load_tokenizer
 
-        self.spec = spec
+        self.spec, self.padding = spec, "max_length" if pad_to_max else True
         self.tokenizer = load_tokenizer(spec.tokenizer)
         if not self.tokenizer.is_fast:
             raise ValueError(f"tagging needs a fast tokenizer (word alignment); {spec.tokenizer!r} has none")
 
     def __call__(self, word_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
         enc = self.tokenizer([list(w) for w in word_lists], is_split_into_words=True, truncation=True,
-                             max_length=self.spec.max_length, padding=True)
+                             max_length=self.spec.max_length, padding=self.padding)
         first = np.full((len(word_lists), max([len(w) for w in word_lists] + [1])), -1, np.int64)
         for b in range(len(word_lists)):
             for position, word in enumerate(enc.word_ids(b)):
@@ -97,11 +97,48 @@ class Tagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.out_dim, len(tag_names))
 
-    def forward(self, ids: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    def token_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Tag logits of every sub-word token ``[B, L, tags]``."""
         hidden, _ = self.encoder.tokens(ids)
-        logits = self.head(self.dropout(hidden))
+        return self.head(self.dropout(hidden))
+
+    def forward(self, ids: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        logits = self.token_logits(ids)
         index = first.clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1])
         return torch.gather(logits, 1, index)
+
+
+class TokenLogits(nn.Module):
+    """What a registered tagger exports: token ids ``[B, L]`` → per-token tag logits ``[B, L, tags]``;
+    the server reads each word's first token with :class:`TagPreprocess`."""
+
+    def __init__(self, tagger: Tagger) -> None:
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.tagger.token_logits(ids)
+
+
+class TagPreprocess:
+    """The serving side of a tagger: texts → token ids ``[B, max_length]`` split into words as in
+    training, and per-token logits → each text's spans (character offsets)."""
+
+    def __init__(self, spec) -> None:
+        self.tokens = WordTokens(spec, pad_to_max=True)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.tokens([[t[a:b] for a, b in words(t)] for t in texts])[0]
+
+    def spans(self, texts: list[str], logits: np.ndarray, tag_names: list[str]) -> list[list[dict]]:
+        out = []
+        for text, row in zip(texts, logits):
+            offsets = words(text)
+            _, first = self.tokens([[text[a:b] for a, b in offsets]])
+            best = row.argmax(-1)
+            tags = [tag_names[best[p]] if p >= 0 else "O" for p in first[0][:len(offsets)]]
+            out.append(decode(text, offsets, tags))
+        return out
 
 
 def build_tagger(config: TagConfig, tag_names: list[str]):

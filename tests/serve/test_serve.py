@@ -434,3 +434,33 @@ def test_detector_boxes_over_http(server, tmp_path):
             x0, y0, x1, y1 = box["xyxy"]
             assert 0 <= x0 <= x1 <= 416 and 0 <= y0 <= y1 <= 416 and 0 <= box["score"] <= 1  # the 416 px originals
     registry.delete("neu-boxes-http")
+
+
+def test_tagger_spans_over_http(server, tmp_path):
+    """A registered entity tagger answers each sent text's spans (type, character offsets, text), the
+    same as the eager tagger; an empty text is a 422 naming it."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+    from transferline.tagging import TagConfig, tag_texts
+    from transferline.tagging.run import fit_tagging
+    from transferline.tagging.store import load_tagger
+
+    url, registry = server
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.ingest("mie", create_reader("maintie")(sample_path("maintie")))
+    result = fit_tagging(catalog, "mie", tmp_path / "run", TagConfig(epochs=2, max_length=24))
+    entry = registry.register(result["out"], "mie-spans-http")
+    assert entry.output["kind"] == "spans" and "model.onnx" in entry.files
+    texts = ["replace air conditioner filter", "<id> hydraulic pump leaking", "engine  oil   leak at rear seal"]
+    reply = httpx.post(f"{url}/v1/models/mie-spans-http/predict", json={"texts": texts}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()["predictions"]
+    tagger, spec, _ = load_tagger(result["out"])
+    assert out == tag_texts(tagger, spec, texts) and sum(map(len, out)) >= 3
+    for text, spans in zip(texts, out):
+        assert all(text[s["start"]:s["end"]] == s["text"] and s["label"] in {t[2:] for t in entry.output["tags"]}
+                   for s in spans)
+    bad = httpx.post(f"{url}/v1/models/mie-spans-http/predict", json={"texts": ["pump", " "]}, timeout=60)
+    assert bad.status_code == 422 and "texts.1" in bad.text
+    registry.delete("mie-spans-http")
