@@ -92,4 +92,21 @@ def test_cli_fits_a_retriever_and_names_bad_input(maintnet, tmp_path, capsys):
     assert main([*args[:3], "mie", *args[4:], "--out", str(tmp_path / "s")]) == 2
     assert "'mie': 0 row(s) with a paired text" in capsys.readouterr().err
     assert main([*args, "--temperature", "0", "--out", str(tmp_path / "t")]) == 2
-    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()
+    assert main([*args, "--k", "0", "--out", str(tmp_path / "u")]) == 2
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
+
+    # registered, it answers each text's nearest past problems with their actions
+    from transferline.model_registry import ModelRegistry
+    from transferline.retrieval import load_pairs
+    from transferline.serve.predictor import Predictor
+
+    task = load_pairs(maintnet, "mn").task()
+    registry = ModelRegistry(tmp_path / "models")
+    entry = registry.register(tmp_path / "r", "fixes")
+    assert entry.output == {"kind": "neighbours", "k": 5, "indexed": len(task.queries)}
+    assert {"model.onnx", "index.json"} <= set(entry.files)
+    answer = Predictor(registry).predict("fixes", texts=[task.queries[7], "ENGINE RUNS ROUGH"])["predictions"]
+    assert [len(a) for a in answer] == [5, 5]
+    assert answer[0][0]["problem"] == task.queries[7] and answer[0][0]["score"] > 0.999  # itself, first
+    assert answer[0][0]["actions"] == [task.documents[j] for j in sorted(task.relevant[7])]
+    assert all(a["score"] >= b["score"] for row in answer for a, b in zip(row, row[1:]))

@@ -19,6 +19,10 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     model, and returns the entry fields (task, modality, encoder, input, output, lineage, metrics)."""
     from safetensors.torch import load_file
 
+    if (run_dir / "model.json").is_file() and (run_dir / "index.json").is_file():  # a retriever run
+        from ..retrieval.store import describe_retriever
+
+        return describe_retriever(run_dir, out)
     for fname in ("model.safetensors", "model.json", "config.yaml", "metrics.json"):
         if not (run_dir / fname).is_file():
             raise RegistryError(f"{run_dir} is not a finished transfer run: no {fname}")

@@ -5,7 +5,8 @@ Layout::
     <root>/<name>/<version>/entry.json          what the model is, takes, returns, came from, scored
     <root>/<name>/<version>/model.safetensors   weights (+ model.json: how to rebuild it)
     <root>/<name>/<version>/model.ts            TorchScript: loads with torch alone
-    <root>/<name>/<version>/model.onnx          ONNX (detectors, anomaly models): served by onnxruntime
+    <root>/<name>/<version>/model.onnx          ONNX (detectors, anomaly models, taggers, retrievers): served by onnxruntime
+    <root>/<name>/<version>/index.json          retrievers: the indexed problems and their actions
     <root>/<name>/stages.json                   {"production": 3, "staging": 4}
     <root>/.tmp/                                staging; a crash leaves files here, never an entry
 
@@ -198,7 +199,7 @@ class ModelRegistry:
             folder.mkdir(exist_ok=True)
             with exclusive_lock(folder / ".lock"):
                 version = (self.versions(name) or [0])[-1] + 1
-                files = [f for f in (*_FILES, "model.onnx") if f in _FILES or (stage_dir / f).is_file()]
+                files = [f for f in (*_FILES, "model.onnx", "index.json") if f in _FILES or (stage_dir / f).is_file()]
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
                     timespec="seconds"), content_hash=_digest(stage_dir, files), files=files, **description)
                 entry.lineage.update(lineage or {})

@@ -20,26 +20,35 @@ EPILOG = """example:
 Holds out --holdout of the distinct problem texts (all their rows) for the test and --val-fraction
 of the rest for early stopping; prints recall@1, recall@10 and MRR of BM25, the zero-shot encoder
 and the fine-tuned one on the held-out problems. The run folder holds encoder.safetensors (a
-pretrained encoder for other runs), metrics.json and config.yaml."""
+pretrained encoder for other runs), the index of the dataset's problems (index.safetensors,
+index.json), model.json, metrics.json and config.yaml; `transferline models register RUN --name
+NAME` serves it: POST /v1/models/NAME/predict {"texts": [...]} answers each text's --k nearest
+past problems with the actions that fixed them."""
 
 
 def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairConfig, *, holdout: float = 0.2,
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False,
                   say: Callable[[str], None] = lambda line: None, workers: int | None = None,
-                  address: str | None = None, cpus_per_worker: float = 1) -> dict:
+                  address: str | None = None, cpus_per_worker: float = 1, k: int = 5) -> dict:
     """Fine-tunes a retriever on ``dataset``'s pairs (with ``workers``: on that many Ray Train
-    workers) and writes the run folder ``out`` (which must not exist); returns the test metrics of
-    BM25, the zero-shot and the fine-tuned encoder."""
+    workers) and writes the run folder ``out`` (which must not exist): the encoder, and an index of
+    every distinct problem of the dataset with its actions, served ``k`` neighbours per text once
+    registered; returns the test metrics of BM25, the zero-shot and the fine-tuned encoder."""
     import yaml
 
     from .._fs import new_run_folder
     from ..train.checkpoint import save_module
+    from .store import write_index
 
     out = os.fspath(out)
     if os.path.exists(out):
         from ..errors import TransferlineError
 
         raise TransferlineError(f"{out} exists; pass a new --out folder")
+    if k < 1:
+        from ..errors import TransferlineError
+
+        raise TransferlineError(f"--k: at least 1 neighbour per text, not {k}")
     pairs = load_pairs(catalog, dataset)
     rest, test = pairs.split(holdout, split_seed)
     train, val = rest.split(val_fraction, split_seed + 1)
@@ -65,6 +74,10 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
     with new_run_folder(out) as stage:
         save_module(stage, "encoder", encoder, {"encoder": encoder.name, "options": {}, "input": {"text": asdict(spec)},
                                                 "objective": "pair_contrastive", "dataset": dataset})
+        indexed = write_index(stage, Embedder(encoder, spec), pairs)
+        (stage / "model.json").write_text(json.dumps({"kind": "retriever", "encoder": config.encoder,
+                                                      "input": {"text": asdict(spec)}, "dataset": dataset, "k": k,
+                                                      "indexed": indexed}, indent=2))
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
         (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "holdout": holdout,
                                                                     "val_fraction": val_fraction,
@@ -95,6 +108,8 @@ def add_parsers(sub) -> None:
     fit.add_argument("--val-fraction", type=float, default=0.1, help="share of the rest for early stopping "
                                                                      "(default 0.1)")
     fit.add_argument("--seed", type=int, default=0, help="batch order and the row drawn of each problem (default 0)")
+    fit.add_argument("--k", type=int, default=5, help="neighbours the registered retriever answers per text "
+                                                      "(default 5)")
     from .._ray import add_ray_arguments
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
@@ -115,6 +130,8 @@ def run_retrieve(args) -> int:
         raise TransferlineError(str(exc)) from None
     result = fit_retrieval(Catalog(args.catalog), args.dataset, args.out, config, holdout=args.holdout,
                            val_fraction=args.val_fraction, progress=sys.stderr.isatty(), say=print,
-                           workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker)
-    print(f"wrote {result['out']} (its encoder: pretrained={result['out']} in a text run's config)")
+                           workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker,
+                           k=args.k)
+    print(f"wrote {result['out']} (its encoder: pretrained={result['out']} in a text run's config; "
+          f"transferline models register {result['out']} --name NAME serves its neighbours)")
     return 0

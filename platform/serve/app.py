@@ -50,11 +50,18 @@ class Span(BaseModel):
     text: str = Field(description="the span's text")
 
 
+class Neighbour(BaseModel):
+    problem: str = Field(description="a past problem text, among the k most similar to the sent text")
+    actions: list[str] = Field(description="the actions logged for that problem")
+    score: float = Field(description="cosine similarity of the two texts' embeddings")
+
+
 class Prediction(BaseModel):
     model: str = Field(description="the answering model, name@version")
-    predictions: list[int | float | list[float]] | list[list[Box]] | list[list[Span]] = Field(
+    predictions: list[int | float | list[float]] | list[list[Box]] | list[list[Span]] | list[list[Neighbour]] = Field(
         description="one per window, image or text: label units (e.g. cycles), class ids, one value per output, "
-                    "(detectors) the boxes found in each image, best first, or (taggers) each text's entity spans")
+                    "(detectors) the boxes found in each image, best first, (taggers) each text's entity spans, or "
+                    "(retrievers) each text's nearest past problems with their actions, best first")
     labels: list[str] | None = Field(None, description="class names, for classifiers")
     unit: str | None = Field(None, description="unit of a regression output")
     outputs: list[str] | None = Field(None, description="output names, for several regression outputs")

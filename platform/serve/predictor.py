@@ -217,6 +217,12 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
         module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
     else:
         module = load_exported(registry.artifact(entry.ref))
+    if entry.output.get("kind") == "neighbours":  # retrievers: the indexed problems and their actions
+        import json
+
+        _INDEXES[entry.key] = json.loads((registry.path(entry.name, entry.version) / "index.json").read_text())
+        while len(_INDEXES) > 16:
+            _INDEXES.popitem(last=False)
     if entry.output.get("kind") == "spans":  # taggers split texts into words as in training
         from ..tagging.tagger import TagPreprocess
 
@@ -236,6 +242,10 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None
     """The answer to one request from the model's output ``out``; ``raw`` is the request's validated
     input (detectors map their boxes back to each image's own pixels)."""
     output = entry.output
+    if output.get("kind") == "neighbours":  # the k nearest indexed problems: scores, then positions
+        from ..retrieval.store import neighbours_answer
+
+        return {"model": entry.ref, "predictions": neighbours_answer(out, _INDEXES[entry.key])}
     if output.get("kind") == "spans":  # per-token tag logits, read at each word's first token
         return {"model": entry.ref, "predictions": _spans(entry, out, raw)}
     if output.get("kind") == "boxes":  # dense FCOS outputs, decoded by torchvision's post-processing
@@ -274,6 +284,7 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None
 
 _DECODERS: OrderedDict = OrderedDict()
 _TAGGERS: OrderedDict = OrderedDict()
+_INDEXES: OrderedDict = OrderedDict()  # retrievers' index.json, read when the model loads
 
 
 def _spans(entry: ModelEntry, out: np.ndarray, texts: list[str]) -> list[list[dict]]:

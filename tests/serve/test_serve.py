@@ -464,3 +464,29 @@ def test_tagger_spans_over_http(server, tmp_path):
     bad = httpx.post(f"{url}/v1/models/mie-spans-http/predict", json={"texts": ["pump", " "]}, timeout=60)
     assert bad.status_code == 422 and "texts.1" in bad.text
     registry.delete("mie-spans-http")
+
+
+def test_retriever_neighbours_over_http(server, tmp_path):
+    """A registered retriever answers each sent problem's nearest past problems with the actions
+    that fixed them, as the predictor in this process does."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.retrieval import PairConfig, load_pairs
+    from transferline.retrieval.run import fit_retrieval
+    from transferline.sample_data import sample_path
+
+    url, registry = server
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.ingest("mn", create_reader("maintnet")(sample_path("maintnet")))
+    result = fit_retrieval(catalog, "mn", tmp_path / "run", PairConfig(epochs=1, batch_size=16, max_length=24), k=3)
+    registry.register(result["out"], "fixes-http")
+    problem = load_pairs(catalog, "mn").queries[0]
+    body = {"texts": [problem, "left mag drop high"]}
+    reply = httpx.post(f"{url}/v1/models/fixes-http/predict", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()["predictions"]
+    assert out == Predictor(registry).predict("fixes-http", texts=body["texts"])["predictions"]
+    assert [len(n) for n in out] == [3, 3] and out[0][0]["problem"] == problem and out[0][0]["actions"]
+    bad = httpx.post(f"{url}/v1/models/fixes-http/predict", json={"texts": "oil leak"}, timeout=60)
+    assert bad.status_code == 422 and "texts" in bad.text
+    registry.delete("fixes-http")
