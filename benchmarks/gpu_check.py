@@ -289,6 +289,28 @@ def main() -> int:
                                           "recall_at_10": m["recall_at_10"], "fit_seconds": time.perf_counter() - t0}
     print("text retrieval", report["checks"]["text/retrieval"], flush=True)
 
+    # domain-adaptive masked language modelling, then an entity tagger from it, both on the device
+    from transferline.tagging import TagConfig, evaluate_tagger, fit_tagger, load_tagged
+    from transferline.tagging.pretrain import MLMConfig, pretrain_mlm
+    from transferline.tagging.run import dataset_texts
+    from transferline.train.checkpoint import save_module
+
+    tagged = load_tagged(catalog, "mie", 1)
+    tag_rest, tag_test = tagged.holdout(0.1, 0)
+    tag_train, tag_val = tag_rest.holdout(0.1, 1)
+    t0 = time.perf_counter()
+    mlm_encoder, _, mlm = pretrain_mlm(dataset_texts(catalog, ["mn", "mie"], {"mie": set(tag_test.names)}),
+                                       MLMConfig(encoder=encoder, epochs=2), device=DEVICE)
+    dapt_dir = Path(tempfile.mkdtemp(prefix="tl-gpu-dapt-"))
+    save_module(dapt_dir, "encoder", mlm_encoder, {"encoder": encoder, "objective": "masked"})
+    tagger, tag_spec, fit = fit_tagger(tag_train, tag_val, TagConfig(encoder=encoder, pretrained=str(dapt_dir),
+                                                                     epochs=4), device=DEVICE)
+    m = evaluate_tagger(tagger.to(DEVICE), tag_spec, tag_test, device=DEVICE)
+    report["checks"]["text/tagging"] = {"ok": mlm["val_loss"] < mlm["val_loss_before"] and 0 <= m["f1"] <= 1,
+                                        "mlm_val_loss": [mlm["val_loss_before"], mlm["val_loss"]], "span_f1": m["f1"],
+                                        "seconds": time.perf_counter() - t0}
+    print("text tagging", report["checks"]["text/tagging"], flush=True)
+
     # own data: the vendored CWRU fan-end slice through the generic waveform reader, a spec written in full
     import numpy as np
 
