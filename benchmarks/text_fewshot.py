@@ -8,8 +8,9 @@ another ``State/UndesirableState``, else ``routine``. Test: 30 % of each class (
 rest (``target.per_class``, seed + 1000), the same draw for every method of a seed.
 
 Encoders, all MiniLM-L6: plain; after masked-language-model pretraining (DAPT) on every MaintNet
-PROBLEM/ACTION text and the MaintIE texts outside the test; after contrastive fine-tuning on
-MaintNet's (problem, action) pairs; after both (DAPT, then pairs). Baseline: TF-IDF (word 1-2-grams)
+PROBLEM/ACTION text and the MaintIE texts outside the test; after NT-Xent over two views of each of
+those texts (abbreviation swaps from MaintNet's lexicon, token dropout); after contrastive
+fine-tuning on MaintNet's (problem, action) pairs; after DAPT, then pairs. Baseline: TF-IDF (word 1-2-grams)
 + logistic regression (scikit-learn) on the same k texts. Macro-F1 mean ± std over seeds.
 
 Writes ``benchmarks/results/text_fewshot.json`` and ``.md``.
@@ -30,7 +31,7 @@ from _common import started, write_results  # noqa: E402
 from _transfer import CONFIGS, DEFAULT_DATA, markdown_table  # noqa: E402
 
 TARGETS = {"pretrained_minus_plain_at_10": 0.03, "pretrained_minus_tfidf_min": 0.0}
-ENCODERS = ("plain", "dapt", "pairs", "dapt+pairs")
+ENCODERS = ("plain", "dapt", "ntxent", "pairs", "dapt+pairs")
 
 
 def tfidf_f1(train_texts, train_y, test_texts, test_y) -> float:
@@ -50,7 +51,8 @@ def main() -> int:
     parser.add_argument("--catalog", type=Path, default=Path("/tmp/transferline-bench-textfew"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10, 20])
-    parser.add_argument("--dapt-epochs", type=int, default=3)
+    parser.add_argument("--dapt-epochs", type=int, default=2)
+    parser.add_argument("--ntxent-epochs", type=int, default=1)
     parser.add_argument("--pair-epochs", type=int, default=2)
     args = parser.parse_args()
     started()
@@ -88,12 +90,19 @@ def main() -> int:
     unlabelled = [t for t in dataset_texts(catalog, ["maintnet"]) if t.strip() not in held] + list(rest.texts)
     pretraining, runs_dirs = {}, {"plain": None}
     t0 = time.perf_counter()
-    encoder, _, fit = pretrain_mlm(unlabelled, MLMConfig(epochs=args.dapt_epochs))
+    encoder, _, fit = pretrain_mlm(unlabelled, MLMConfig(epochs=args.dapt_epochs))  # masked language modelling
     pretraining["dapt"] = {**{k: v for k, v in fit.items() if k != "config"}, "seconds": time.perf_counter() - t0}
     save_module(root / "dapt", "encoder", encoder, {"encoder": "hf/all-minilm-l6-v2", "objective": "masked"})
     runs_dirs["dapt"] = str(root / "dapt")
     print(f"DAPT: held-out masked-token accuracy {fit['val_masked_accuracy_before']:.3f} -> "
           f"{fit['val_masked_accuracy']:.3f} ({pretraining['dapt']['seconds']:.0f} s)", flush=True)
+    t0 = time.perf_counter()
+    encoder, _, fit = pretrain_mlm(unlabelled, MLMConfig(objective="contrastive", epochs=args.ntxent_epochs))
+    pretraining["ntxent"] = {**{k: v for k, v in fit.items() if k != "config"}, "seconds": time.perf_counter() - t0}
+    save_module(root / "ntxent", "encoder", encoder, {"encoder": "hf/all-minilm-l6-v2", "objective": "contrastive"})
+    runs_dirs["ntxent"] = str(root / "ntxent")
+    print(f"NT-Xent: held-out loss {fit['val_loss_before']:.3f} -> {fit['val_loss']:.3f} "
+          f"({pretraining['ntxent']['seconds']:.0f} s)", flush=True)
     pairs = load_pairs(catalog, "maintnet")
     pair_train, pair_val = pairs.split(0.1, 1)
     for name, start in (("pairs", None), ("dapt+pairs", runs_dirs["dapt"])):
@@ -139,7 +148,8 @@ def main() -> int:
     summary["targets"] = TARGETS
     summary["targets_met"] = all(summary[k] is not None and summary[k] >= v for k, v in TARGETS.items())
     labels = {"tfidf": "TF-IDF + logistic regression", "plain": "MiniLM-L6", "dapt": "MiniLM-L6 + DAPT (MLM)",
-              "pairs": "MiniLM-L6 + pair InfoNCE", "dapt+pairs": "MiniLM-L6 + DAPT + pair InfoNCE"}
+              "ntxent": "MiniLM-L6 + NT-Xent (text views)", "pairs": "MiniLM-L6 + pair InfoNCE",
+              "dapt+pairs": "MiniLM-L6 + DAPT + pair InfoNCE"}
     rows = [[labels[name], *(f"{table_stats[f'{name}/{k}']['mean']:.4f} ± {table_stats[f'{name}/{k}']['std']:.4f}"
                              for k in args.shots)] for name in ("tfidf", *ENCODERS)]
     table = markdown_table(["method", *(f"macro-F1 k={k}" for k in args.shots)], rows)
@@ -148,7 +158,9 @@ def main() -> int:
               f"Targets: {best} >= plain + 0.03 at k=10 and >= TF-IDF at every k "
               f"({'met' if summary['targets_met'] else 'missed'}).")
     config = {"seeds": args.seeds, "shots": args.shots, "run_config": "benchmarks/configs/text_fewshot.yaml",
-              "mlm": asdict(MLMConfig(epochs=args.dapt_epochs)), "pairs": asdict(PairConfig(epochs=args.pair_epochs)),
+              "mlm": asdict(MLMConfig(epochs=args.dapt_epochs)),
+              "ntxent": asdict(MLMConfig(objective="contrastive", epochs=args.ntxent_epochs)),
+              "pairs": asdict(PairConfig(epochs=args.pair_epochs)),
               "labels": "failed: a State/UndesirableState/FailedState entity; degraded: another "
                         "State/UndesirableState entity; else routine"}
     write_results("text_fewshot", config, summary, {"stats": table_stats, "runs": results,

@@ -153,3 +153,66 @@ def test_pretrain_then_tag_through_the_cli(catalog, tmp_path, capsys):
     assert "'mn' has no entity spans" in capsys.readouterr().err
     assert main([*args, "--depth", "-1", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_text_views_swap_abbreviations_and_drop_tokens(tmp_path):
+    import torch
+
+    from transferline.data import TextInput
+    from transferline.data.preprocess import TextPreprocess
+    from transferline.objectives.text_views import TextViews
+
+    spec = TextInput(max_length=24)
+    always = TextViews(spec, drop=0.0, swap=1.0)
+    assert always.swap_words("ALT inop, replaced alternator belt") == "alternator inoperable, replaced alt belt"
+    assert TextViews(spec, drop=0.0, swap=0.0).swap_words("ALT inop") == "ALT inop"
+    ids = torch.from_numpy(TextPreprocess(spec)(["alt inop, replaced alternator belt"] * 8))
+    assert torch.equal(always(always(ids)), ids)  # swapped there and back
+    torch.manual_seed(0)
+    dropped = TextViews(spec, drop=0.5, swap=0.0)(ids)
+    real = ids != 0
+    assert (dropped[:, 0] == ids[:, 0]).all() and (dropped[~real] == 0).all()  # [CLS] kept, padding stays
+    share = ((dropped == 0) & real).sum() / real.sum()
+    assert 0.25 < share < 0.6 and not torch.equal(dropped[0], dropped[1])  # each text its own view
+    lexicon = tmp_path / "lex.csv"
+    lexicon.write_text("short,long\npmp,pump\n")
+    with pytest.raises(ValueError, match="needs columns Abbreviated and Standard_Description"):
+        TextViews(spec, lexicon=str(lexicon))
+
+
+def test_contrastive_text_objective_reaches_the_encoder():
+    import torch
+
+    from transferline.data import Batch, InputSpec, TextInput
+    from transferline.data.preprocess import TextPreprocess
+    from transferline.encoders import create_encoder
+    from transferline.objectives import create_objective
+
+    torch.manual_seed(0)
+    spec = InputSpec.of(TextInput(max_length=16))
+    encoder = create_encoder("hf/all-minilm-l6-v2", spec)
+    objective = create_objective("contrastive", encoder, spec, drop=0.2, swap=0.5)
+    ids = torch.from_numpy(TextPreprocess(spec["text"])(["oil leak at left engine", "replaced magneto", "alt inop",
+                                                         "cyl 3 low compression"]))
+    out = objective.step(Batch({"text": ids}))
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert encoder.model.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['jitter'\]"):
+        create_objective("contrastive", encoder, spec, jitter=0.1)
+
+
+@pytest.mark.slow
+def test_contrastive_text_pretraining_through_the_cli(catalog, tmp_path, capsys):
+    from transferline.cli import main
+
+    out = tmp_path / "ntxent"
+    assert main(["tag", "pretrain", "--datasets", "mn", "--objective", "contrastive", "--epochs", "1",
+                 "--catalog", str(catalog.root), "--out", str(out)]) == 0
+    fit = json.loads((out / "metrics.json").read_text())
+    assert fit["val_loss"] < fit["val_loss_before"] and fit["config"]["objective"] == "contrastive"
+    assert json.loads((out / "encoder.json").read_text())["objective"] == "contrastive"
+    assert "held-out contrastive loss" in capsys.readouterr().out
+    assert main(["tag", "pretrain", "--datasets", "mn", "--objective", "contrastive", "--swap", "2",
+                 "--catalog", str(catalog.root), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -4,7 +4,8 @@ Two augmented views of each sample are positives; the loss is NT-Xent (SimCLR) o
 (query = view 1, key = view 2, in-batch negatives). Series augmentations (jitter, scaling, time
 masking) follow Eldele et al., "Time-Series Representation Learning via Temporal and Contextual
 Contrasting" (TS-TCC), IJCAI 2021; image augmentations (crops, flips, brightness, blur) SimCLR
-(Chen et al., ICML 2020), see :func:`transferline.objectives.visual.augment_images`.
+(Chen et al., ICML 2020), see :func:`transferline.objectives.visual.augment_images`; text
+augmentations (abbreviation swaps, token dropout) :class:`transferline.objectives.text_views.TextViews`.
 """
 
 from __future__ import annotations
@@ -37,23 +38,28 @@ AUGMENTATIONS = {"series": augment, "image": augment_images}  # modality → one
 class Contrastive(Objective):
     """Two augmented views per sample, the augmentation chosen by the encoder's modality
     (:data:`AUGMENTATIONS`); ``augment_options`` go to it (series: ``jitter``, ``scale``,
-    ``mask_ratio``; images: ``crop_scale``, ``brightness``, ``blur``)."""
+    ``mask_ratio``; images: ``crop_scale``, ``brightness``, ``blur``; text: ``drop``, ``swap``,
+    ``lexicon``, which need the input ``spec``'s tokenizer)."""
 
-    def __init__(self, encoder, loss: str = "nt_xent", temperature: float = 0.2, proj_dim: int = 32,
+    def __init__(self, encoder, loss: str = "nt_xent", temperature: float = 0.2, proj_dim: int = 32, spec=None,
                  **augment_options) -> None:
         super().__init__(encoder)
         if loss not in ("nt_xent", "info_nce"):
             raise ValueError(f"loss must be 'nt_xent' or 'info_nce', not {loss!r}")
-        if encoder.modality not in AUGMENTATIONS:
-            raise ValueError(f"contrastive pretraining has augmentations for {', '.join(AUGMENTATIONS)} inputs, "
-                             f"not {encoder.modality}")
+        if encoder.modality not in (*AUGMENTATIONS, "text"):
+            raise ValueError(f"contrastive pretraining has augmentations for {', '.join(AUGMENTATIONS)} and text "
+                             f"inputs, not {encoder.modality}")
         self.loss_name, self.temperature = loss, temperature
-        self.augment = AUGMENTATIONS[encoder.modality]
-        known = set(inspect.signature(self.augment).parameters) - {"x"}
-        unknown = sorted(set(augment_options) - known)
-        if unknown:
-            raise ValueError(f"contrastive on {encoder.modality}: unknown option(s) {unknown}; known: {sorted(known)}")
-        self.aug = augment_options
+        if encoder.modality == "text":
+            from .text_views import TextViews
+
+            known = set(inspect.signature(TextViews).parameters) - {"spec"}
+            self.augment = TextViews(spec, **_known(augment_options, known, "text"))
+            self.aug = {}
+        else:
+            self.augment = AUGMENTATIONS[encoder.modality]
+            self.aug = _known(augment_options, set(inspect.signature(self.augment).parameters) - {"x"},
+                              encoder.modality)
         self.projection = nn.Sequential(nn.Linear(encoder.out_dim, encoder.out_dim), nn.ReLU(),
                                         nn.Linear(encoder.out_dim, proj_dim))
 
@@ -65,6 +71,13 @@ class Contrastive(Objective):
         return {"loss": fn(z1, z2, temperature=self.temperature)}
 
 
+def _known(options: dict, known: set[str], modality: str) -> dict:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"contrastive on {modality}: unknown option(s) {unknown}; known: {sorted(known)}")
+    return options
+
+
 @register_objective("contrastive")
 def contrastive(encoder, *, spec=None, task=None, **options) -> Objective:
-    return Contrastive(encoder, **options)
+    return Contrastive(encoder, spec=spec, **options)

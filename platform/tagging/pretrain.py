@@ -1,11 +1,13 @@
-"""Domain-adaptive pretraining of a text encoder on unlabelled texts by masked language modelling
-(the ``masked`` objective on text), early-stopped on the masked-token loss of held-out texts."""
+"""Pretraining of a text encoder on unlabelled texts: domain-adaptive masked language modelling
+(the ``masked`` objective on text) or NT-Xent over two augmented views of each text (the
+``contrastive`` objective: abbreviation swaps, token dropout), early-stopped on the objective's
+loss over held-out texts (fixed masks and views)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -13,12 +15,14 @@ import torch
 
 @dataclass
 class MLMConfig:
-    """How an encoder is pretrained by masked language modelling.
+    """How an encoder is pretrained on unlabelled texts.
 
     Args:
         encoder: a text encoder name (``hf/<folder-or-name>``).
+        objective: ``masked`` (masked language modelling) or ``contrastive`` (NT-Xent over text views).
+        options: the objective's options (contrastive: ``drop``, ``swap``, ``lexicon``, ``temperature``).
         max_length: sub-word tokens per text.
-        ratio: share of tokens masked.
+        ratio: share of tokens masked (``masked``).
         epochs, batch_size, lr, weight_decay: AdamW, linear warm-up over the first tenth, then linear decay.
         head_lr: of the prediction head, new at the start (the encoder's own output matrix is shared).
         holdout: share of the texts held out; their masked-token loss (fixed masks) stops training early.
@@ -27,6 +31,8 @@ class MLMConfig:
     """
 
     encoder: str = "hf/all-minilm-l6-v2"
+    objective: str = "masked"
+    options: dict = field(default_factory=dict)
     max_length: int = 32
     ratio: float = 0.15
     epochs: int = 3
@@ -42,11 +48,13 @@ class MLMConfig:
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or not 0 < self.holdout < 1:
             raise ValueError(f"epochs >= 1, batch_size >= 2, lr > 0 and 0 < holdout < 1; got {self.epochs}, "
                              f"{self.batch_size}, {self.lr}, {self.holdout}")
+        if self.objective not in ("masked", "contrastive"):
+            raise ValueError(f"text pretraining objective: 'masked' or 'contrastive', not {self.objective!r}")
 
 
 def pretrain_mlm(texts: list[str], config: MLMConfig, *, device: str | torch.device = "cpu", progress: bool = False,
                  report: Callable[[dict], None] | None = None, dist=None):
-    """``(encoder, spec, record)``: ``config.encoder`` after masked-language-model pretraining on
+    """``(encoder, spec, record)``: ``config.encoder`` after pretraining with ``config.objective`` on
     ``texts`` (distinct texts; ``holdout`` of them for early stopping). With ``dist`` each Ray Train
     worker draws its own batches and gradients are averaged after every step."""
     from ..data import Batch, InputSpec, TextInput
@@ -65,9 +73,12 @@ def pretrain_mlm(texts: list[str], config: MLMConfig, *, device: str | torch.dev
     torch.manual_seed(config.seed)
     spec = TextInput(tokenizer=f"hf/{config.encoder.removeprefix('hf/')}", max_length=config.max_length)
     encoder = create_encoder(config.encoder, spec)
-    objective = create_objective("masked", encoder, InputSpec.of(spec), ratio=config.ratio).to(device)
+    options = {"ratio": config.ratio, **config.options} if config.objective == "masked" else dict(config.options)
+    objective = create_objective(config.objective, encoder, InputSpec.of(spec), **options).to(device)
     dist.broadcast(objective)
-    tokenizer = objective.collator.tokenizer
+    from ..data.hf import load_tokenizer
+
+    tokenizer = load_tokenizer(spec.tokenizer)
 
     def ids(chunk: list[str]) -> torch.Tensor:
         return tokenizer(chunk, truncation=True, max_length=config.max_length, padding=True,

@@ -25,9 +25,11 @@ and model.json (tags, tokenizer, max length), metrics.json and config.yaml; `tra
 register RUN --name NAME` exports it (TorchScript, ONNX) for serving, which answers each text's
 spans with character offsets."""
 
-EPILOG_PRETRAIN = """Masked language modelling on every distinct text (and paired text) of the datasets; the run
-folder's encoder.safetensors starts other runs (--pretrained, or pretrained= in a text run's
-config). Texts later used as a test set should be left out (--exclude-holdout-of)."""
+EPILOG_PRETRAIN = """Masked language modelling (--objective masked) or NT-Xent over two views of each text
+(--objective contrastive: abbreviation swaps from MaintNet's aviation lexicon or --lexicon CSV,
+then token dropout) on every distinct text (and paired text) of the datasets; the run folder's
+encoder.safetensors starts other runs (--pretrained, or pretrained= in a text run's config). Texts
+later used as a test set should be left out (--exclude-holdout-of)."""
 
 
 def _guard(out) -> str:
@@ -98,7 +100,7 @@ def dataset_texts(catalog, datasets: list[str], exclude: dict[str, set[str]] | N
 def pretrain_texts(catalog, datasets: list[str], out: str | os.PathLike, config: MLMConfig, *,
                    exclude: dict[str, set[str]] | None = None, progress: bool = False,
                    say: Callable[[str], None] = lambda line: None) -> dict:
-    """Masked-language-model pretraining on ``datasets``' texts; writes ``out`` (encoder.safetensors)."""
+    """Pretraining on ``datasets``' texts (``config.objective``); writes ``out`` (encoder.safetensors)."""
     from .._fs import new_run_folder
     from ..train.checkpoint import save_module
 
@@ -106,11 +108,12 @@ def pretrain_texts(catalog, datasets: list[str], out: str | os.PathLike, config:
     texts = dataset_texts(catalog, datasets, exclude)
     say(f"{len(texts)} texts from {', '.join(datasets)} ({len(set(texts))} distinct)")
     encoder, spec, fit = pretrain_mlm(texts, config, progress=progress, report=lambda r: say(
-        f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, held-out masked-token loss {r['val_loss']:.3f}, "
-        f"accuracy {r['val_masked_accuracy']:.3f} ({r['seconds']:.0f} s)"))
+        f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, held-out {config.objective} loss {r['val_loss']:.3f}"
+        + (f", masked-token accuracy {r['val_masked_accuracy']:.3f}" if config.objective == "masked" else "")
+        + f" ({r['seconds']:.0f} s)"))
     with new_run_folder(out) as stage:
         save_module(stage, "encoder", encoder, {"encoder": config.encoder, "options": {},
-                                                "input": {"text": asdict(spec)}, "objective": "masked",
+                                                "input": {"text": asdict(spec)}, "objective": config.objective,
                                                 "datasets": datasets})
         (stage / "metrics.json").write_text(json.dumps(fit, indent=2, default=float))
     return {"fit": fit, "out": out}
@@ -119,7 +122,7 @@ def pretrain_texts(catalog, datasets: list[str], out: str | os.PathLike, config:
 def add_parsers(sub) -> None:
     import argparse
 
-    tag = sub.add_parser("tag", help="entity tagging of maintenance texts, and masked-language-model pretraining")
+    tag = sub.add_parser("tag", help="entity tagging of maintenance texts, and text-encoder pretraining")
     tsub = tag.add_subparsers(dest="action", required=True)
     fit = tsub.add_parser("fit", help="train an entity tagger (BIO spans) on a text dataset with spans",
                           epilog=EPILOG_FIT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,7 +149,8 @@ def add_parsers(sub) -> None:
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
                       "N training workers (default: in this process)")
-    pre = tsub.add_parser("pretrain", help="masked-language-model pretraining of a text encoder on text datasets",
+    pre = tsub.add_parser("pretrain", help="pretrain a text encoder on text datasets (masked language modelling or "
+                                           "contrastive views)",
                           epilog=EPILOG_PRETRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     pre.add_argument("--datasets", nargs="+", required=True, help="text datasets whose texts to learn from")
     pre.add_argument("--out", required=True, help="the run folder to write (must not exist)")
@@ -155,7 +159,14 @@ def add_parsers(sub) -> None:
     pre.add_argument("--epochs", type=int, default=3, help="at most this many epochs (default 3)")
     pre.add_argument("--batch-size", type=int, default=32, help="texts per step (default 32)")
     pre.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate (default 5e-5)")
-    pre.add_argument("--ratio", type=float, default=0.15, help="share of tokens masked (default 0.15)")
+    pre.add_argument("--objective", choices=["masked", "contrastive"], default="masked",
+                     help="masked language modelling, or NT-Xent over two augmented views (default masked)")
+    pre.add_argument("--ratio", type=float, default=0.15, help="masked: share of tokens masked (default 0.15)")
+    pre.add_argument("--drop", type=float, default=0.1, help="contrastive: token dropout (default 0.1)")
+    pre.add_argument("--swap", type=float, default=0.5, help="contrastive: chance to swap each lexicon word or "
+                                                             "phrase for its counterpart (default 0.5)")
+    pre.add_argument("--lexicon", help="contrastive: abbreviation CSV (columns Abbreviated, Standard_Description; "
+                                       "default MaintNet's aviation list)")
     pre.add_argument("--exclude-holdout-of", metavar="DATASET", help="leave out the texts that `tag fit` on this "
                                                                      "dataset holds out for its test (same --holdout)")
     pre.add_argument("--holdout", type=float, default=0.1, help="with --exclude-holdout-of: that run's --holdout "
@@ -173,7 +184,10 @@ def run_tag(args) -> int:
     catalog = Catalog(args.catalog)
     try:
         if args.action == "pretrain":
-            config = MLMConfig(encoder=args.encoder, max_length=args.max_length, ratio=args.ratio, epochs=args.epochs,
+            options = {"drop": args.drop, "swap": args.swap, **({"lexicon": args.lexicon} if args.lexicon else {})} \
+                if args.objective == "contrastive" else {}
+            config = MLMConfig(encoder=args.encoder, objective=args.objective, options=options,
+                               max_length=args.max_length, ratio=args.ratio, epochs=args.epochs,
                                batch_size=args.batch_size, lr=args.lr, seed=args.seed)
         else:
             config = TagConfig(encoder=args.encoder, pretrained=args.pretrained, depth=args.depth,
