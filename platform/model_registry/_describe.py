@@ -19,7 +19,7 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     model, and returns the entry fields (task, modality, encoder, input, output, lineage, metrics)."""
     from safetensors.torch import load_file
 
-    if (run_dir / "model.json").is_file() and (run_dir / "index.json").is_file():  # a retriever run
+    if _kind(run_dir) == "retriever":  # an encoder and an index: no model.safetensors of its own
         from ..retrieval.store import describe_retriever
 
         return describe_retriever(run_dir, out)
@@ -78,6 +78,15 @@ def describe_run(run_dir: Path, out: Path) -> dict:
                     "adaptation": meta.get("adaptation"), "strategy": config.get("strategy"), "seed": config.get("seed")},
         "metrics": metrics,
     }
+
+
+def _kind(run_dir: Path) -> str | None:
+    """The ``kind`` a run's model.json names (None: no readable model.json, or no kind)."""
+    try:
+        meta = json.loads((run_dir / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("kind") if isinstance(meta, dict) else None
 
 
 def run_input_spec(meta: dict, config: dict):

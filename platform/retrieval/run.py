@@ -40,14 +40,12 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
     from ..train.checkpoint import save_module
     from .store import write_index
 
+    from ..errors import TransferlineError
+
     out = os.fspath(out)
     if os.path.exists(out):
-        from ..errors import TransferlineError
-
         raise TransferlineError(f"{out} exists; pass a new --out folder")
     if k < 1:
-        from ..errors import TransferlineError
-
         raise TransferlineError(f"--k: at least 1 neighbour per text, not {k}")
     pairs = load_pairs(catalog, dataset)
     rest, test = pairs.split(holdout, split_seed)

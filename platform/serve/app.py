@@ -256,7 +256,8 @@ class ModelServer:
             y = model.run(np.concatenate(xs))
             lo = 0
             for i, x in zip(idx, xs):
-                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3], raw=requests[i][1])
+                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3], raw=requests[i][1],
+                                  answer=model.answer)
                 lo += len(x)
         return out
 
@@ -288,7 +289,8 @@ class ModelServer:
             raise HTTPException(409, detail=exc.public) from None
         if self.batching:
             return await self.predict_batch((entry.key, windows, groups, body.heatmap))
-        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap, raw=windows)
+        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap, raw=windows,
+                        answer=model.answer)
 
 
     @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,

@@ -67,6 +67,7 @@ class LoadedModel:
     module: object  # torch.jit.ScriptModule
     preprocess: object  # built from the entry's input spec, as in training
     modality: str = "series"
+    answer: object = None  # taggers, retrievers: (model output, the request's texts) -> predictions
 
     @property
     def ref(self) -> str:
@@ -201,7 +202,7 @@ class Predictor:
         request = parse_request(body)
         x, g = validate(entry, request)
         model = self.load(entry)
-        return response(entry, model.run(model.prepare(x, g)), heatmap=request.heatmap, raw=x)
+        return response(entry, model.run(model.prepare(x, g)), heatmap=request.heatmap, raw=x, answer=model.answer)
 
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
@@ -220,13 +221,17 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     if entry.output.get("kind") == "neighbours":  # retrievers: the indexed problems and their actions
         import json
 
-        _INDEXES[entry.key] = json.loads((registry.path(entry.name, entry.version) / "index.json").read_text())
-        while len(_INDEXES) > 16:
-            _INDEXES.popitem(last=False)
+        from ..retrieval.store import neighbours_answer
+
+        index = json.loads((registry.path(entry.name, entry.version) / "index.json").read_text())
+        return LoadedModel(entry, module, build_preprocess(spec), spec.modality,
+                           answer=lambda out, texts: neighbours_answer(out, index))
     if entry.output.get("kind") == "spans":  # taggers split texts into words as in training
         from ..tagging.tagger import TagPreprocess
 
-        return LoadedModel(entry, module, TagPreprocess(spec), spec.modality)
+        preprocess = TagPreprocess(spec)
+        return LoadedModel(entry, module, preprocess, spec.modality,
+                           answer=lambda out, texts: preprocess.spans(texts, out, entry.output["tags"]))
     return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
 
 
@@ -238,16 +243,13 @@ def series_spec(entry: ModelEntry) -> dict:
     return entry.input["series"]
 
 
-def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None) -> dict:
+def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None, answer=None) -> dict:
     """The answer to one request from the model's output ``out``; ``raw`` is the request's validated
-    input (detectors map their boxes back to each image's own pixels)."""
+    input (detectors map their boxes back to each image's own pixels); ``answer`` is the loaded
+    model's own reading of its output (:attr:`LoadedModel.answer`: taggers' spans, retrievers' neighbours)."""
     output = entry.output
-    if output.get("kind") == "neighbours":  # the k nearest indexed problems: scores, then positions
-        from ..retrieval.store import neighbours_answer
-
-        return {"model": entry.ref, "predictions": neighbours_answer(out, _INDEXES[entry.key])}
-    if output.get("kind") == "spans":  # per-token tag logits, read at each word's first token
-        return {"model": entry.ref, "predictions": _spans(entry, out, raw)}
+    if answer is not None:
+        return {"model": entry.ref, "predictions": answer(out, raw)}
     if output.get("kind") == "boxes":  # dense FCOS outputs, decoded by torchvision's post-processing
         return {"model": entry.ref, "predictions": _boxes(entry, out, raw)}
     if output.get("kind") == "anomaly":  # [B, 1 + H*W]: the image score, then the pixel map
@@ -283,19 +285,6 @@ def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None
 
 
 _DECODERS: OrderedDict = OrderedDict()
-_TAGGERS: OrderedDict = OrderedDict()
-_INDEXES: OrderedDict = OrderedDict()  # retrievers' index.json, read when the model loads
-
-
-def _spans(entry: ModelEntry, out: np.ndarray, texts: list[str]) -> list[list[dict]]:
-    """Per text its entity spans ``{label, start, end, text}`` (character offsets of the sent text)."""
-    from ..tagging.tagger import TagPreprocess
-
-    if entry.key not in _TAGGERS:
-        _TAGGERS[entry.key] = TagPreprocess(InputSpec.from_dict(entry.input).only())
-        while len(_TAGGERS) > 16:
-            _TAGGERS.popitem(last=False)
-    return _TAGGERS[entry.key].spans(texts, out, entry.output["tags"])
 
 
 def _boxes(entry: ModelEntry, out: np.ndarray, images: list) -> list[list[dict]]:

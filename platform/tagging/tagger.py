@@ -131,14 +131,11 @@ class TagPreprocess:
         return self.tokens([[t[a:b] for a, b in words(t)] for t in texts])[0]
 
     def spans(self, texts: list[str], logits: np.ndarray, tag_names: list[str]) -> list[list[dict]]:
-        out = []
-        for text, row in zip(texts, logits):
-            offsets = words(text)
-            _, first = self.tokens([[text[a:b] for a, b in offsets]])
-            best = row.argmax(-1)
-            tags = [tag_names[best[p]] if p >= 0 else "O" for p in first[0][:len(offsets)]]
-            out.append(decode(text, offsets, tags))
-        return out
+        offsets = [words(t) for t in texts]
+        _, first = self.tokens([[t[a:b] for a, b in o] for t, o in zip(texts, offsets)])
+        best = logits.argmax(-1)
+        return [decode(text, o, [tag_names[best[b, p]] if p >= 0 else "O" for p in first[b, :len(o)]])
+                for b, (text, o) in enumerate(zip(texts, offsets))]
 
 
 def build_tagger(config: TagConfig, tag_names: list[str]):
