@@ -1,4 +1,4 @@
-"""Metrics computed on tensors: RMSE, the PHM08 (NASA) score, accuracy, F1."""
+"""Metrics computed on tensors: RMSE, the PHM08 (NASA) score, accuracy, F1, AUROC and average precision."""
 
 from __future__ import annotations
 
@@ -32,3 +32,12 @@ def macro_f1(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> float:
         if tp + fp + fn:
             scores.append(2 * tp / (2 * tp + fp + fn))
     return float(sum(scores) / len(scores)) if scores else 0.0
+
+
+def ranking_scores(score: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
+    """AUROC and average precision of ``score`` for the positive class ``true == 1`` (scikit-learn);
+    both need each class present."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y, s = true.cpu().numpy(), score.detach().cpu().double().numpy()
+    return {"auroc": float(roc_auc_score(y, s)), "average_precision": float(average_precision_score(y, s))}

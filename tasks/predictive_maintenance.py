@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._base import Task, mlp_head, register_task
-from .metrics import accuracy, macro_f1, nasa_score, rmse
+from .metrics import accuracy, macro_f1, nasa_score, ranking_scores, rmse
 
 
 class RULRegression(Task):
@@ -67,7 +67,10 @@ class FailureWithin(Task):
         pred, true = self.predict(output), self.targets(y)
         tp = ((pred == 1) & (true == 1)).sum().item()
         f1 = 2 * tp / max(1, (pred == 1).sum().item() + (true == 1).sum().item())
-        return {"accuracy": accuracy(pred, true), "f1": f1, "macro_f1": macro_f1(pred, true, 2)}
+        out = {"accuracy": accuracy(pred, true), "f1": f1, "macro_f1": macro_f1(pred, true, 2)}
+        if true.min() != true.max():  # threshold-free scores of P(fail within horizon), where both classes occur
+            out.update(ranking_scores(output.float().softmax(-1)[:, 1], true))
+        return out
 
     def output(self, classes=None) -> dict:
         return {"kind": "class", "classes": ["no", "yes"]}

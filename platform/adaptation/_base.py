@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..data.batch import Batch
 from ..losses import dann_schedule
@@ -33,18 +34,27 @@ class Adaptation(nn.Module):
     same ramp: aligning features matches the two domains as wholes, and minimizing entropy then
     pushes target windows away from the class boundaries, where two similar classes (e.g. ball
     faults of two sizes) overlap (Grandvalet & Bengio, NeurIPS 2004; as in VADA, Shu et al. 2018).
+    ``pseudo`` (classification only) is self-training after alignment: from ``pseudo_start`` of
+    training on, target samples predicted with probability >= ``threshold`` take their predicted
+    class as a label, at weight ``pseudo`` (Lee, ICML-W 2013; confidence-thresholded as in FixMatch,
+    Sohn et al. 2020).
     """
 
     supports_unlabeled_target: bool = True
 
     def __init__(self, encoder: nn.Module, head: nn.Module, task, weight: float = 1.0, ramp: bool = True,
-                 entropy: float = 0.0) -> None:
+                 entropy: float = 0.0, pseudo: float = 0.0, threshold: float = 0.9, pseudo_start: float = 0.5) -> None:
         super().__init__()
-        if entropy and task.task_type != "classification":
-            raise ValueError(f"adaptation option entropy applies to classification tasks; {task.name!r} is "
-                             f"{task.task_type}")
+        for option, value in (("entropy", entropy), ("pseudo", pseudo)):
+            if value and task.task_type != "classification":
+                raise ValueError(f"adaptation option {option} applies to classification tasks; {task.name!r} is "
+                                 f"{task.task_type}")
+        if not 0 < threshold <= 1 or not 0 <= pseudo_start <= 1:
+            raise ValueError(f"adaptation options threshold in (0, 1] and pseudo_start in [0, 1], not {threshold} "
+                             f"and {pseudo_start}")
         self.encoder, self.head, self.task = encoder, head, task
         self.weight, self.ramp, self.entropy = weight, ramp, entropy
+        self.pseudo, self.threshold, self.pseudo_start = pseudo, threshold, pseudo_start
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """Head outputs for one input tensor or a dict of modalities (a batch's ``inputs``)."""
@@ -88,11 +98,23 @@ class Adaptation(nn.Module):
         entropy = -(log_p.exp() * log_p).sum(-1).mean()
         return self.entropy * self.ramped(progress) * entropy, {"target_entropy": entropy}
 
+    def pseudo_labels(self, f_t: torch.Tensor, progress: float) -> tuple[torch.Tensor | float, dict]:
+        """The weighted cross-entropy of confident target predictions with their own argmax (labels
+        detached), averaged over the whole target batch; zero before ``pseudo_start``."""
+        if not self.pseudo or progress < self.pseudo_start:
+            return 0.0, {}
+        logits = self.head(f_t)
+        confidence, labels = torch.softmax(logits.detach().float(), -1).max(-1)
+        keep = (confidence >= self.threshold).float()
+        loss = (F.cross_entropy(logits, labels, reduction="none") * keep).mean()
+        return self.pseudo * loss, {"pseudo_loss": loss, "pseudo_fraction": keep.mean()}
+
     def step(self, batch: DomainBatch, progress: float = 0.0) -> dict[str, torch.Tensor]:
         terms, f_s, f_t = self.supervised(batch)
         loss = terms["task"] + terms.get("target_task", 0.0)
         if f_t is not None:
-            for extra, reported in (self.alignment_loss(f_s, f_t, progress), self.target_entropy(f_t, progress)):
+            for extra, reported in (self.alignment_loss(f_s, f_t, progress), self.target_entropy(f_t, progress),
+                                    self.pseudo_labels(f_t, progress)):
                 loss = loss + extra
                 terms.update(reported)
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

@@ -1,16 +1,21 @@
-"""Source-only, MMD, CORAL and DANN, for classification and regression heads alike.
+"""Source-only, MMD, CORAL, DANN, JMMD, CDAN and AdaBN, for classification and regression heads alike.
 
 DANN: Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016.
 Deep CORAL: Sun & Saenko, ECCV-W 2016. MK-MMD: Long et al. (DAN), ICML 2015.
+JMMD: Long et al., "Deep Transfer Learning with Joint Adaptation Networks" (JAN), ICML 2017.
+CDAN(+E): Long et al., "Conditional Adversarial Domain Adaptation", NeurIPS 2018.
+AdaBN: Li et al., "Adaptive Batch Normalization for practical domain adaptation", Pattern Recognition 2018.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from ..losses import Discriminator, coral, mk_mmd, reverse_gradient
-from ._base import Adaptation, register_adaptation
+from ..losses import (Discriminator, RandomizedMultilinear, certainty_weights, coral, joint_mmd, mk_mmd,
+                      multilinear_map, reverse_gradient)
+from ._base import Adaptation, DomainBatch, register_adaptation
 
 
 class SourceOnly(Adaptation):
@@ -47,6 +52,89 @@ class DANN(Adaptation):
         return adv, {"domain": adv, "domain_acc": ((logits > 0).float() == domain).float().mean()}
 
 
+def head_view(task, output: torch.Tensor) -> torch.Tensor:
+    """What the conditional methods read from the head: class probabilities for a classifier, the
+    output itself for a regressor."""
+    return torch.softmax(output.float(), -1) if task.task_type == "classification" else output.float()
+
+
+class JMMD(Adaptation):
+    """MMD over the joint distribution of features and head outputs (JAN): the features' kernel
+    (heuristic bandwidths) times the outputs' kernel (bandwidth ``output_bandwidth``, as JAN's
+    0.92 for softmax outputs; the heuristic where None)."""
+
+    def __init__(self, encoder, head, task, output_bandwidth: float | None = 0.92, **options) -> None:
+        super().__init__(encoder, head, task, **options)
+        self.output_bandwidth = output_bandwidth
+
+    def alignment(self, f_s, f_t, progress):
+        g_s, g_t = head_view(self.task, self.head(f_s)), head_view(self.task, self.head(f_t))
+        bw = None if self.output_bandwidth is None else [self.output_bandwidth]
+        return {"align": joint_mmd([f_s, g_s], [f_t, g_t], [None, bw])}
+
+
+class CDAN(Adaptation):
+    """A discriminator on the multilinear map of features and head outputs, behind gradient
+    reversal (predictions detached, as in TLlib). ``certainty`` (CDAN+E, classification) weighs
+    each sample by ``1 + exp(-entropy)`` within its domain. A regressor conditions on ``[1, y]``
+    (its prediction with a constant), i.e. on the features and the features scaled by the predicted
+    value(s). Above ``max_joint`` map dimensions the randomized map of ``random_dim`` is used."""
+
+    def __init__(self, encoder, head, task, hidden: int = 64, certainty: bool = True, max_joint: int = 4096,
+                 random_dim: int = 1024, **options) -> None:
+        super().__init__(encoder, head, task, **options)
+        outputs = [m for m in head.modules() if isinstance(m, nn.Linear)][-1].out_features
+        n_out = outputs if task.task_type == "classification" else outputs + 1
+        self.certainty = certainty and task.task_type == "classification"
+        joint = encoder.out_dim * n_out
+        self.randomized = RandomizedMultilinear(encoder.out_dim, n_out, random_dim) if joint > max_joint else None
+        self.discriminator = Discriminator(random_dim if self.randomized is not None else joint, hidden=hidden)
+
+    def condition(self, f: torch.Tensor) -> torch.Tensor:
+        g = head_view(self.task, self.head(f)).detach()
+        if self.task.task_type != "classification":
+            g = torch.cat([torch.ones_like(g[:, :1]), g.flatten(1)], 1)
+        return self.randomized(f, g) if self.randomized is not None else multilinear_map(f, g)
+
+    def alignment_loss(self, f_s, f_t, progress):
+        joint = reverse_gradient(torch.cat([self.condition(f_s), self.condition(f_t)]), self.coefficient(progress))
+        domain = torch.cat([torch.zeros(len(f_s)), torch.ones(len(f_t))]).to(f_s.device)
+        logits = self.discriminator(joint)
+        losses = F.binary_cross_entropy_with_logits(logits, domain, reduction="none")
+        if self.certainty:
+            with torch.no_grad():
+                weights = torch.cat([certainty_weights(torch.softmax(self.head(f).float(), -1)) for f in (f_s, f_t)])
+            losses = losses * weights
+        adv = losses.mean()
+        return adv, {"domain": adv, "domain_acc": ((logits > 0).float() == domain).float().mean()}
+
+
+class AdaBN(Adaptation):
+    """Trains on source (and labelled target) as source-only does, in batches of their own; the
+    BatchNorm running statistics, used at evaluation and in the saved model, are estimated from
+    target batches alone, so a model trained on source normalizes target features with target
+    statistics. Source validation then also runs on target statistics."""
+
+    def __init__(self, encoder, head, task, **options) -> None:
+        super().__init__(encoder, head, task, **options)
+        self.norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not self.norms:
+            raise ValueError(f"adaptation adabn re-estimates BatchNorm statistics; encoder {encoder.name!r} has "
+                             "no BatchNorm layer")
+
+    def step(self, batch: DomainBatch, progress: float = 0.0) -> dict[str, torch.Tensor]:
+        if batch.target is not None and self.training:
+            with torch.no_grad():  # batch statistics of the target alone update the running ones
+                self.encoder(batch.target.inputs)
+        for m in self.norms:  # the source forward normalizes with its batch statistics and keeps none
+            m.track_running_stats = False
+        try:
+            return super().step(DomainBatch(batch.source, None, batch.target_labelled), progress)
+        finally:
+            for m in self.norms:
+                m.track_running_stats = True
+
+
 @register_adaptation("source_only")
 def source_only(encoder, head, task, **options):
     return SourceOnly(encoder, head, task, **options)
@@ -65,3 +153,18 @@ def coral_method(encoder, head, task, **options):
 @register_adaptation("dann")
 def dann(encoder, head, task, **options):
     return DANN(encoder, head, task, **options)
+
+
+@register_adaptation("jmmd")
+def jmmd(encoder, head, task, **options):
+    return JMMD(encoder, head, task, **options)
+
+
+@register_adaptation("cdan")
+def cdan(encoder, head, task, **options):
+    return CDAN(encoder, head, task, **options)
+
+
+@register_adaptation("adabn")
+def adabn(encoder, head, task, **options):
+    return AdaBN(encoder, head, task, **options)

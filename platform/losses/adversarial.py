@@ -1,4 +1,5 @@
-"""Gradient reversal and a domain discriminator (Ganin & Lempitsky, ICML 2015; Ganin et al., JMLR 2016)."""
+"""Gradient reversal and a domain discriminator (Ganin & Lempitsky, ICML 2015; Ganin et al., JMLR 2016),
+and the conditioning of CDAN (Long et al., "Conditional Adversarial Domain Adaptation", NeurIPS 2018)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,33 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
+
+
+def multilinear_map(features: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+    """CDAN's conditioning: the flattened outer product ``f ⊗ g`` of features ``[n, d]`` and
+    predictions ``[n, c]`` (``[n, d * c]``), so the discriminator sees which class a feature is
+    predicted as, not only where it lies."""
+    return torch.bmm(predictions.unsqueeze(2), features.unsqueeze(1)).flatten(1)
+
+
+class RandomizedMultilinear(nn.Module):
+    """CDAN's randomized multilinear map for wide ``d * c``: ``(f R_f) ⊙ (g R_g) / sqrt(dim)`` with
+    fixed Gaussian matrices, an unbiased estimate of the outer product's inner products."""
+
+    def __init__(self, feature_dim: int, n_outputs: int, dim: int = 1024, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("r_f", torch.randn(feature_dim, dim, generator=g))
+        self.register_buffer("r_g", torch.randn(n_outputs, dim, generator=g))
+        self.dim = dim
+
+    def forward(self, features: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+        return (features @ self.r_f) * (predictions @ self.r_g) / math.sqrt(self.dim)
+
+
+def certainty_weights(probabilities: torch.Tensor) -> torch.Tensor:
+    """CDAN+E's entropy conditioning: ``1 + exp(-H(g))`` per sample, scaled to mean 1, so confident
+    predictions weigh more in the domain loss than uncertain ones."""
+    entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1)
+    weights = 1.0 + torch.exp(-entropy)
+    return weights / weights.mean()

@@ -294,7 +294,8 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                          averaged=averaged)
     method.eval()
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
-               "resumed_at_epoch": start, "steps_per_epoch": n_steps}
+               "resumed_at_epoch": start, "steps_per_epoch": n_steps, "train_samples": len(data.source_train),
+               "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0}
     if data.test is not None:
         metrics.update(scores("test", data.test))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)

@@ -78,3 +78,21 @@ def test_dev_selection_uses_no_target_labels(sample_catalog):
     assert metrics["selection_metric"] == "source_val_dev_risk"
     risks = [h["source_val_dev_risk"] for h in history]
     assert metrics["selection_value"] == min(risks) and all(r > 0 for r in risks)
+
+
+def test_labelled_engine_count_reaches_the_cross_task_model(sample_catalog, tmp_path):
+    """Cross-task transfer (RUL-pretrained encoder → failure within 30 cycles on a few labelled
+    FD001 engines): the labelled count changes what the model trains on and what it answers."""
+    pre = tmp_path / "pre"
+    pretrain = load_config(REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                           [f"catalog={sample_catalog.root}", "epochs=1", "optim.max_steps_per_epoch=10",
+                            "progress=false"])
+    train_loop({**pretrain, "run_dir": str(pre)})
+    runs = {n: train_loop(_config(sample_catalog, "source.domains=null", "adaptation=source_only",
+                                  "task=failure_within", "task.options.horizon=30", "early_stopping.metric=target_val",
+                                  f"target.labelled_units={n}", f"pretrained={pre}"))
+            for n in (3, 6)}
+    assert runs[3]["train_samples"] < runs[6]["train_samples"], runs
+    assert runs[3]["target_labelled_samples"] == 0  # target-only: the labelled engines are the training set
+    assert runs[3]["test_auroc"] != runs[6]["test_auroc"]
+    assert 0 <= runs[3]["test_average_precision"] <= 1
