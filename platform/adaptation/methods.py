@@ -18,37 +18,45 @@ from ..losses import (Discriminator, RandomizedMultilinear, certainty_weights, c
 from ._base import Adaptation, DomainBatch, register_adaptation
 
 
+@register_adaptation("source_only")
 class SourceOnly(Adaptation):
     supports_unlabeled_target = False
 
 
+@register_adaptation("mmd")
 class MMDAlignment(Adaptation):
     def alignment(self, f_s, f_t, progress):
         return {"align": mk_mmd(f_s, f_t)}
 
 
+@register_adaptation("coral")
 class CORALAlignment(Adaptation):
     def alignment(self, f_s, f_t, progress):
         return {"align": coral(f_s, f_t)}
 
 
+@register_adaptation("dann")
 class DANN(Adaptation):
     """A discriminator learns source vs target from features behind a gradient-reversal layer.
 
     The reversal coefficient follows the DANN ramp; the discriminator's own loss is always at full
-    weight, so it keeps learning while the encoder is pushed to confuse it.
+    weight, so it keeps learning while the encoder is pushed to confuse it. Subclasses change what
+    the discriminator sees and how each sample weighs (:meth:`domain_inputs`).
     """
 
-    def __init__(self, encoder, head, task, weight: float = 1.0, ramp: bool = True, entropy: float = 0.0,
-                 hidden: int = 64) -> None:
-        super().__init__(encoder, head, task, weight=weight, ramp=ramp, entropy=entropy)
-        self.discriminator = Discriminator(encoder.out_dim, hidden=hidden)
+    def __init__(self, encoder, head, task, hidden: int = 64, inputs: int | None = None, **options) -> None:
+        super().__init__(encoder, head, task, **options)
+        self.discriminator = Discriminator(inputs or encoder.out_dim, hidden=hidden)
+
+    def domain_inputs(self, f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The discriminator's input for source then target samples, and per-sample weights (None: equal)."""
+        return torch.cat([f_s, f_t]), None
 
     def alignment_loss(self, f_s, f_t, progress):
-        feats = reverse_gradient(torch.cat([f_s, f_t]), self.coefficient(progress))
+        inputs, weights = self.domain_inputs(f_s, f_t)
         domain = torch.cat([torch.zeros(len(f_s)), torch.ones(len(f_t))]).to(f_s.device)
-        logits = self.discriminator(feats)
-        adv = F.binary_cross_entropy_with_logits(logits, domain)
+        logits = self.discriminator(reverse_gradient(inputs, self.coefficient(progress)))
+        adv = F.binary_cross_entropy_with_logits(logits, domain, weight=weights)
         return adv, {"domain": adv, "domain_acc": ((logits > 0).float() == domain).float().mean()}
 
 
@@ -58,6 +66,7 @@ def head_view(task, output: torch.Tensor) -> torch.Tensor:
     return torch.softmax(output.float(), -1) if task.task_type == "classification" else output.float()
 
 
+@register_adaptation("jmmd")
 class JMMD(Adaptation):
     """MMD over the joint distribution of features and head outputs (JAN): the features' kernel
     (heuristic bandwidths) times the outputs' kernel (bandwidth ``output_bandwidth``, as JAN's
@@ -73,42 +82,38 @@ class JMMD(Adaptation):
         return {"align": joint_mmd([f_s, g_s], [f_t, g_t], [None, bw])}
 
 
-class CDAN(Adaptation):
-    """A discriminator on the multilinear map of features and head outputs, behind gradient
-    reversal (predictions detached, as in TLlib). ``certainty`` (CDAN+E, classification) weighs
-    each sample by ``1 + exp(-entropy)`` within its domain. A regressor conditions on ``[1, y]``
-    (its prediction with a constant), i.e. on the features and the features scaled by the predicted
-    value(s). Above ``max_joint`` map dimensions the randomized map of ``random_dim`` is used."""
+@register_adaptation("cdan")
+class CDAN(DANN):
+    """DANN whose discriminator sees the multilinear map of features and head outputs (predictions
+    detached, as in TLlib). ``certainty`` (CDAN+E, classification) weighs each sample by
+    ``1 + exp(-entropy)`` within its domain. A regressor conditions on ``[1, y]`` (its prediction
+    with a constant), i.e. on the features and the features scaled by the predicted value(s). Above
+    ``max_joint`` map dimensions the randomized map of ``random_dim`` is used."""
 
-    def __init__(self, encoder, head, task, hidden: int = 64, certainty: bool = True, max_joint: int = 4096,
-                 random_dim: int = 1024, **options) -> None:
-        super().__init__(encoder, head, task, **options)
+    def __init__(self, encoder, head, task, certainty: bool = True, max_joint: int = 4096, random_dim: int = 1024,
+                 **options) -> None:
         outputs = [m for m in head.modules() if isinstance(m, nn.Linear)][-1].out_features
         n_out = outputs if task.task_type == "classification" else outputs + 1
+        wide = encoder.out_dim * n_out > max_joint
+        super().__init__(encoder, head, task, inputs=random_dim if wide else encoder.out_dim * n_out, **options)
         self.certainty = certainty and task.task_type == "classification"
-        joint = encoder.out_dim * n_out
-        self.randomized = RandomizedMultilinear(encoder.out_dim, n_out, random_dim) if joint > max_joint else None
-        self.discriminator = Discriminator(random_dim if self.randomized is not None else joint, hidden=hidden)
+        self.randomized = RandomizedMultilinear(encoder.out_dim, n_out, random_dim) if wide else None
 
-    def condition(self, f: torch.Tensor) -> torch.Tensor:
+    def predictions(self, f: torch.Tensor) -> torch.Tensor:
         g = head_view(self.task, self.head(f)).detach()
-        if self.task.task_type != "classification":
-            g = torch.cat([torch.ones_like(g[:, :1]), g.flatten(1)], 1)
+        return g if self.task.task_type == "classification" else torch.cat([torch.ones_like(g[:, :1]), g.flatten(1)], 1)
+
+    def condition(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """The multilinear map of features ``f`` and their (detached) predictions ``g``."""
         return self.randomized(f, g) if self.randomized is not None else multilinear_map(f, g)
 
-    def alignment_loss(self, f_s, f_t, progress):
-        joint = reverse_gradient(torch.cat([self.condition(f_s), self.condition(f_t)]), self.coefficient(progress))
-        domain = torch.cat([torch.zeros(len(f_s)), torch.ones(len(f_t))]).to(f_s.device)
-        logits = self.discriminator(joint)
-        losses = F.binary_cross_entropy_with_logits(logits, domain, reduction="none")
-        if self.certainty:
-            with torch.no_grad():
-                weights = torch.cat([certainty_weights(torch.softmax(self.head(f).float(), -1)) for f in (f_s, f_t)])
-            losses = losses * weights
-        adv = losses.mean()
-        return adv, {"domain": adv, "domain_acc": ((logits > 0).float() == domain).float().mean()}
+    def domain_inputs(self, f_s, f_t):
+        g_s, g_t = self.predictions(f_s), self.predictions(f_t)
+        weights = torch.cat([certainty_weights(g_s), certainty_weights(g_t)]) if self.certainty else None
+        return torch.cat([self.condition(f_s, g_s), self.condition(f_t, g_t)]), weights
 
 
+@register_adaptation("adabn")
 class AdaBN(Adaptation):
     """Trains on source (and labelled target) as source-only does, in batches of their own; the
     BatchNorm running statistics, used at evaluation and in the saved model, are estimated from
@@ -133,38 +138,3 @@ class AdaBN(Adaptation):
         finally:
             for m in self.norms:
                 m.track_running_stats = True
-
-
-@register_adaptation("source_only")
-def source_only(encoder, head, task, **options):
-    return SourceOnly(encoder, head, task, **options)
-
-
-@register_adaptation("mmd")
-def mmd(encoder, head, task, **options):
-    return MMDAlignment(encoder, head, task, **options)
-
-
-@register_adaptation("coral")
-def coral_method(encoder, head, task, **options):
-    return CORALAlignment(encoder, head, task, **options)
-
-
-@register_adaptation("dann")
-def dann(encoder, head, task, **options):
-    return DANN(encoder, head, task, **options)
-
-
-@register_adaptation("jmmd")
-def jmmd(encoder, head, task, **options):
-    return JMMD(encoder, head, task, **options)
-
-
-@register_adaptation("cdan")
-def cdan(encoder, head, task, **options):
-    return CDAN(encoder, head, task, **options)
-
-
-@register_adaptation("adabn")
-def adabn(encoder, head, task, **options):
-    return AdaBN(encoder, head, task, **options)

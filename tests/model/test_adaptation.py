@@ -169,7 +169,7 @@ def test_cdan_regression_conditions_on_the_predicted_value():
     model = create_adaptation("cdan", encoder, task.build_head(encoder.out_dim), task).eval()
     f = encoder(series(torch.randn(3, 2, 8)).inputs)
     y = model.head(f)
-    torch.testing.assert_close(model.condition(f), torch.cat([f, f * y], 1).detach())
+    torch.testing.assert_close(model.condition(f, model.predictions(f)), torch.cat([f, f * y], 1).detach())
 
 
 def test_adabn_keeps_target_statistics_only():
