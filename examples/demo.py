@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -278,6 +279,11 @@ def main() -> int:
     print(f"  two tiles sent to {served['anomaly_ref']} with heatmap=true (threshold {served['tiles']['threshold']:.4g}): "
           + "; ".join(f"{name} ({label}) score {score:.4g} → {'anomalous' if flagged else 'good'}, heat map {png}"
                       for name, label, score, flagged, png in served["tiles"]["rows"]))
+    tracked = [json.loads(p.read_text()) for p in sorted(runs.glob("*/mlflow.json"))]
+    if tracked:
+        print(f"  {len(tracked)} training runs tracked in MLflow (experiment {tracked[0]['experiment']!r} at "
+              f"{tracked[0]['tracking_uri']}); {served['ref']}'s registry lineage names its run "
+              f"{served['mlflow_run']}")
     return 0
 
 
@@ -368,7 +374,8 @@ def serve_and_query(catalog: Catalog, run_dir: Path, image_run: Path, text_run: 
         path = out / f"heatmap-{Path(tiles.column('source')[i].as_py()).stem}.png"
         path.write_bytes(base64.b64decode(png))
         tile_rows.append((tiles.column("source")[i].as_py(), tile_labels[i], score, flagged, path))
-    return {"ref": entry.ref, "image_ref": image_entry.ref, "text_ref": text_entry.ref, "url": url,
+    return {"ref": entry.ref, "mlflow_run": (entry.lineage.get("mlflow") or {}).get("run_id"),
+            "image_ref": image_entry.ref, "text_ref": text_entry.ref, "url": url,
             "anomaly_ref": anomaly_entry.ref, "tiles": {"threshold": scored["threshold"], "rows": tile_rows},
             "process_ref": process_entry.ref, "recommend": recommend,
             "n": len(true),

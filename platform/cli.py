@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import TransferlineError
 
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="dotted overrides, e.g. adaptation=dann encoder=cnn_small target.labelled_units=5")
         run.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/<mode>-<time>)")
         run.add_argument("--quiet", action="store_true", help="no progress bars")
+        track = run.add_argument_group("MLflow tracking (parameters, per-epoch metrics, artifacts)")
+        track.add_argument("--mlflow-uri", metavar="URI",
+                           help="tracking store: a folder, a server (http://HOST:5000) or any MLflow URI "
+                                "(default: $MLFLOW_TRACKING_URI, else ./mlruns)")
+        track.add_argument("--experiment", help="MLflow experiment name (default: transferline)")
+        track.add_argument("--no-mlflow", action="store_true", help="do not track this run in MLflow")
         dist = run.add_argument_group("Ray Train (data-parallel workers)")
         dist.add_argument("--workers", type=int, help="train with N Ray Train workers (default: in this process)")
         dist.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker (NCCL); 0: CPU, gloo")
@@ -163,6 +170,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"catalog={args.catalog}")
     if args.quiet:
         overrides.append("progress=false")
+    if args.no_mlflow and (args.mlflow_uri or args.experiment):
+        raise TransferlineError("--no-mlflow turns tracking off; --mlflow-uri and --experiment need it on")
+    overrides += ["tracking.mlflow=false"] * args.no_mlflow
+    overrides += [f"tracking.uri={json.dumps(args.mlflow_uri)}"] * bool(args.mlflow_uri)
+    overrides += [f"tracking.experiment={json.dumps(args.experiment)}"] * bool(args.experiment)
     config = load_config(args.config, overrides)
     config["run_dir"] = args.run_dir or config.get("run_dir") or f"runs/{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
     from .train.checkpoint import check_run_dir
@@ -193,6 +205,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise TransferlineError(str(exc)) from None
     print(f"\n{args.command} finished: {config['run_dir']}")
     print(format_metrics(metrics))
+    tracked = Path(config["run_dir"]) / "mlflow.json"
+    if tracked.is_file():
+        run = json.loads(tracked.read_text())
+        print(f"MLflow: run {run['run_id']} in experiment {run['experiment']!r} at {run['tracking_uri']}")
     return 0
 
 

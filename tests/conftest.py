@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# runs tracked in MLflow go to one folder per test session, not to ./mlruns of the checkout (tests of
+# the default location set their own working directory); subprocesses and Ray workers inherit it
+os.environ["MLFLOW_TRACKING_URI"] = tempfile.mkdtemp(prefix="transferline-mlruns-")
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # for the tests' own MLflow clients reading it
 SHARED_DATA = Path(os.environ.get("TRANSFERLINE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

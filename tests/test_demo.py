@@ -39,3 +39,6 @@ def test_demo_quick(tmp_path):
     assert len(list((tmp_path / "runs").glob("heatmap-*.png"))) == 2
     served = re.search(r"served RMSE over all 100 engines ([\d.]+) \(the run's own test RMSE: ([\d.]+)\)", done.stdout)
     assert served and abs(float(served.group(1)) - float(served.group(2))) < 0.01, done.stdout
+    tracked = re.search(r"(\d+) training runs tracked in MLflow .*'s registry lineage names its run (\w+)", done.stdout)
+    assert tracked and int(tracked.group(1)) >= 5, done.stdout[-3000:]
+    assert tracked.group(2) in (tmp_path / "runs" / "transfer" / "mlflow.json").read_text()

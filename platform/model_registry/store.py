@@ -202,7 +202,7 @@ class ModelRegistry:
                 files = [f for f in (*_FILES, "model.onnx", "index.json") if f in _FILES or (stage_dir / f).is_file()]
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
                     timespec="seconds"), content_hash=_digest(stage_dir, files), files=files, **description)
-                entry.lineage.update(lineage or {})
+                entry.lineage.update({**_tracked_run(run_dir), **(lineage or {})})
                 write_json_atomic(stage_dir / "entry.json", entry.to_dict())
                 os.rename(stage_dir, self.path(name, version))
         if stage:
@@ -251,3 +251,18 @@ def _is_name(name: str) -> bool:
         return True
     except RegistryError:
         return False
+
+
+def _tracked_run(run_dir: Path) -> dict:
+    """``{"mlflow": {run_id, tracking_uri, experiment, ...}}`` for a run tracked in MLflow, else ``{}``."""
+    path = run_dir / "mlflow.json"
+    if not path.is_file():
+        return {}
+    try:
+        run = json.loads(path.read_text())
+        if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
+            raise ValueError("no run_id")
+    except ValueError as exc:
+        raise RegistryError(f"{path}: damaged MLflow run record ({str(exc)[:120]}); delete it to register the run "
+                            "without its MLflow lineage") from None
+    return {"mlflow": run}

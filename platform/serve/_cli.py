@@ -61,6 +61,8 @@ def run_models(args) -> int:
         entry = registry.register(args.run_dir, args.name, stage=args.stage)
         print(f"registered {entry.ref} ({entry.task['name']}, {entry.encoder['name']}, hash "
               f"{entry.content_hash[:12]}) → {registry.path(entry.name, entry.version)}")
+        if entry.lineage.get("mlflow"):
+            print(f"  from MLflow run {entry.lineage['mlflow']['run_id']} ({entry.lineage['mlflow']['tracking_uri']})")
     elif args.action == "list":
         names = registry.names()
         if not names:

@@ -58,6 +58,8 @@ DEFAULTS: dict = {
     # units), or "dev" (Deep Embedded Validation: source-val losses weighted by target/source density)
     "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
     "progress": True,
+    # MLflow tracking of the run (runs with a run directory): uri null means $MLFLOW_TRACKING_URI, else ./mlruns
+    "tracking": {"mlflow": True, "uri": None, "experiment": "transferline"},
 }
 
 ALIASES = {
@@ -168,9 +170,14 @@ def validate(config: dict) -> None:
     device = config["device"]
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise TransferlineError(f"config device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {shorten(device)}")
-    for key in ("progress", "data.test.last_only", "data.test.monitor", "data.target.unlabelled"):
+    for key in ("progress", "tracking.mlflow", "data.test.last_only", "data.test.monitor", "data.target.unlabelled"):
         if not isinstance(_get(config, key), bool):
             raise TransferlineError(f"config {key}: true or false, not {shorten(_get(config, key))}")
+    for key in ("tracking.uri", "tracking.experiment"):
+        value = _get(config, key)
+        if not (value is None and key == "tracking.uri") and not (isinstance(value, str) and value.strip()):
+            raise TransferlineError(f"config {key}: a non-empty text{' or null' if key == 'tracking.uri' else ''}, "
+                                    f"not {shorten(value)}")
     _number(config, "seed", integer=True, low=0)
     _number(config, "optim.lr", low=0, low_open=True)
     _number(config, "optim.weight_decay", low=0)

@@ -31,7 +31,8 @@ def _worker(job: dict) -> None:
         data = prepare_data(config, streams={**job["streams"], **{
             name: ray.train.get_dataset_shard(name) for name in ("source_train", "source_val")}})
 
-    metrics = train_loop(config, data=data, dist=dist, device=device, checkpointer=_RayCheckpointer(dist))
+    metrics = train_loop(config, data=data, dist=dist, device=device, checkpointer=_RayCheckpointer(dist),
+                         ray_worker=True)
     nodes = [ray.get_runtime_context().get_node_id()] * dist.world
     if dist.world > 1:
         torch.distributed.all_gather_object(nodes, nodes[0])
@@ -90,11 +91,14 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
 
     from .._ray import ensure_ray
     from ..catalog.store import resolve_root
+    from .tracking import tracking_uri
 
     ensure_ray(address)
     # NOTE: workers may run in other folders (or on other machines): send absolute paths
     config = {**config, "catalog": str(resolve_root(config.get("catalog"))),
               "run_dir": str(Path(config["run_dir"]).resolve()) if config.get("run_dir") else None}
+    uri = tracking_uri(config)
+    config["tracking"] = {**(config.get("tracking") or {}), "mlflow": uri is not None, "uri": uri}
     job = {"config": config, "threads": max(1, int(cpus_per_worker))}
     datasets = {}
     if config["data"]["streaming"]["enabled"]:  # index, split and normalize once, here; stream in the workers

@@ -30,6 +30,7 @@ from ._dist import Dist
 from .data import RunData, prepare_data
 from .loop import EarlyStopping, cycle, run_epochs
 from .strategies import create_strategy
+from .tracking import MlflowRun
 
 
 def seed_everything(seed: int) -> None:
@@ -45,13 +46,16 @@ def pick_device(name: str) -> torch.device:
 
 
 def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict], None] | None = None,
-               dist: Dist | None = None, device: torch.device | None = None, checkpointer=None) -> dict:
+               dist: Dist | None = None, device: torch.device | None = None, checkpointer=None,
+               ray_worker: bool = False) -> dict:
     """Runs ``config`` (see :mod:`transferline.train.config`); returns the final metrics.
 
     With ``dist`` (set by :func:`transferline.train.fit_on_ray` in each Ray Train worker) every
     worker draws its own batches, gradients are averaged across workers, and only rank 0 writes the
     run directory; all workers return the same metrics. A ``checkpointer`` (``save(state, record)``
-    after every epoch, ``load()`` at the start) makes the run resumable.
+    after every epoch, ``load()`` at the start) makes the run resumable. A run with a run directory is
+    tracked in MLflow (:mod:`transferline.train.tracking`; through Ray's ``setup_mlflow`` when
+    ``ray_worker``) unless ``tracking.mlflow`` is false.
     """
     dist = dist or Dist()
     seed_everything(config["seed"])
@@ -65,18 +69,28 @@ def train_loop(config: dict, data: RunData | None = None, report: Callable[[dict
         if run_dir:
             with open(run_dir / "history.jsonl", "a") as fh:
                 fh.write(json.dumps(record, default=float) + "\n")
+        if tracked:
+            tracked.epoch(record)
         if report:
             report(record)
 
     if run_dir:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tracked = MlflowRun.start(config, run_dir, ray_worker=ray_worker) if run_dir else None
     t0 = time.perf_counter()
     runner = _pretrain if config["mode"] == "pretrain" else _transfer
-    metrics = runner(config, data, device, on_report, run_dir, dist, checkpointer)
+    try:
+        metrics = runner(config, data, device, on_report, run_dir, dist, checkpointer)
+    except BaseException as exc:
+        if tracked:
+            tracked.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
     metrics["wall_seconds"] = time.perf_counter() - t0
     metrics["epochs_run"] = len(history)
     if run_dir:
         write_json(run_dir / "metrics.json", metrics)
+    if tracked:
+        tracked.finish(metrics, run_dir)
     return metrics
 
 

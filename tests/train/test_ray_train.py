@@ -3,6 +3,8 @@ average their gradients, and the CLI runs it with --workers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -102,9 +104,18 @@ def _on_two_workers(cli, mode: str, config: str, run_dir, *args, metric: str) ->
 @pytest.mark.ray
 @pytest.mark.slow
 def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
+    from mlflow.tracking import MlflowClient
+
     _on_two_workers(cli, "pretrain", "demo_pretrain.yaml", tmp_path / "pre", f"catalog={sample.root}", "epochs=2",
-                    "optim.max_steps_per_epoch=6", "objective=masked", metric="val_loss")
+                    "optim.max_steps_per_epoch=6", "objective=masked", "--mlflow-uri", tmp_path / "store",
+                    metric="val_loss")
     assert (tmp_path / "pre" / "encoder.safetensors").is_file()
+    # tracked through Ray's setup_mlflow by rank 0 alone: one run, each epoch once
+    client = MlflowClient(tracking_uri=(tmp_path / "store").as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("transferline").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.params["mode"] == "pretrain"
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "val_loss")] == [1, 2]
+    assert json.loads((tmp_path / "pre" / "mlflow.json").read_text())["run_id"] == runs[0].info.run_id
     code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
                        "--address", "auto")
     assert code == 2 and "need --workers N" in err

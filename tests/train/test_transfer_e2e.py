@@ -6,22 +6,11 @@ import json
 
 import pytest
 
-from transferline.connectors import create_reader
 from transferline.train import load_config, prepare_data, train_loop
 
 from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sample_catalog(tmp_path_factory):
-    from transferline.catalog import Catalog
-    from transferline.sample_data import sample_path
-
-    catalog = Catalog(tmp_path_factory.mktemp("cat"))
-    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
-    return catalog
 
 
 def _config(catalog, *overrides):
