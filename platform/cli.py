@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .tagging import run as tagging_cli
 
     tagging_cli.add_parsers(sub)
+    from .ranking import run as ranking_cli
+
+    ranking_cli.add_parsers(sub)
     return parser
 
 
@@ -344,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .process import _cli as process_cli
         from .retrieval import run as retrieval_cli
         from .serve import _cli as serve_cli
+        from .ranking import run as ranking_cli
         from .tagging import run as tagging_cli
 
         parser = build_parser()
@@ -357,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
                    "process": process_cli.run_process, "optimize": process_cli.run_optimize,
                    "inspect": inspection_cli.run_inspect, "retrieve": retrieval_cli.run_retrieve,
-                   "tag": tagging_cli.run_tag}[args.command]
+                   "tag": tagging_cli.run_tag, "rank": ranking_cli.run_rank}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

@@ -36,6 +36,17 @@ def neu_catalog(tmp_path_factory):
     return catalog
 
 
+def cmapss_sample_catalog(root: Path):
+    """A fresh catalog at ``root`` holding the vendored C-MAPSS sample as ``cmapss-sample``."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import sample_path
+
+    catalog = Catalog(root)
+    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
+    return catalog
+
+
 @pytest.fixture(scope="session")
 def sample_cmapss() -> Path:
     from transferline.sample_data import sample_path

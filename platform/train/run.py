@@ -101,7 +101,8 @@ def run_inputs(config: dict) -> list[str | None]:
     return [config.get("pretrained"), str(resolve_root(config.get("catalog")))]
 
 
-def _encoder(config: dict, data: RunData, device) -> nn.Module:
+def build_encoder(config: dict, data: RunData, device) -> nn.Module:
+    """The config's encoder for ``data``'s input, with the ``pretrained`` run's weights when it names one."""
     enc_cfg = config["encoder"]
     encoder = create_encoder(enc_cfg["name"], data.input_spec(), **(enc_cfg.get("options") or {}))
     if config.get("pretrained"):
@@ -203,7 +204,7 @@ def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, h
 def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     task.bind(data.classes, multi_label=data.multi_label)
-    encoder = _encoder(config, data, device)
+    encoder = build_encoder(config, data, device)
     objective = create_objective(config["objective"]["name"], encoder, data.input_spec(), task=task,
                                  **(config["objective"].get("options") or {})).to(device)
     dist.broadcast(objective)
@@ -244,7 +245,7 @@ def _pretrain(config, data: RunData, device, report, run_dir, dist: Dist, checkp
 def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkpointer=None) -> dict:
     task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
     task.bind(data.classes, multi_label=data.multi_label)
-    encoder = _encoder(config, data, device)
+    encoder = build_encoder(config, data, device)
     head = task.build_head(encoder.out_dim).to(device)
     method = create_adaptation(config["adaptation"]["name"], encoder, head, task,
                                **(config["adaptation"].get("options") or {})).to(device)

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, cmapss_sample_catalog
 
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import sample_path
     from transferline.train import load_config, train_loop
 
     root = tmp_path_factory.mktemp("serve-runs")
-    catalog = Catalog(root / "catalog")
-    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
+    catalog = cmapss_sample_catalog(root / "catalog")
     out = {}
     for seed in (0, 1):
         config = load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",

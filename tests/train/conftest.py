@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import cmapss_sample_catalog
+
 
 @pytest.fixture(scope="module")
 def sample_catalog(tmp_path_factory):
     """A fresh catalog holding the vendored C-MAPSS sample as ``cmapss-sample``."""
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import sample_path
-
-    catalog = Catalog(tmp_path_factory.mktemp("cat"))
-    catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")))
-    return catalog
+    return cmapss_sample_catalog(tmp_path_factory.mktemp("cat"))
