@@ -109,7 +109,45 @@ def test_rank_names_what_is_wrong(candidates, tmp_path, cli):
     catalog, runs = candidates
     code, _, err = cli("rank", "--target", "cmapss-sample:FD001", "--candidates", tmp_path, "--labelled-units", "4",
                        "--catalog", catalog.root)
-    assert code == 2 and f"candidate {tmp_path}: no encoder.safetensors" in err
+    assert code == 2 and f"candidate {tmp_path}: no config.yaml" in err
+    (tmp_path / "config.yaml").write_text("mode: pretrain\n")
+    code, _, err = cli("rank", "--target", "cmapss-sample:FD001", "--candidates", runs["trained"], tmp_path,
+                       "--labelled-units", "4", "--catalog", catalog.root)
+    assert code == 2 and f"candidate {tmp_path}: no encoder.safetensors" in err and "candidates:" not in err
     code, _, err = cli("rank", "--target", "cmapss-sample:FD009", "--candidates", runs["trained"],
                        "--labelled-units", "4", "--catalog", catalog.root)
     assert code == 2 and "FD009" in err, err
+
+
+@pytest.mark.slow
+def test_a_classifier_run_is_ranked_by_leep_too(tmp_path, cli):
+    """Fault classifiers trained on the vendored fan-end slice at 0 hp, ranked for 3 hp."""
+    import yaml
+
+    from .conftest import write_fan_end
+
+    catalog = tmp_path / "catalog"
+    code, _, err = cli("ingest", "waveforms", write_fan_end(tmp_path / "lab"), "--name", "lab", "--catalog", catalog,
+                       "--pattern", "{label}_{load}hp_*.npy", "--sample-rate", "12000", "--quiet")
+    assert code == 0, err
+    config = tmp_path / "fault.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"dataset": "lab", "spec": {"kind": "waveforms", "length": 1024, "stride": 256, "normalize": "window",
+                                            "label": "label", "domain": "load"},
+                 "source": {"domains": [0], "split": "all"}, "target": {"domains": [3], "split": "all"},
+                 "test": {"split": "all", "last_only": False}},
+        "encoder": {"name": "cnn_small"}, "task": {"name": "fault_diagnosis"}, "adaptation": {"name": "source_only"},
+        "optim": {"batch_size": 16, "lr": 0.003}, "tracking": {"mlflow": False}}))
+    for name, extra in (("trained", ["epochs=4"]), ("barely", ["epochs=1", "optim.max_steps_per_epoch=1"])):
+        code, _, err = cli("transfer", "--config", config, "--catalog", catalog, "--run-dir", tmp_path / name,
+                           "--quiet", *extra)
+        assert code == 0, err
+    out = tmp_path / "ranking.json"
+    code, stdout, err = cli("rank", "--target", "lab:3", "--candidates", tmp_path / "barely", tmp_path / "trained",
+                            "--labelled-units", "6", "--catalog", catalog, "--json", out, "--quiet")
+    assert code == 0, err
+    assert "leep" in stdout
+    by_name = {c["run_dir"]: c["scores"] for c in json.loads(out.read_text())["candidates"]}
+    trained, barely = by_name[str(tmp_path / "trained")], by_name[str(tmp_path / "barely")]
+    assert np.log(1 / 3) - 0.05 < barely["leep"] < np.log(1 / 3) + 0.05  # uniform guesses score about log 1/3
+    assert barely["leep"] + 0.1 < trained["leep"] < 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import TransferlineError
 
-METHODS = ("logme", "hscore", "knn", "mean_rank")
+METHODS = ("logme", "hscore", "knn", "leep", "mean_rank")  # leep: classifier runs on classification targets
 
 
 @dataclass
@@ -30,23 +30,45 @@ class Ranked:
     extra: dict = field(default_factory=dict)
 
 
+def candidate_kind(candidate: Path) -> str:
+    """``"encoder"`` (a pretraining run) or ``"classifier"`` (a transfer run with a class head, which
+    LEEP scores too); anything else is refused, naming what is missing."""
+    if not (candidate / "config.yaml").is_file():
+        raise TransferlineError(f"candidate {candidate}: no config.yaml; give the folder of a finished pretraining "
+                                "run (or of a classifier's transfer run)")
+    if (candidate / "encoder.safetensors").is_file() and (candidate / "encoder.json").is_file():
+        return "encoder"
+    if (candidate / "model.safetensors").is_file() and (candidate / "model.json").is_file():
+        try:
+            meta = json.loads((candidate / "model.json").read_text())
+        except ValueError as exc:
+            raise TransferlineError(f"candidate {candidate}: damaged model.json ({exc})") from None
+        if (meta.get("output") or {}).get("kind") == "class" and "kind" not in meta:
+            return "classifier"
+        raise TransferlineError(f"candidate {candidate}: a transfer run ranks only when its head classifies "
+                                f"(this one's output is {(meta.get('output') or {}).get('kind')!r}); give its "
+                                "pretraining run instead")
+    raise TransferlineError(f"candidate {candidate}: no encoder.safetensors; give the folder of a finished "
+                            "pretraining run (or of a classifier's transfer run)")
+
+
 def target_config(candidate: Path, dataset: str | None, domain: str | None, *, labelled_units: int = 0,
                   per_class: int = 0, seed: int = 0, catalog: str | None = None, overrides: list[str] = ()) -> dict:
     """The fine-tuning config of ``candidate`` on the target: its data spec, encoder and task; the
-    target's labelled samples alone (no source domains); its weights as ``pretrained``."""
+    target's labelled samples alone (no source domains); a pretraining run's weights as ``pretrained``
+    (a classifier run's model is loaded by :func:`score_candidate`)."""
     from ..train import load_config
 
-    for name in ("encoder.safetensors", "encoder.json", "config.yaml"):
-        if not (candidate / name).is_file():
-            raise TransferlineError(f"candidate {candidate}: no {name}; give the folder of a finished pretraining run")
+    kind = candidate_kind(candidate)
     if not labelled_units and not per_class:
         raise TransferlineError("rank needs labelled target samples: --labelled-units N (whole units) or "
                                 "--per-class K")
     extra = [f"data.dataset={dataset}"] if dataset else []
     extra += [f'target.domains=["{domain}"]'] if domain else []
     extra += [f"catalog={catalog}"] if catalog else []
+    extra += [f"pretrained={candidate}"] if kind == "encoder" else ["pretrained=null"]
     return load_config(candidate / "config.yaml", [
-        "mode=transfer", "source.domains=null", "adaptation=source_only", f"pretrained={candidate}",
+        "mode=transfer", "source.domains=null", "adaptation=source_only",
         f"target.labelled_units={labelled_units}", f"target.per_class={per_class}", f"seed={seed}",
         "progress=false", "tracking.mlflow=false", "data.streaming.enabled=false", *extra, *overrides])
 
@@ -60,32 +82,56 @@ def labelled_samples(config: dict, catalog=None):
     return data, sets
 
 
-def score_candidate(config: dict, data, sets, methods=METHODS[:-1], device: str = "cpu") -> Ranked:
-    """Embeds ``sets`` with the candidate's frozen encoder and scores the features."""
+def score_candidate(candidate: Path, config: dict, data, sets, methods=METHODS[:-1], device: str = "cpu") -> Ranked:
+    """Embeds ``sets`` with the candidate's frozen encoder and scores the features; a classifier
+    run's class probabilities give LEEP besides."""
     import torch
 
-    from transferline.tasks import create_task
-
-    from ..train import predict
     from ..train.run import build_encoder
-    from .scores import h_score, knn_score, logme
+    from .scores import h_score, knn_score, leep, logme
 
     t0 = time.perf_counter()
-    task = create_task(config["task"]["name"], **(config["task"].get("options") or {}))
+    device = torch.device(device)
     regression = not data.classes
-    encoder = build_encoder(config, data, torch.device(device)).eval()
-    features = np.concatenate([predict(encoder, s, torch.device(device)).numpy() for s in sets])
+    head = None
+    if candidate_kind(candidate) == "classifier":
+        from safetensors.torch import load_file
+
+        from ..model_registry._export import build_inference_model
+
+        meta = json.loads((candidate / "model.json").read_text())
+        model = build_inference_model(meta, load_file(str(candidate / "model.safetensors")), data.input_spec())
+        encoder, head = model.encoder.to(device), lambda f: model._predict(model.head.to(device)(f))
+    else:
+        encoder = build_encoder(config, data, device).eval()
+    features, probabilities = _embed(encoder, head, sets, device)
     labels = np.concatenate([np.asarray(s.labels) for s in sets])
     groups = _groups(sets)
     score = {"logme": lambda: logme(features, labels, regression=regression),
              "hscore": lambda: h_score(features, labels, regression=regression),
-             "knn": lambda: knn_score(features, labels, groups, regression=regression)}
+             "knn": lambda: knn_score(features, labels, groups, regression=regression),
+             "leep": lambda: leep(probabilities, labels) if probabilities is not None and not regression else None}
     unknown = sorted(set(methods) - set(score))
     if unknown:
         raise TransferlineError(f"unknown ranking method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    scores = {m: score[m]() for m in methods}
-    return Ranked(config["pretrained"], scores, time.perf_counter() - t0, len(labels),
-                  {"task": task.name, "feature_dim": int(features.shape[1])})
+    scores = {m: value for m in methods if (value := score[m]()) is not None}
+    return Ranked(str(candidate), scores, time.perf_counter() - t0, len(labels),
+                  {"task": config["task"]["name"], "feature_dim": int(features.shape[1])})
+
+
+def _embed(encoder, head, sets, device) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features of every sample (and the head's class probabilities when there is a head)."""
+    import torch
+
+    features, probabilities = [], []
+    with torch.no_grad():
+        for samples in sets:
+            for batch in samples.batches(1024):
+                f = encoder(batch.to(device).inputs)
+                features.append(f.float().cpu())
+                if head is not None:
+                    probabilities.append(head(f).float().cpu())
+    return torch.cat(features).numpy(), torch.cat(probabilities).numpy() if head is not None else None
 
 
 def mean_rank(ranked: list[Ranked], methods) -> None:
@@ -107,6 +153,8 @@ def rank_candidates(candidates: list[Path], dataset: str | None, domain: str | N
     from ..catalog.store import resolve_root
 
     catalog = str(resolve_root(catalog))  # the user's catalog, not the one each candidate was pretrained from
+    for candidate in candidates:  # every folder checked before any work
+        candidate_kind(Path(candidate))
     base = [m for m in methods if m != "mean_rank"]
     prepared: dict[str, tuple] = {}
     ranked = []
@@ -118,11 +166,11 @@ def rank_candidates(candidates: list[Path], dataset: str | None, domain: str | N
             t0 = time.perf_counter()
             prepared[key] = (*labelled_samples(config), time.perf_counter() - t0)
         data, sets, prep_seconds = prepared[key]
-        result = score_candidate(config, data, sets, base)
+        result = score_candidate(Path(candidate), config, data, sets, base)
         result.extra["prepare_seconds"] = prep_seconds
         ranked.append(result)
     if "mean_rank" in methods and len(ranked) > 1:
-        mean_rank(ranked, base)
+        mean_rank(ranked, [m for m in base if all(m in r.scores for r in ranked)])  # the scores every candidate has
     return ranked
 
 
@@ -139,11 +187,11 @@ def _groups(sets) -> np.ndarray | None:
 
 def add_parsers(sub) -> None:
     rank = sub.add_parser("rank", help="score pretrained encoders for a target without fine-tuning (LogME, "
-                                       "H-score, k-NN)")
+                                       "H-score, k-NN; LEEP for classifier runs)")
     rank.add_argument("--target", required=True, metavar="DATASET[:DOMAIN]",
                       help="the catalog dataset (and domain, e.g. cmapss:FD001) the encoders would be fine-tuned on")
     rank.add_argument("--candidates", nargs="+", required=True, metavar="RUN_DIR",
-                      help="finished pretraining run folders")
+                      help="finished pretraining run folders, or transfer runs of classifiers (scored by LEEP too)")
     labelled = rank.add_mutually_exclusive_group(required=True)
     labelled.add_argument("--labelled-units", type=int, default=0, help="labelled target units (assets), drawn by --seed")
     labelled.add_argument("--per-class", type=int, default=0, help="labelled target samples of each class")
@@ -161,14 +209,15 @@ def run_rank(args) -> int:
     ranked = rank_candidates([Path(c) for c in args.candidates], dataset or None, domain or None, methods=args.methods,
                              labelled_units=args.labelled_units, per_class=args.per_class, seed=args.seed,
                              catalog=args.catalog, overrides=args.overrides, progress=not args.quiet)
-    shown = [m for m in args.methods if m in ranked[0].scores]
+    shown = [m for m in args.methods if any(m in r.scores for r in ranked)]
     order = "mean_rank" if "mean_rank" in shown else shown[0]
     ranked.sort(key=lambda r: -r.scores[order])
     width = max(len(r.candidate) for r in ranked)
     print(f"{args.target}: {ranked[0].samples} labelled samples; ranked by {order} (higher is better)")
     print(f"  {'#':>2s}  {'candidate':<{width}s}  " + "  ".join(f"{m:>9s}" for m in shown) + "  seconds")
     for i, r in enumerate(ranked, 1):
-        print(f"  {i:>2d}  {r.candidate:<{width}s}  " + "  ".join(f"{r.scores[m]:9.4g}" for m in shown)
+        print(f"  {i:>2d}  {r.candidate:<{width}s}  " + "  ".join(f"{r.scores[m]:9.4g}" if m in r.scores else
+                                                                 f"{'-':>9s}" for m in shown)
               + f"  {r.seconds:7.2f}")
     if args.json:
         out = {"target": args.target, "ranked_by": order, "methods": shown,
