@@ -250,6 +250,23 @@ def main() -> int:
         report["checks"][f"pretrain/{objective}"] = {"ok": bool(m["val_loss"] == m["val_loss"]), "val_loss": m["val_loss"]}
         print("pretrain", objective, report["checks"][f"pretrain/{objective}"], flush=True)
 
+    # a pretraining run tracked in MLflow (a file store), then ranked for FD001 with its encoder on the device
+    from math import isfinite
+
+    from transferline.ranking import rank_candidates
+
+    tracked = Path(tempfile.mkdtemp(prefix="tl-gpu-rank-"))
+    config = load_config(REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                         [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", *quick,
+                          "objective=supervised", f"tracking.uri={tracked / 'mlruns'}"])
+    train_loop({**config, "run_dir": str(tracked / "pre")})
+    ranked = rank_candidates([tracked / "pre"], config["data"]["dataset"], "FD001", labelled_units=3,
+                             catalog=str(catalog.root), progress=False, device=DEVICE)[0]
+    report["checks"]["ranking_and_mlflow"] = {
+        "ok": (tracked / "pre" / "mlflow.json").is_file() and all(map(isfinite, ranked.scores.values())),
+        "seconds_per_pair": ranked.seconds, **ranked.scores}
+    print("ranking and MLflow", report["checks"]["ranking_and_mlflow"], flush=True)
+
     # images: the NEU sample, few-shot from ImageNet weights and each visual objective, on the GPU in bf16
     catalog.ingest("neu", create_reader("neu-det")(sample_path("neu")))
     image = [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16", "epochs=2"]

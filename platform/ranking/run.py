@@ -146,8 +146,9 @@ def mean_rank(ranked: list[Ranked], methods) -> None:
 
 def rank_candidates(candidates: list[Path], dataset: str | None, domain: str | None, *, methods=METHODS,
                     labelled_units: int = 0, per_class: int = 0, seed: int = 0, catalog: str | None = None,
-                    overrides: list[str] = (), progress: bool = True) -> list[Ranked]:
-    """Scores every candidate for the target; the target samples are prepared once per distinct data config."""
+                    overrides: list[str] = (), progress: bool = True, device: str = "cpu") -> list[Ranked]:
+    """Scores every candidate for the target (embedding on ``device``); the target samples are
+    prepared once per distinct data config."""
     from tqdm.auto import tqdm
 
     from ..catalog.store import resolve_root
@@ -166,7 +167,7 @@ def rank_candidates(candidates: list[Path], dataset: str | None, domain: str | N
             t0 = time.perf_counter()
             prepared[key] = (*labelled_samples(config), time.perf_counter() - t0)
         data, sets, prep_seconds = prepared[key]
-        result = score_candidate(Path(candidate), config, data, sets, base)
+        result = score_candidate(Path(candidate), config, data, sets, base, device=device)
         result.extra["prepare_seconds"] = prep_seconds
         ranked.append(result)
     if "mean_rank" in methods and len(ranked) > 1:
@@ -197,6 +198,7 @@ def add_parsers(sub) -> None:
     labelled.add_argument("--per-class", type=int, default=0, help="labelled target samples of each class")
     rank.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="scores to compute")
     rank.add_argument("--seed", type=int, default=0, help="which labelled units are drawn")
+    rank.add_argument("--device", default="cpu", help="where the encoders embed the samples: cpu, cuda, cuda:N")
     rank.add_argument("--json", metavar="FILE", help="write the ranking as JSON")
     rank.add_argument("--catalog", metavar="DIR",
                       help="catalog directory (default: $TRANSFERLINE_HOME, else ./transferline-data)")
@@ -208,7 +210,8 @@ def run_rank(args) -> int:
     dataset, _, domain = args.target.partition(":")
     ranked = rank_candidates([Path(c) for c in args.candidates], dataset or None, domain or None, methods=args.methods,
                              labelled_units=args.labelled_units, per_class=args.per_class, seed=args.seed,
-                             catalog=args.catalog, overrides=args.overrides, progress=not args.quiet)
+                             catalog=args.catalog, overrides=args.overrides, progress=not args.quiet,
+                             device=args.device)
     shown = [m for m in args.methods if any(m in r.scores for r in ranked)]
     order = "mean_rank" if "mean_rank" in shown else shown[0]
     ranked.sort(key=lambda r: -r.scores[order])
