@@ -52,14 +52,14 @@ def candidate_kind(candidate: Path) -> str:
                             "pretraining run (or of a classifier's transfer run)")
 
 
-def target_config(candidate: Path, dataset: str | None, domain: str | None, *, labelled_units: int = 0,
+def target_config(candidate: Path, kind: str, dataset: str | None, domain: str | None, *, labelled_units: int = 0,
                   per_class: int = 0, seed: int = 0, catalog: str | None = None, overrides: list[str] = ()) -> dict:
-    """The fine-tuning config of ``candidate`` on the target: its data spec, encoder and task; the
-    target's labelled samples alone (no source domains); a pretraining run's weights as ``pretrained``
-    (a classifier run's model is loaded by :func:`score_candidate`)."""
+    """The fine-tuning config of ``candidate`` (of :func:`candidate_kind` ``kind``) on the target: its
+    data spec, encoder and task; the target's labelled samples alone (no source domains); a
+    pretraining run's weights as ``pretrained`` (a classifier run's model is loaded by
+    :func:`score_candidate`)."""
     from ..train import load_config
 
-    kind = candidate_kind(candidate)
     if not labelled_units and not per_class:
         raise TransferlineError("rank needs labelled target samples: --labelled-units N (whole units) or "
                                 "--per-class K")
@@ -82,7 +82,8 @@ def labelled_samples(config: dict, catalog=None):
     return data, sets
 
 
-def score_candidate(candidate: Path, config: dict, data, sets, methods=METHODS[:-1], device: str = "cpu") -> Ranked:
+def score_candidate(candidate: Path, kind: str, config: dict, data, sets, methods=METHODS[:-1],
+                    device: str = "cpu") -> Ranked:
     """Embeds ``sets`` with the candidate's frozen encoder and scores the features; a classifier
     run's class probabilities give LEEP besides."""
     import torch
@@ -90,18 +91,22 @@ def score_candidate(candidate: Path, config: dict, data, sets, methods=METHODS[:
     from ..train.run import build_encoder
     from .scores import h_score, knn_score, leep, logme
 
+    unknown = sorted(set(methods) - set(METHODS[:-1]))
+    if unknown:
+        raise TransferlineError(f"unknown ranking method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     t0 = time.perf_counter()
     device = torch.device(device)
     regression = not data.classes
     head = None
-    if candidate_kind(candidate) == "classifier":
+    if kind == "classifier":
         from safetensors.torch import load_file
 
         from ..model_registry._export import build_inference_model
 
         meta = json.loads((candidate / "model.json").read_text())
         model = build_inference_model(meta, load_file(str(candidate / "model.safetensors")), data.input_spec())
-        encoder, head = model.encoder.to(device), lambda f: model._predict(model.head.to(device)(f))
+        model.to(device)
+        encoder, head = model.encoder, lambda f: model._predict(model.head(f))
     else:
         encoder = build_encoder(config, data, device).eval()
     features, probabilities = _embed(encoder, head, sets, device)
@@ -111,9 +116,6 @@ def score_candidate(candidate: Path, config: dict, data, sets, methods=METHODS[:
              "hscore": lambda: h_score(features, labels, regression=regression),
              "knn": lambda: knn_score(features, labels, groups, regression=regression),
              "leep": lambda: leep(probabilities, labels) if probabilities is not None and not regression else None}
-    unknown = sorted(set(methods) - set(score))
-    if unknown:
-        raise TransferlineError(f"unknown ranking method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     scores = {m: value for m in methods if (value := score[m]()) is not None}
     return Ranked(str(candidate), scores, time.perf_counter() - t0, len(labels),
                   {"task": config["task"]["name"], "feature_dim": int(features.shape[1])})
@@ -154,20 +156,19 @@ def rank_candidates(candidates: list[Path], dataset: str | None, domain: str | N
     from ..catalog.store import resolve_root
 
     catalog = str(resolve_root(catalog))  # the user's catalog, not the one each candidate was pretrained from
-    for candidate in candidates:  # every folder checked before any work
-        candidate_kind(Path(candidate))
+    kinds = [candidate_kind(Path(c)) for c in candidates]  # every folder checked before any work
     base = [m for m in methods if m != "mean_rank"]
     prepared: dict[str, tuple] = {}
     ranked = []
-    for candidate in tqdm(candidates, desc="candidates", disable=not progress):
-        config = target_config(Path(candidate), dataset, domain, labelled_units=labelled_units, per_class=per_class,
-                               seed=seed, catalog=catalog, overrides=list(overrides))
+    for candidate, kind in tqdm(list(zip(candidates, kinds)), desc="candidates", disable=not progress):
+        config = target_config(Path(candidate), kind, dataset, domain, labelled_units=labelled_units,
+                               per_class=per_class, seed=seed, catalog=catalog, overrides=list(overrides))
         key = json.dumps(config["data"], sort_keys=True, default=str)
         if key not in prepared:
             t0 = time.perf_counter()
             prepared[key] = (*labelled_samples(config), time.perf_counter() - t0)
         data, sets, prep_seconds = prepared[key]
-        result = score_candidate(Path(candidate), config, data, sets, base, device=device)
+        result = score_candidate(Path(candidate), kind, config, data, sets, base, device=device)
         result.extra["prepare_seconds"] = prep_seconds
         ranked.append(result)
     if "mean_rank" in methods and len(ranked) > 1:
