@@ -9,14 +9,15 @@ from pathlib import Path
 import yaml
 
 from .store import RegistryError
-from ._export import build_inference_model, export_mismatch, export_torchscript
+from ._export import build_inference_model, export_mismatch, export_served_onnx, export_torchscript
 
 ATOL = 1e-4
 
 
 def describe_run(run_dir: Path, out: Path) -> dict:
-    """Copies the run's weights into ``out``, exports TorchScript there, checks it against the eager
-    model, and returns the entry fields (task, modality, encoder, input, output, lineage, metrics)."""
+    """Copies the run's weights into ``out``, exports TorchScript and ONNX there, checks both against
+    the eager model, and returns the entry fields (task, modality, encoder, input, output, lineage,
+    metrics, runtime: what serves it)."""
     from safetensors.torch import load_file
 
     if _kind(run_dir) == "retriever":  # an encoder and an index: no model.safetensors of its own
@@ -59,6 +60,7 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     mismatch = export_mismatch(model, example, out / "model.ts", ATOL)
     if mismatch is not None:
         raise RegistryError(f"the exported model differs from the eager one by {mismatch:.2e} (> {ATOL})")
+    runtime = export_served_onnx(model, spec[model.encoder.modality], out)
 
     data = config["data"]
     task = dict(meta["task"])
@@ -77,6 +79,7 @@ def describe_run(run_dir: Path, out: Path) -> dict:
                     "test": role("test"), "pretrained": config.get("pretrained"),
                     "adaptation": meta.get("adaptation"), "strategy": config.get("strategy"), "seed": config.get("seed")},
         "metrics": metrics,
+        "runtime": runtime,
     }
 
 

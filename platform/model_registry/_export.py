@@ -1,13 +1,19 @@
 """A trained run → the module that serves it (encoder, head, and the task's output transform),
-exported as TorchScript so that loading it needs torch alone: no tsai, no fastai, no transferline."""
+exported as ONNX (onnxruntime serves it without torch) and as TorchScript (loads with torch alone,
+the fallback): no tsai, no fastai, no transferline."""
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ._runtime import OnnxModule, load_exported
 
 
 class InferenceModel(nn.Module):
@@ -52,13 +58,6 @@ def export_torchscript(model: InferenceModel, spec, path: Path) -> torch.Tensor:
     return example
 
 
-def load_exported(path: str | Path) -> torch.jit.ScriptModule:
-    """The exported module; needs torch only."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
-        return torch.jit.load(str(path), map_location="cpu").eval()
-
-
 def export_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Path, atol: float = 1e-4) -> float | None:
     """How far the export at ``path`` answers ``example`` from the eager ``model`` (largest absolute
     difference), or None where they agree within ``atol`` (absolute and relative)."""
@@ -69,29 +68,20 @@ def export_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | P
 
 # -- ONNX: what inspection models are served with (onnxruntime, no torch model code) ----------------
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path) -> None:
-    """Exports ``model`` as ONNX, traced at ``example`` with the batch size left free."""
-    with torch.no_grad(), warnings.catch_warnings():
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path, dynamo: bool = False) -> None:
+    """Exports ``model`` as ONNX, traced at ``example`` with the batch size left free: by the
+    TorchScript-based exporter, or with ``dynamo`` by torch.export's (slower; it covers operators the
+    first refuses, e.g. adaptive pooling to a size that does not divide the input's)."""
+    with torch.no_grad(), warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")  # the exporter's notes on traced shapes and its deprecations
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-
-
-class OnnxModule:
-    """An ONNX file run by onnxruntime on the CPU, called like an exported TorchScript module: a
-    tensor in, a tensor out."""
-
-    def __init__(self, path: str | Path) -> None:
-        import onnxruntime
-
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {self.input: x.detach().cpu().numpy()})[0])
-
-    def eval(self) -> "OnnxModule":
-        return self
+        if dynamo:
+            batch = torch.export.Dim("batch")
+            program = torch.onnx.export(model, (example,), None, dynamo=True, input_names=["input"],
+                                        output_names=["output"], dynamic_shapes=({0: batch},), verbose=False)
+            program.save(str(path))
+        else:
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
 
 
 def onnx_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Path, atol: float,
@@ -101,3 +91,46 @@ def onnx_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Pat
     with torch.no_grad():
         eager, exported = model(example).float(), OnnxModule(path)(example).float()
     return None if torch.allclose(eager, exported, atol=atol, rtol=rtol) else float((eager - exported).abs().max())
+
+
+@contextmanager
+def _quiet():
+    """Silences stdout and stderr down to the file descriptors: the exporters print progress and,
+    on failure, the whole traced graph from C++."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null, redirect_stdout(null), redirect_stderr(null):
+            os.dup2(null.fileno(), 1), os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def export_served_onnx(model: torch.nn.Module, spec, out: Path, atol: float = 1e-3, rtol: float = 1e-4) -> dict:
+    """Exports ``model`` to ``out/model.onnx`` for torch-free serving and checks onnxruntime against
+    the eager model at two batch sizes (the batch axis is free). The TorchScript-based exporter goes
+    first, torch.export's (dynamo) where it fails. Returns what serves the model:
+    ``{"served_by": "onnxruntime", "exporter": ..., "onnx_max_diff": ...}``, or, where neither exports
+    a model that agrees (the file then removed), ``{"served_by": "torchscript", "onnx_error": why}``."""
+    path = out / "model.onnx"
+    examples = [torch.from_numpy(spec.example(n, seed=n)) for n in (1, 5)]
+    errors = []
+    for exporter in ("torchscript", "dynamo"):
+        try:
+            export_onnx(model, examples[1], path, dynamo=exporter == "dynamo")
+            runtime = OnnxModule(path)
+            with torch.no_grad():
+                pairs = [(model(x).float(), runtime(x).float()) for x in examples]
+        except Exception as exc:  # the exporters' and onnxruntime's errors have no common base
+            path.unlink(missing_ok=True)
+            errors.append(f"{exporter} exporter: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:240]}")
+            continue
+        diff = max(float((eager - exported).abs().max()) for eager, exported in pairs)
+        if all(torch.allclose(eager, exported, atol=atol, rtol=rtol) for eager, exported in pairs):
+            return {"served_by": "onnxruntime", "exporter": exporter, "onnx_max_diff": diff}
+        path.unlink(missing_ok=True)
+        errors.append(f"{exporter} exporter: onnxruntime differs from eager by {diff:.2e}")
+    return {"served_by": "torchscript", "onnx_error": "; ".join(errors)}

@@ -5,7 +5,7 @@ Layout::
     <root>/<name>/<version>/entry.json          what the model is, takes, returns, came from, scored
     <root>/<name>/<version>/model.safetensors   weights (+ model.json: how to rebuild it)
     <root>/<name>/<version>/model.ts            TorchScript: loads with torch alone
-    <root>/<name>/<version>/model.onnx          ONNX (detectors, anomaly models, taggers, retrievers): served by onnxruntime
+    <root>/<name>/<version>/model.onnx          ONNX, served by onnxruntime without torch (every model that exports)
     <root>/<name>/<version>/index.json          retrievers: the indexed problems and their actions
     <root>/<name>/stages.json                   {"production": 3, "staging": 4}
     <root>/.tmp/                                staging; a crash leaves files here, never an entry
@@ -66,6 +66,7 @@ class ModelEntry:
     created: str
     content_hash: str
     files: list[str] = field(default_factory=lambda: list(_FILES))
+    runtime: dict = field(default_factory=dict)  # served_by onnxruntime or torchscript (and why: onnx_error)
 
     @property
     def ref(self) -> str:
@@ -200,6 +201,7 @@ class ModelRegistry:
             with exclusive_lock(folder / ".lock"):
                 version = (self.versions(name) or [0])[-1] + 1
                 files = [f for f in (*_FILES, "model.onnx", "index.json") if f in _FILES or (stage_dir / f).is_file()]
+                description.setdefault("runtime", {"served_by": "onnxruntime" if "model.onnx" in files else "torchscript"})
                 entry = ModelEntry(name=name, version=version, created=datetime.now(timezone.utc).isoformat(
                     timespec="seconds"), content_hash=_digest(stage_dir, files), files=files, **description)
                 entry.lineage.update({**_tracked_run(run_dir), **(lineage or {})})

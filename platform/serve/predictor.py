@@ -1,7 +1,10 @@
 """Plain-Python prediction over registered models: validation, normalization, an LRU of loaded
-TorchScript artifacts. Ray Serve wraps this; tests and ``transferline predict`` use it directly.
+exported models. Ray Serve wraps this; tests and ``transferline predict`` use it directly.
 
-Only torch, numpy and the registry's JSON are needed here: no tsai, no fastai, no training code.
+Models exported to ONNX run in onnxruntime: serving them imports numpy, onnxruntime and the
+registry's JSON, and neither torch nor tsai, fastai or transformers (a test checks ``sys.modules``).
+TorchScript is the fallback for a model that did not export (its entry's ``runtime`` says why);
+detectors decode their boxes with torchvision, so serving one loads torch.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..data.inputs import InputSpec
 from ..data.preprocess import build_preprocess
 from ..errors import TransferlineError
-from ..model_registry import ModelEntry, ModelRegistry, load_exported
+from ..model_registry import ModelEntry, ModelRegistry
+from ..model_registry._runtime import OnnxModule, TorchScriptModule
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_TEXT_CHARS = 20_000
@@ -64,7 +68,7 @@ def parse_request(body) -> PredictRequest:
 @dataclass
 class LoadedModel:
     entry: ModelEntry
-    module: object  # torch.jit.ScriptModule
+    module: OnnxModule | TorchScriptModule
     preprocess: object  # built from the entry's input spec, as in training
     modality: str = "series"
     answer: object = None  # taggers, retrievers: (model output, the request's texts) -> predictions
@@ -82,10 +86,7 @@ class LoadedModel:
         return self.preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            return self.module(torch.from_numpy(x)).numpy()
+        return self.module.run(x)
 
 
 def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
@@ -207,17 +208,15 @@ class Predictor:
 
 def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     """Loads one registered model's exported artifact (ONNX where the registry wrote one, else
-    TorchScript) and normalization statistics (no caching),
+    TorchScript) and its preprocessing (no caching),
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
     spec = InputSpec.from_dict(entry.input).only()
-    if "model.onnx" in entry.files:  # inspection models and taggers: onnxruntime
-        from ..model_registry._export import OnnxModule
-
+    if "model.onnx" in entry.files:
         module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
-    else:
-        module = load_exported(registry.artifact(entry.ref))
+    else:  # the model did not export to ONNX (entry.runtime says why), or was registered before it could
+        module = TorchScriptModule(registry.artifact(entry.ref))
     if entry.output.get("kind") == "neighbours":  # retrievers: the indexed problems and their actions
         import json
 

@@ -28,8 +28,10 @@ def test_register_describes_the_model_and_its_lineage(registry, runs):
     assert entry.lineage["source"] == {"dataset": "cmapss-sample", "domains": ["FD002"], "split": "train"}
     assert entry.lineage["target"]["domains"] == ["FD001"] and entry.lineage["adaptation"] == "mmd"
     assert entry.metrics["test_rmse"] > 0
+    assert entry.files == ["model.safetensors", "model.json", "model.ts", "model.onnx"]
+    assert entry.runtime["served_by"] == "onnxruntime" and entry.runtime["onnx_max_diff"] < 1e-3
     digest = hashlib.sha256()
-    for name in ("model.safetensors", "model.json", "model.ts"):
+    for name in entry.files:
         digest.update((registry.path("plant-a", 1) / name).read_bytes())
     assert entry.content_hash == digest.hexdigest()
 
@@ -84,6 +86,11 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
              **{f"head.{k}": v for k, v in head.state_dict().items()}}
     model = build_inference_model(meta, state, spec)
+    from transferline.model_registry._export import export_served_onnx
+
+    runtime = export_served_onnx(model, one, tmp_path)  # every built-in encoder serves without torch
+    assert runtime["served_by"] == "onnxruntime", runtime
+    assert runtime["exporter"] == ("dynamo" if name == "wdcnn" else "torchscript")  # wdcnn: adaptive pool 2 -> 4
     export_torchscript(model, one, tmp_path / "m.ts")
     x = torch.from_numpy(one.example(5, seed=1))
     with torch.no_grad():
@@ -92,15 +99,46 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     assert logits_eager.shape == (5, 4)
 
 
-def test_serving_imports_neither_tsai_nor_fastai(registry):
-    code = ("import sys, numpy as np; from transferline.serve import Predictor; "
+def test_serving_imports_neither_torch_nor_the_training_stack(registry):
+    """A replica's path (predictor, registry, Serve app module) answers an ONNX-exported model with
+    numpy and onnxruntime only."""
+    code = ("import sys, numpy as np; from transferline.serve import Predictor; import transferline.serve.app; "
             f"p = Predictor({str(registry.root)!r}); "
             "out = p.predict('plant-a', (np.ones((1, 30, 14)) * 500).tolist(), groups=[[0] * 30]); "
             "print(len(out['predictions'])); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tsai', 'fastai', 'ray')))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tsai', 'fastai', 'transformers', "
+            "'torchvision', 'timm'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "[]"], done.stdout
+
+
+def test_a_model_that_does_not_export_to_onnx_is_served_by_torchscript(runs, tmp_path, monkeypatch):
+    import numpy as np
+
+    from transferline.model_registry import _export
+    from transferline.serve import Predictor
+
+    from .conftest import windows
+
+    registry = ModelRegistry(tmp_path / "models")
+    onnx = registry.register(runs[0], "exported")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator something")
+
+    monkeypatch.setattr(_export, "export_onnx", refuse)
+    fallback = registry.register(runs[0], "fallback")
+    assert "model.onnx" not in fallback.files and fallback.runtime["served_by"] == "torchscript"
+    assert "torchscript exporter: RuntimeError: Unsupported" in fallback.runtime["onnx_error"]
+    assert "dynamo exporter: RuntimeError" in fallback.runtime["onnx_error"]
+    predictor = Predictor(registry)
+    assert type(predictor.load("fallback").module).__name__ == "TorchScriptModule"
+    assert type(predictor.load("exported").module).__name__ == "OnnxModule"
+    x, groups = windows(5).tolist(), [[0] * 30] * 5
+    a = predictor.predict("exported", x, groups=groups)["predictions"]
+    b = predictor.predict("fallback", x, groups=groups)["predictions"]
+    assert np.allclose(a, b, atol=1e-3) and onnx.content_hash != fallback.content_hash
 
 
 def test_cli_models_list_show_promote(registry, cli):

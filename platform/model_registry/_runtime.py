@@ -1,0 +1,71 @@
+"""Running an exported model: ONNX through onnxruntime (numpy in, numpy out; no torch), or the
+TorchScript fallback (torch alone). The serving path imports this module, never ``_export``."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ORT_THREADS_ENV = "TRANSFERLINE_ORT_THREADS"  # intra-op threads per loaded ONNX model (default 1)
+
+
+def ort_threads(threads: int | None = None) -> int:
+    """``threads`` if given, else $TRANSFERLINE_ORT_THREADS, else 1 (one per replica: replicas scale out)."""
+    if threads is None:
+        value = os.environ.get(ORT_THREADS_ENV, "1")
+        if not value.isdigit() or int(value) < 1:
+            from ..errors import TransferlineError
+
+            raise TransferlineError(f"${ORT_THREADS_ENV}={value!r}: a whole number of threads, 1 or more")
+        threads = int(value)
+    return threads
+
+
+class OnnxModule:
+    """An ONNX file run by onnxruntime on the CPU. :meth:`run` maps arrays to arrays (the serving
+    path); calling it with a torch tensor answers a tensor (registration's checks against eager)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = ort_threads(threads)
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: x})[0]
+
+    def __call__(self, x):
+        import torch
+
+        return torch.from_numpy(self.run(x.detach().cpu().numpy()))
+
+    def eval(self) -> "OnnxModule":
+        return self
+
+
+class TorchScriptModule:
+    """The TorchScript fallback, for models that do not export to ONNX: arrays in and out."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.module = load_exported(path)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.module(torch.from_numpy(x)).numpy()
+
+
+def load_exported(path: str | Path):
+    """The exported TorchScript module; needs torch only."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
+        return torch.jit.load(str(path), map_location="cpu").eval()
