@@ -88,6 +88,21 @@ def test_rayservice_import_path_builds_the_application(tmp_path):
     from ray.serve import Application
 
     assert isinstance(built, Application)
+    scaling = built._bound_deployment._deployment_config.autoscaling_config  # as the manifest asks
+    assert (scaling.min_replicas, scaling.max_replicas) == (app["args"]["replicas"], app["args"]["max_replicas"])
+    assert scaling.target_ongoing_requests == app["args"]["target_ongoing_requests"]
+
+
+def test_autoscaling_bounds_are_checked_before_anything_starts(tmp_path):
+    from transferline.errors import TransferlineError
+    from transferline.serve.app import application
+
+    fixed = application(str(tmp_path), replicas=3)._bound_deployment._deployment_config
+    assert fixed.num_replicas == 3 and fixed.autoscaling_config is None
+    for bad in ({"replicas": 0}, {"replicas": 4, "max_replicas": 2}, {"replicas": 1, "max_replicas": 2,
+                                                                      "target_ongoing": 0}):
+        with pytest.raises(TransferlineError, match="replicas"):
+            application(str(tmp_path), **bad)
 
 
 def test_dockerfile_uses_the_tested_ray_and_copies_the_package():

@@ -37,7 +37,14 @@ def add_parsers(sub) -> None:
     serve = sub.add_parser("serve", help="serve registered models over HTTP (Ray Serve, FastAPI)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    serve.add_argument("--replicas", type=int, default=1, help="model-server replicas")
+    serve.add_argument("--replicas", type=int, default=1, help="model-server replicas (with --max-replicas: the least)")
+    serve.add_argument("--max-replicas", type=int,
+                       help="autoscale between --replicas and this many replicas by requests in flight")
+    serve.add_argument("--target-ongoing", type=int, default=32,
+                       help="autoscaling: requests in flight per replica to aim at (default 32)")
+    serve.add_argument("--haproxy", action="store_true",
+                       help="Serve's HAProxy ingress on --port in place of its Python proxy (faster; its statistics "
+                            "and metrics ports 8404 and 9101 listen on every interface)")
     serve.add_argument("--no-batching", action="store_true",
                        help="answer each request on its own (default: batch concurrent requests per model)")
     serve.add_argument("--open-docs", action="store_true",
@@ -89,7 +96,7 @@ def run_serve(args) -> int:
 
     from ..errors import TransferlineError
     from .app import OPEN_DOCS_ENV, application
-    from .runtime import check_port_free, start
+    from .runtime import check_port_free, deploy, start
 
     check_port_free(args.host, args.port)
     if args.open_docs:
@@ -108,9 +115,10 @@ def run_serve(args) -> int:
     from ray import serve
 
     try:
-        start(args.host, args.port)
-        serve.run(application(args.models_root, batching=not args.no_batching, replicas=args.replicas),
-                  name="transferline", route_prefix="/")
+        app = application(args.models_root, batching=not args.no_batching, replicas=args.replicas,
+                          max_replicas=args.max_replicas, target_ongoing=args.target_ongoing)  # checked before Ray starts
+        start(args.host, args.port, haproxy=args.haproxy)
+        deploy(app, port=args.port, host=args.host)
         print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
               "(docs at /docs); Ctrl-C stops", flush=True)
         while not done.is_set():

@@ -4,11 +4,15 @@
 ``POST /v1/models/{name}/predict`` (``?version=3`` or ``?stage=production``), ``GET /v1/models``,
 ``GET /healthz``, OpenAPI docs at ``/docs``. Requests are validated against the model's input spec
 (422 naming the field); each replica keeps up to ``MODELS_PER_REPLICA`` models
-loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.batch``).
+loaded (``@serve.multiplexed``, LRU) and batches concurrent requests per model, sized by what
+batching measurably buys that model (:mod:`.batching`).
 
-# NOTE: a batch may hold requests for several models (Ray < 2.53 once mixed them up, ray #56633);
-# each request carries its resolved ``name@version`` and the batch is split by it, so no request
-# can be answered by another model whatever the batcher does.
+The request path does little per request: the body's bytes go straight to pydantic's JSON parser
+(validation in the same pass), series windows may come as base64 float32 (``windows_base64``), and
+answers are written by orjson.
+
+# NOTE: each loaded model has its own batch queue (Ray < 2.53 once mixed models within one
+# ``@serve.batch`` queue, ray #56633), so no request can be answered by another model.
 """
 
 # NOTE: no `from __future__ import annotations` here: FastAPI must resolve the request model's
@@ -16,19 +20,24 @@ loaded (``@serve.multiplexed``, LRU) and batches concurrent requests (``@serve.b
 import json
 import os
 
-import numpy as np
-from fastapi import FastAPI, HTTPException
+import orjson
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from ray import serve
 
 from .._fs import check_name
 from ..model_registry import STAGES, IntegrityError, ModelRegistry, RegistryError
-from .predictor import PredictRequest, RequestError, load_model, response, validate
+from .batching import batched, measure
+from .predictor import PredictRequest, RequestError, load_model, parse_request, response, validate
 
 API_KEY_ENV = "TRANSFERLINE_API_KEY"
 OPEN_DOCS_ENV = "TRANSFERLINE_OPEN_DOCS"  # "1": /docs and /openapi.json answer without the key
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MODELS_PER_REPLICA = 8  # loaded models each replica keeps (LRU, by @serve.multiplexed)
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000  # GET /v1/models: names per page, by default and at most
+TARGET_ONGOING = 32  # autoscaling: requests in flight per replica it aims at
 PUBLIC_PATHS = ("/healthz",)
 DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
@@ -125,6 +134,18 @@ ERRORS = {400: {"model": Detail, "description": "a body that cannot be read as J
           404: {"model": Detail, "description": "no such model, version or stage"},
           409: {"model": Detail, "description": "the model's files changed after registration: not served"},
           413: {"model": Detail, "description": "request body over the limit"}}
+
+
+# The predict route reads its body's bytes itself (pydantic parses and validates them in one pass);
+# the schema is stated for the OpenAPI document.
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": PredictRequest.model_json_schema()}}}}
+
+
+def _json(answer: dict) -> Response:
+    """An answer as JSON by orjson (numpy scalars included), without its None fields."""
+    return Response(orjson.dumps({k: v for k, v in answer.items() if v is not None},
+                                 option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 def _unprocessable(exc: RequestError) -> HTTPException:
@@ -233,64 +254,61 @@ class ModelServer:
     """One deployment: HTTP, validation next to the registry's JSON, loaded models (multiplexed,
     LRU) and batched prediction. One hop per request; replicas scale it out."""
 
-    def __init__(self, models_root: str, batching: bool = True, batch_size: int = 64,
-                 batch_wait_s: float = 0.005) -> None:
+    def __init__(self, models_root: str, batching: bool = True) -> None:
         _replica_grpc_on_loopback()
         self.registry = ModelRegistry(models_root)
         self.batching = batching
-        self.predict_batch.set_max_batch_size(batch_size)
-        self.predict_batch.set_batch_wait_timeout_s(batch_wait_s)
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def get_model(self, key: str):
-        """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new model."""
-        return load_model(self.registry, key.partition("#")[0])
-
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
-    async def predict_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray | None, bool]]) -> list[dict]:
-        out: list[dict | None] = [None] * len(requests)
-        for key in dict.fromkeys(r[0] for r in requests):
-            idx = [i for i, r in enumerate(requests) if r[0] == key]
-            model = await self.get_model(key)
-            xs = [model.prepare(requests[i][1], requests[i][2]) for i in idx]
-            y = model.run(np.concatenate(xs))
-            lo = 0
-            for i, x in zip(idx, xs):
-                out[i] = response(model.entry, y[lo:lo + len(x)], heatmap=requests[i][3], raw=requests[i][1],
-                                  answer=model.answer)
-                lo += len(x)
-        return out
+        """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new model.
+        With batching on, the model gets its own batch queue, sized by :func:`.batching.measure`."""
+        model = load_model(self.registry, key.partition("#")[0])
+        model.policy = measure(model.module) if self.batching else None
+        model.batched = batched(model, model.policy) if model.policy and model.policy.batch else None
+        return model
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
         return {"status": "ok", "models": len(self.registry.names())}
 
     @api.get("/v1/models")
-    async def models(self) -> list[dict]:
+    async def models(self, response: Response, limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+                     after: str | None = Query(None, max_length=200,
+                                               description="the last name of the previous page")) -> list[dict]:
+        """Registered models by name, ``limit`` per page; a ``Link: <...>; rel="next"`` header points
+        at the next page while there is one."""
+        names = [n for n in self.registry.names() if after is None or n > after]
+        page = names[:limit]
+        if len(names) > limit:
+            response.headers["link"] = f'</v1/models?limit={limit}&after={quote(page[-1])}>; rel="next"'
         out = []
-        for name in self.registry.names():
+        for name in page:
             entry = self.registry.get(name)
             out.append({"name": name, "versions": self.registry.versions(name), "stages": self.registry.stages(name),
                         "latest": entry.version, "task": entry.task["name"], "input": _public_input(entry)})
         return out
 
     @api.post("/v1/models/{name}/predict", response_model=Prediction, response_model_exclude_none=True,
-              responses=ERRORS)
-    async def predict(self, name: str, body: PredictRequest, version: int | None = None,
-                      stage: str | None = None) -> dict:
+              responses=ERRORS, openapi_extra=PREDICT_BODY)
+    async def predict(self, name: str, request: Request, version: int | None = None,
+                      stage: str | None = None) -> Response:
         entry = self._entry(name, version, stage)
         try:
-            windows, groups = validate(entry, body)
+            body = parse_request(await request.body())
+            raw, extra = validate(entry, body)
         except RequestError as exc:
             raise _unprocessable(exc) from None
         try:
             model = await self.get_model(entry.key)  # loaded (and its files checked) here, per request
         except IntegrityError as exc:
             raise HTTPException(409, detail=exc.public) from None
-        if self.batching:
-            return await self.predict_batch((entry.key, windows, groups, body.heatmap))
-        return response(entry, model.run(model.prepare(windows, groups)), heatmap=body.heatmap, raw=windows,
-                        answer=model.answer)
+        x = model.prepare(raw, extra)
+        if model.batched is not None and len(x) < model.policy.max_batch:
+            y = await model.batched(x)
+        else:
+            y = model.run(x)
+        return _json(response(entry, y, heatmap=body.heatmap, raw=raw, answer=model.answer))
 
 
     @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,
@@ -358,14 +376,29 @@ class ModelServer:
         return cache[entry.key]
 
 
-def application(models_root: str | None = None, *, batching: bool = True, replicas: int = 1):
-    """The bound Serve application for ``serve.run``."""
+def application(models_root: str | None = None, *, batching: bool = True, replicas: int = 1,
+                max_replicas: int | None = None, target_ongoing: int = TARGET_ONGOING):
+    """The bound Serve application for ``serve.run``: ``replicas`` model servers, or with
+    ``max_replicas`` above it, Serve's autoscaling between the two, aiming at ``target_ongoing``
+    requests in flight per replica."""
+    from ..errors import TransferlineError
+
+    if replicas < 1 or (max_replicas is not None and max_replicas < replicas) or target_ongoing < 1:
+        raise TransferlineError(f"replicas {replicas}, max_replicas {max_replicas}, target_ongoing {target_ongoing}: "
+                                "need 1 <= replicas <= max_replicas and target_ongoing >= 1")
     root = str(ModelRegistry(models_root).root)
-    return ModelServer.options(num_replicas=replicas).bind(root, batching)
+    if max_replicas is not None and max_replicas > replicas:
+        options = {"autoscaling_config": {"min_replicas": replicas, "initial_replicas": replicas,
+                                          "max_replicas": max_replicas, "target_ongoing_requests": target_ongoing}}
+    else:
+        options = {"num_replicas": replicas}
+    return ModelServer.options(**options).bind(root, batching)
 
 
 def app_builder(args: dict):
     """Serve's application builder (``import_path: transferline.serve.app:app_builder`` with ``args``:
-    models_root, batching, replicas), e.g. for a KubeRay RayService."""
+    models_root, batching, replicas, max_replicas, target_ongoing_requests), e.g. for a KubeRay RayService."""
+    top = args.get("max_replicas")
     return application(args.get("models_root"), batching=bool(args.get("batching", True)),
-                       replicas=int(args.get("replicas", 1)))
+                       replicas=int(args.get("replicas", 1)), max_replicas=int(top) if top is not None else None,
+                       target_ongoing=int(args.get("target_ongoing_requests", TARGET_ONGOING)))

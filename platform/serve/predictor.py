@@ -24,8 +24,9 @@ from ..model_registry._runtime import OnnxModule, TorchScriptModule
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_TEXT_CHARS = 20_000
 # request fields by the input modality that takes them (series models take windows), and what to call them
-INPUT_FIELDS = {"image": ("images", "pixels"), "text": ("texts",), "series": ("windows",)}
-INPUT_NAMES = {"windows": "sensor windows", "images": "images", "pixels": "images", "texts": "texts"}
+INPUT_FIELDS = {"image": ("images", "pixels"), "text": ("texts",), "series": ("windows", "windows_base64")}
+INPUT_NAMES = {"windows": "sensor windows", "windows_base64": "sensor windows", "images": "images",
+               "pixels": "images", "texts": "texts"}
 
 
 class RequestError(TransferlineError):
@@ -44,6 +45,9 @@ class PredictRequest(BaseModel):
 
     windows: list[list[list[float]]] | None = Field(None, description="series models: [batch][time][signal] raw "
                                                                          "sensor values")
+    windows_base64: str | None = Field(None, description="series models, the binary form of `windows`: base64 of "
+                                                         "little-endian float32 values in [batch][time][signal] order "
+                                                         "(the batch size follows from the length)")
     signals: list[str] | None = Field(None, description="signal names in column order (checked against the model)")
     groups: list[list[int]] | None = Field(None, description="[batch][time] normalization group, e.g. "
                                                              "operating condition round(setting_1)")
@@ -57,8 +61,11 @@ class PredictRequest(BaseModel):
 
 
 def parse_request(body) -> PredictRequest:
-    """A decoded JSON body → :class:`PredictRequest`; raises :class:`RequestError` naming the first bad field."""
+    """A decoded JSON body, or its undecoded bytes (parsed and validated in one pass by pydantic's
+    JSON parser), → :class:`PredictRequest`; raises :class:`RequestError` naming the first bad field."""
     try:
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            return PredictRequest.model_validate_json(body)
         return PredictRequest.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -72,6 +79,8 @@ class LoadedModel:
     preprocess: object  # built from the entry's input spec, as in training
     modality: str = "series"
     answer: object = None  # taggers, retrievers: (model output, the request's texts) -> predictions
+    policy: object = None  # the server's batching policy for this model (serve.batching.BatchPolicy)
+    batched: object = None  # the server's batched async run, when the policy batches
 
     @property
     def ref(self) -> str:
@@ -110,25 +119,31 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
         from ._images import decode_images
 
         return decode_images(request, RequestError), None
-    if request.windows is None:
+    if request.windows is None and request.windows_base64 is None:
         raise RequestError(["body", "windows"], f"model {entry.ref} takes sensor windows: [batch][time][signal]")
+    if request.windows is not None and request.windows_base64 is not None:
+        raise RequestError(["body", "windows_base64"], "send the windows once: as `windows` or as `windows_base64`")
     spec = series_spec(entry)
     if request.signals is not None and list(request.signals) != list(spec["signals"]):
         raise RequestError(["body", "signals"], f"model {entry.ref} takes signals {spec['signals']} in this order")
-    try:
-        x = np.asarray(request.windows, dtype=np.float64)
-    except ValueError:
-        raise RequestError(["body", "windows"], "ragged: every window needs the same number of time steps and "
-                                                "signals") from None
     expected = (spec["window"], spec["channels"])
+    field = "windows" if request.windows is not None else "windows_base64"
+    if request.windows is not None:
+        try:
+            x = np.asarray(request.windows, dtype=np.float64)
+        except ValueError:
+            raise RequestError(["body", "windows"], "ragged: every window needs the same number of time steps and "
+                                                    "signals") from None
+    else:
+        x = _binary_windows(request.windows_base64, expected, entry)
     if x.ndim != 3 or x.shape[1:] != expected or x.shape[0] == 0:
         raise RequestError(["body", "windows"], f"shape {list(x.shape)}; model {entry.ref} takes "
                                                 f"[batch >= 1, {expected[0]} time steps, {expected[1]} signals]")
     bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN, infinities, and values that overflow float32
     if bad.any():
         b, t, c = (int(i) for i in np.argwhere(bad)[0])
-        raise RequestError(["body", "windows", b, t, c], f"{x[b, t, c]!r} is not a finite float32 "
-                                                         f"(signal {spec['signals'][c]!r})")
+        raise RequestError(["body", field, b, t, c], f"{x[b, t, c]!r} is not a finite float32 "
+                                                     f"(signal {spec['signals'][c]!r})")
     g = None
     normalizer = spec.get("normalizer") if spec.get("normalize") == "group" else None
     if request.groups is not None:
@@ -149,6 +164,23 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
         raise RequestError(["body", "groups"], f"model {entry.ref} normalizes per {spec['group_by']}: send the "
                                                "group of every time step (e.g. round(setting_1) for C-MAPSS)")
     return x, g
+
+
+def _binary_windows(text: str, shape: tuple[int, int], entry: ModelEntry) -> np.ndarray:
+    """``windows_base64`` → ``[B, T, C]`` float32 (B from the length), or :class:`RequestError`."""
+    import binascii
+    from base64 import b64decode
+
+    try:
+        raw = b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(["body", "windows_base64"], "not valid base64") from None
+    per_window = 4 * shape[0] * shape[1]
+    if not raw or len(raw) % per_window:
+        raise RequestError(["body", "windows_base64"], f"{len(raw)} bytes; model {entry.ref} takes a whole number "
+                                                       f"(>= 1) of windows of {shape[0]} time steps x {shape[1]} "
+                                                       f"signals x 4 bytes (float32) = {per_window} bytes each")
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, *shape).astype(np.float64)  # as the JSON form's values
 
 
 def validate_texts(entry: ModelEntry, texts: list[str] | None) -> list[str]:

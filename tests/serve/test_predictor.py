@@ -120,3 +120,73 @@ def test_api_key_docs_and_body_limit(monkeypatch):
     assert seen == [0, 1000]  # the handler never ran for either large body
     small = client.post("/v1/echo", headers=key, content=chunks(2))
     assert small.status_code == 200 and seen[-1] == 2 << 20
+
+
+def _b64(x: np.ndarray) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(x, "<f4").tobytes()).decode()
+
+
+def test_binary_windows_answer_as_the_json_numbers(registry):
+    p = Predictor(registry)
+    x = windows(3, seed=4).astype(np.float32)  # exactly representable both ways
+    as_json = p.predict_body("plant-a", {"windows": x.tolist()})
+    as_binary = p.predict_body("plant-a", {"windows_base64": _b64(x)})
+    assert as_binary == as_json and len(as_json["predictions"]) == 3
+    raw = f'{{"windows_base64": "{_b64(x)}"}}'.encode()  # bytes: parsed and validated by pydantic in one pass
+    assert p.predict_body("plant-a", raw) == as_json
+
+
+@pytest.mark.parametrize("body,loc,message", [
+    ({"windows_base64": "not base64!"}, ["body", "windows_base64"], "not valid base64"),
+    ({"windows_base64": _b64(np.zeros(30 * 14 + 1))}, ["body", "windows_base64"], "1684 bytes"),
+    ({"windows_base64": ""}, ["body", "windows_base64"], "0 bytes"),
+    ({"windows_base64": _b64(np.where(np.arange(420) == 17, np.inf, 1.0))}, ["body", "windows_base64", 0, 1, 3],
+     "signal 's7'"),
+    ({"windows_base64": _b64(np.zeros(420)), "windows": windows(1).tolist()}, ["body", "windows_base64"], "once"),
+    (b'{"windows": [[[1.0, ', ["body"], "JSON"),
+])
+def test_bad_binary_windows_and_bodies_name_the_field(registry, body, loc, message):
+    with pytest.raises(RequestError) as err:
+        Predictor(registry).predict_body("plant-a", body)
+    assert err.value.loc[:len(loc)] == loc and message in err.value.message, err.value
+
+
+class _Costed:
+    """A model whose run costs ``fixed + per_sample * n`` seconds (a busy wait)."""
+
+    def __init__(self, fixed: float, per_sample: float) -> None:
+        self.fixed, self.per_sample = fixed, per_sample
+
+    def sample(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, 3), np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        import time
+
+        end = time.perf_counter() + self.fixed + self.per_sample * len(x)
+        while time.perf_counter() < end:
+            pass
+        return x[:, :1]
+
+
+def test_batching_is_sized_by_what_it_buys_each_model():
+    from transferline.serve.batching import MAX_BATCH, measure
+
+    heavy_call = measure(_Costed(fixed=0.004, per_sample=0.0002))  # a batch of 8 costs ~1.4 single calls
+    assert heavy_call.batch and heavy_call.max_batch == MAX_BATCH and heavy_call.gain > 4
+    assert 0.003 <= heavy_call.wait_s <= 0.010  # about one single call's time
+    linear = measure(_Costed(fixed=0.0, per_sample=0.002))  # batching buys nothing
+    assert not linear.batch and linear.gain < 1.3
+    cheap = measure(_Costed(fixed=0.00005, per_sample=0.000001))  # a 10x gain of microseconds: not worth a queue
+    assert not cheap.batch and cheap.gain > 1.3
+    opaque = measure(type("Opaque", (), {"run": lambda self, x: x})())
+    assert opaque.batch  # no probe possible (TorchScript fallback): default batching
+
+
+def test_onnx_models_are_probed_on_zeros_of_their_input(registry):
+    model = Predictor(registry).load("plant-a")
+    x = model.module.sample(5)
+    assert x.shape == (5, 14, 30) and x.dtype == np.float32
+    assert model.module.run(x).shape[0] == 5

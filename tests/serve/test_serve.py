@@ -87,6 +87,32 @@ def test_concurrent_requests_for_different_models_get_their_own_answers(server):
         np.testing.assert_allclose(body["predictions"], want, rtol=1e-4, atol=1e-3)  # batching reorders float sums
 
 
+def test_binary_windows_and_pages_of_models_over_http(server):
+    import base64
+    import re
+
+    url, _ = server
+    x = windows(2, seed=3).astype(np.float32)
+    as_json = httpx.post(f"{url}/v1/models/plant-b/predict", json={"windows": x.tolist()})
+    as_binary = httpx.post(f"{url}/v1/models/plant-b/predict",
+                           json={"windows_base64": base64.b64encode(x.astype("<f4").tobytes()).decode()})
+    assert as_binary.status_code == 200 and as_binary.json() == as_json.json()
+    assert as_binary.headers["content-type"] == "application/json"
+    short = httpx.post(f"{url}/v1/models/plant-b/predict", json={"windows_base64": "AAAA"})
+    assert short.status_code == 422 and short.json()["detail"][0]["loc"] == ["body", "windows_base64"]
+
+    everything = [m["name"] for m in httpx.get(f"{url}/v1/models").json()]
+    paged, next_page = [], "/v1/models?limit=1"
+    while next_page:
+        reply = httpx.get(url + next_page)
+        assert reply.status_code == 200 and len(reply.json()) == 1
+        paged += [m["name"] for m in reply.json()]
+        link = reply.headers.get("link")
+        next_page = re.fullmatch(r'<([^>]+)>; rel="next"', link).group(1) if link else None
+    assert paged == everything and len(everything) >= 2
+    assert httpx.get(f"{url}/v1/models", params={"limit": 0}).status_code == 422
+
+
 def test_version_stage_and_validation_errors(server):
     url, _ = server
     ok = httpx.post(f"{url}/v1/models/plant-a/predict", params={"stage": "production"},
