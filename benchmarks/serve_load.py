@@ -92,6 +92,19 @@ def make_models(root: Path) -> Path:
     return registry.root
 
 
+def batch_policies(models: Path) -> dict:
+    """What the server's batching rule decides for each model on this machine (as a replica does at load)."""
+    from transferline.model_registry import ModelRegistry
+    from transferline.serve.batching import measure
+    from transferline.serve.predictor import load_model
+
+    registry = ModelRegistry(models)
+    out = {name: measure(load_model(registry, name).module).to_dict() for name in ("plant-a", "inception", "image")}
+    for name, policy in out.items():
+        print(f"batching {name}: {policy}", flush=True)
+    return out
+
+
 def window_bodies(n: int = 32, binary: bool = False) -> list[str]:
     typical = np.array([642.5, 1590.0, 1409.0, 553.4, 2388.1, 9065.0, 47.5, 521.4, 2388.1, 8143.0, 8.44, 393.0,
                         38.8, 23.3])
@@ -306,6 +319,7 @@ def main() -> int:
     started()
     root = Path(tempfile.mkdtemp(prefix="tl-serve-bench-"))
     models = make_models(root)
+    policies = batch_policies(models)
 
     results, servers = [], {}
     proc, port, _ = start_server("plain", models, {})
@@ -353,7 +367,9 @@ def main() -> int:
                                  ["req_per_s"] for m in ("small", "inception", "image")},
         "base64_vs_json_c32": find(best, body="base64")["req_per_s"] / find(best)["req_per_s"],
         "cold_start_s": servers[mode]["cold_start_s"],
-        "replica_rss_mb": rss.get("replica"), "proxy_rss_mb": rss.get("proxy"), "haproxy_rss_mb": rss.get("haproxy"),
+        "replica_rss_mb": rss.get("replica"),
+        "replica_rss_mb_per_mode": {m: info["rss_mb"].get("replica") for m, info in servers.items() if m != "plain"},
+        "proxy_rss_mb": rss.get("proxy"), "haproxy_rss_mb": rss.get("haproxy"),
         "controller_rss_mb": rss.get("controller"), "server_total_rss_mb": round(sum(rss.values()), 1),
         "plain_rss_mb": servers["plain"]["rss_mb"].get("driver"),
         "targets": TARGETS,
@@ -375,7 +391,8 @@ def main() -> int:
     config = {"seconds": args.seconds, "concurrency": CONCURRENCY, "windows_per_request": 1, "images_per_request": 1,
               "image_size": [128, 128], "models": ["plant-a", "plant-b", "inception", "image"],
               "modes": {m: MODES[m] for m in args.modes}, "ray_num_cpus": 2,
-              "ort_threads": os.environ.get("TRANSFERLINE_ORT_THREADS", "1"), "servers": servers}
+              "ort_threads": os.environ.get("TRANSFERLINE_ORT_THREADS", "1"), "servers": servers,
+              "batch_policies": policies}
     write_results("serve_load", config, summary, {"runs": results}, "\n".join(table))
     return 0
 
