@@ -21,10 +21,10 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
     # NOTE: Serve reads these settings when its processes import it, so they are set before the
     # embedded Ray starts (its processes inherit this environment); a cluster's operator sets them on
     # the cluster. ``MALLOC_ARENA_MAX=2`` keeps glibc from giving each of a replica's threads its
-    # own heap (351 MB against 379-443 MB per replica in the load test). A replica drains for 2 s
-    # before it stops (Serve's default, 30 s, is for load balancers on other machines). HAProxy's
-    # statistics page (8404) and metrics (9101) listen on every interface whatever ``host`` is
-    # (Serve's template fixes them), so it is opt-in.
+    # own heap (a replica held 378-426 MB under the load test with it, 379-460 MB without). A
+    # replica drains for 2 s before it stops (Serve's default, 30 s, is for load balancers on other
+    # machines). HAProxy's statistics page (8404) and metrics (9101) listen on every interface
+    # whatever ``host`` is (Serve's template fixes them), so it is opt-in.
     """
     import os
 
