@@ -4,7 +4,10 @@ only when allowed), and their tokenizers (the text input spec's preprocessing)."
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import TransferlineError
 
@@ -54,3 +57,43 @@ def not_found(name: str, local: bool, exc: Exception) -> str:
     return (f"text model {name!r} is neither a shipped model ({', '.join(f'hf/{k}' for k in OFFLINE_MODELS)}) nor "
             "a local folder, and downloading is off: give a folder with config.json, the weights and the "
             "tokenizer, or set encoder.options.allow_hub=true")
+
+
+class IdsTokenizer:
+    """Texts → token ids ``[B, max_length]`` (int64) from a folder's ``tokenizer.json``, run by the
+    ``tokenizers`` library alone (no transformers, no torch: what a serving replica loads): special
+    tokens added, cut at ``max_length``, padded to it with the folder's pad token. The same ids as
+    transformers' ``AutoTokenizer(texts, padding="max_length", truncation=True)`` (a test compares)."""
+
+    def __init__(self, folder: str | Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        config_path = folder / "tokenizer_config.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        pad = config.get("pad_token") or "[PAD]"
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = self.tokenizer.token_to_id(pad)
+        if pad_id is None:
+            raise TransferlineError(f"{folder / 'tokenizer.json'}: its vocabulary has no pad token {pad!r}")
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_padding(length=max_length, pad_id=pad_id, pad_token=pad)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return np.asarray([e.ids for e in self.tokenizer.encode_batch(list(texts))], dtype=np.int64)
+
+
+def load_ids_tokenizer(name: str, max_length: int):
+    """``texts -> ids [B, max_length]`` for a text model: :class:`IdsTokenizer` where the model's
+    folder has a ``tokenizer.json``, else transformers' tokenizer (e.g. a hub id)."""
+    where, local = resolve_model(name)
+    if local and (Path(where) / "tokenizer.json").is_file():
+        return IdsTokenizer(where, max_length)
+    tokenizer = load_tokenizer(name)
+
+    def ids(texts: list[str]) -> np.ndarray:
+        return tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length,
+                         return_tensors="np")["input_ids"]
+
+    return ids

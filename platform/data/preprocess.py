@@ -144,21 +144,20 @@ def _fit(x: np.ndarray, h: int, w: int) -> np.ndarray:
 
 class TextPreprocess:
     """Texts → token ids ``[B, max_length]`` (int64), padded with the tokenizer's pad id and cut at
-    ``max_length``; the tokenizer is the spec's (a shipped model, a folder, or a hub id)."""
+    ``max_length``; the tokenizer is the spec's (a shipped model, a folder, or a hub id), run by the
+    ``tokenizers`` library from its ``tokenizer.json`` where there is one (no transformers)."""
 
     def __init__(self, spec) -> None:
-        from .hf import load_tokenizer
+        from .hf import load_ids_tokenizer
 
         self.spec = spec
-        self.tokenizer = load_tokenizer(spec.tokenizer)
+        self.tokenize = load_ids_tokenizer(spec.tokenizer, spec.max_length)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise ValueError(f"text {bad[0]} is {type(texts[bad[0]]).__name__}, not a string")
-        ids = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.spec.max_length,
-                             return_tensors="np")["input_ids"]
-        return np.ascontiguousarray(ids, dtype=np.int64)
+        return np.ascontiguousarray(self.tokenize(list(texts)), dtype=np.int64)
 
 
 PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess, "text": TextPreprocess}

@@ -91,10 +91,3 @@ def describe_retriever(run_dir: Path, out: Path) -> dict:
             "lineage": {"run_dir": str(run_dir.resolve()), "dataset": meta.get("dataset")},
             "metrics": {name: {k: v for k, v in m.items() if k in ("recall_at_1", "recall_at_10", "mrr")}
                         for name, m in metrics.items() if name != "fit"}}
-
-
-def neighbours_answer(out: np.ndarray, index: dict) -> list[list[dict]]:
-    """Per text its nearest past problems ``{problem, actions, score}``, best first."""
-    k = out.shape[1] // 2
-    return [[{"problem": index["problems"][int(j)], "actions": index["actions"][int(j)], "score": round(float(s), 6)}
-             for s, j in zip(row[:k], row[k:])] for row in out]

@@ -252,8 +252,6 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     if entry.output.get("kind") == "neighbours":  # retrievers: the indexed problems and their actions
         import json
 
-        from ..retrieval.store import neighbours_answer
-
         index = json.loads((registry.path(entry.name, entry.version) / "index.json").read_text())
         return LoadedModel(entry, module, build_preprocess(spec), spec.modality,
                            answer=lambda out, texts: neighbours_answer(out, index))
@@ -264,6 +262,14 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
         return LoadedModel(entry, module, preprocess, spec.modality,
                            answer=lambda out, texts: preprocess.spans(texts, out, entry.output["tags"]))
     return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
+
+
+def neighbours_answer(out: np.ndarray, index: dict) -> list[list[dict]]:
+    """Retrievers: per text its nearest past problems ``{problem, actions, score}``, best first
+    (``out`` holds k scores, then the k indices into the registered index)."""
+    k = out.shape[1] // 2
+    return [[{"problem": index["problems"][int(j)], "actions": index["actions"][int(j)], "score": round(float(s), 6)}
+             for s, j in zip(row[:k], row[k:])] for row in out]
 
 
 def series_spec(entry: ModelEntry) -> dict:

@@ -121,3 +121,29 @@ def test_text_classification_multi_label_and_its_guards():
     single = create_task("text_classification")
     single.bind(["a", "b"])
     assert single.output(["a", "b"])["kind"] == "class" and single.primary_metric == "macro_f1"
+
+
+@pytest.mark.parametrize("max_length", [16, 128])
+def test_token_ids_come_from_tokenizer_json_as_transformers_makes_them(max_length):
+    """Serving tokenizes with the tokenizers library alone; the ids equal transformers' on real
+    maintenance texts (MaintIE, MaintNet) and on awkward ones."""
+    from transformers import AutoTokenizer
+
+    from transferline.data.hf import IdsTokenizer, resolve_model
+    from transferline.data.preprocess import build_preprocess
+    from transferline.sample_data import sample_path
+
+    docs = json.loads((sample_path("maintie") / "gold_release.json").read_text())
+    texts = [" ".join(d["tokens"]) for d in docs]
+    with open(sample_path("maintnet") / "Aircraft_Annotation_DataFile.csv", encoding="utf-8", errors="replace") as f:
+        texts += [row[1] for row in list(csv.reader(f))[1:]]
+    texts += ["Ölpumpe défaillante — ÉCROU desserré", "x " * 400, "   leading spaces", "TAB\tand\nnewline", "a",
+              "日本語のテキスト", "emoji 🔧 wrench", "REPLACED #2 CYL ROCKER COVER GASKET."]
+    preprocess = build_preprocess(TextInput(max_length=max_length))
+    assert isinstance(preprocess.tokenize, IdsTokenizer)
+    folder, _ = resolve_model("hf/all-minilm-l6-v2")
+    want = AutoTokenizer.from_pretrained(folder, local_files_only=True)(
+        texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="np")["input_ids"]
+    got = preprocess(texts)
+    assert len(texts) > 400 and got.dtype == np.int64 and got.shape == (len(texts), max_length)
+    np.testing.assert_array_equal(got, want)

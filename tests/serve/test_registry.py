@@ -99,18 +99,22 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     assert logits_eager.shape == (5, 4)
 
 
-def test_serving_imports_neither_torch_nor_the_training_stack(registry):
-    """A replica's path (predictor, registry, Serve app module) answers an ONNX-exported model with
-    numpy and onnxruntime only."""
+def _served_in_a_fresh_process(root, call: str) -> list[str]:
+    """Runs ``p.predict(...)`` (``call``) through a replica's imports (predictor, registry, Serve app
+    module) in a new interpreter: [number of predictions, training-stack modules it imported]."""
     code = ("import sys, numpy as np; from transferline.serve import Predictor; import transferline.serve.app; "
-            f"p = Predictor({str(registry.root)!r}); "
-            "out = p.predict('plant-a', (np.ones((1, 30, 14)) * 500).tolist(), groups=[[0] * 30]); "
-            "print(len(out['predictions'])); "
+            f"p = Predictor({str(root)!r}); out = {call}; print(len(out['predictions'])); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tsai', 'fastai', 'transformers', "
             "'torchvision', 'timm'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "[]"], done.stdout
+    return done.stdout.split()
+
+
+def test_serving_imports_neither_torch_nor_the_training_stack(registry):
+    """An ONNX-exported model is answered with numpy and onnxruntime only."""
+    call = "p.predict('plant-a', (np.ones((1, 30, 14)) * 500).tolist(), groups=[[0] * 30])"
+    assert _served_in_a_fresh_process(registry.root, call) == ["1", "[]"]
 
 
 def test_a_model_that_does_not_export_to_onnx_is_served_by_torchscript(runs, tmp_path, monkeypatch):
@@ -201,3 +205,11 @@ def test_entries_and_runs_written_before_input_specs_still_load_and_serve(regist
     (legacy / "model.json").write_text(json.dumps(meta))
     entry = registry.register(legacy, "legacy")
     assert entry.input == registry.get("plant-a").input and entry.output == registry.get("plant-a").output
+
+
+def test_serving_a_text_model_imports_neither_torch_nor_transformers(text_run, tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    entry = registry.register(text_run[0], "notes")
+    assert entry.runtime["served_by"] == "onnxruntime", entry.runtime
+    call = "p.predict('notes', texts=['hydraulic pump leaking oil at the seal', 'replaced air filter'])"
+    assert _served_in_a_fresh_process(registry.root, call) == ["2", "[]"]
