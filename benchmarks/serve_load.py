@@ -227,7 +227,7 @@ def tree_rss(proc: subprocess.Popen) -> dict[str, float]:
         else:
             label = "driver" if p.pid == root.pid else "other"
         if label.startswith("replica") and label in out:  # one entry per replica process
-            label = f"{label}#{sum(k.startswith(label) for k in out) + 1}"
+            label = f"{label}#{sum(k == label or k.startswith(label + '#') for k in out) + 1}"
         out[label] = out.get(label, 0.0) + rss
     return {k: round(v, 1) for k, v in sorted(out.items())}
 

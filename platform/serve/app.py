@@ -19,15 +19,15 @@ answers are written by orjson.
 # annotation at runtime, and Serve's ingress re-creates the methods outside this module's globals.
 import json
 import os
-
-import orjson
 from urllib.parse import quote
 
+import orjson
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from ray import serve
 
 from .._fs import check_name
+from ..errors import TransferlineError
 from ..model_registry import STAGES, IntegrityError, ModelRegistry, RegistryError
 from .batching import batched, measure
 from .predictor import PredictRequest, RequestError, load_model, parse_request, response, validate
@@ -264,8 +264,8 @@ class ModelServer:
         """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new model.
         With batching on, the model gets its own batch queue, sized by :func:`.batching.measure`."""
         model = load_model(self.registry, key.partition("#")[0])
-        model.policy = measure(model.module) if self.batching else None
-        model.batched = batched(model, model.policy) if model.policy and model.policy.batch else None
+        policy = measure(model.module) if self.batching else None
+        model.batched = batched(model, policy) if policy and policy.batch else None
         return model
 
     @api.get("/healthz")
@@ -304,10 +304,7 @@ class ModelServer:
         except IntegrityError as exc:
             raise HTTPException(409, detail=exc.public) from None
         x = model.prepare(raw, extra)
-        if model.batched is not None and len(x) < model.policy.max_batch:
-            y = await model.batched(x)
-        else:
-            y = model.run(x)
+        y = await model.batched(x) if model.batched else model.run(x)
         return _json(response(entry, y, heatmap=body.heatmap, raw=raw, answer=model.answer))
 
 
@@ -381,8 +378,6 @@ def application(models_root: str | None = None, *, batching: bool = True, replic
     """The bound Serve application for ``serve.run``: ``replicas`` model servers, or with
     ``max_replicas`` above it, Serve's autoscaling between the two, aiming at ``target_ongoing``
     requests in flight per replica."""
-    from ..errors import TransferlineError
-
     if replicas < 1 or (max_replicas is not None and max_replicas < replicas) or target_ongoing < 1:
         raise TransferlineError(f"replicas {replicas}, max_replicas {max_replicas}, target_ongoing {target_ongoing}: "
                                 "need 1 <= replicas <= max_replicas and target_ongoing >= 1")

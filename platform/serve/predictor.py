@@ -79,8 +79,7 @@ class LoadedModel:
     preprocess: object  # built from the entry's input spec, as in training
     modality: str = "series"
     answer: object = None  # taggers, retrievers: (model output, the request's texts) -> predictions
-    policy: object = None  # the server's batching policy for this model (serve.batching.BatchPolicy)
-    batched: object = None  # the server's batched async run, when the policy batches
+    batched: object = None  # the server's async batched run, where batching pays (serve.batching)
 
     @property
     def ref(self) -> str:

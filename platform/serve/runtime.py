@@ -21,7 +21,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
     # NOTE: Serve reads these settings when its processes import it, so they are set before the
     # embedded Ray starts (its processes inherit this environment); a cluster's operator sets them on
     # the cluster. ``MALLOC_ARENA_MAX=2`` keeps glibc from giving each of a replica's threads its
-    # own heap (a replica held 378-426 MB under the load test with it, 379-460 MB without). A
+    # own heap (a replica held 378-426 MB under the load test with it, 370-460 MB without). A
     # replica drains for 2 s before it stops (Serve's default, 30 s, is for load balancers on other
     # machines). HAProxy's statistics page (8404) and metrics (9101) listen on every interface
     # whatever ``host`` is (Serve's template fixes them), so it is opt-in.
@@ -88,7 +88,7 @@ def deploy(app, *, port: int, host: str = "127.0.0.1", name: str = "transferline
 
     t0 = time.perf_counter()
     serve.run_many([serve.RunTarget(app, name=name, route_prefix=route_prefix)], wait_for_applications_running=False)
-    probe = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
     url = f"http://{probe}:{port}{route_prefix.rstrip('/')}/healthz"
     checked = t0
     while time.perf_counter() - t0 < timeout_s:

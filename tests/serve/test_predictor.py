@@ -190,3 +190,39 @@ def test_onnx_models_are_probed_on_zeros_of_their_input(registry):
     x = model.module.sample(5)
     assert x.shape == (5, 14, 30) and x.dtype == np.float32
     assert model.module.run(x).shape[0] == 5
+
+
+def test_a_batching_model_answers_each_caller_its_own_rows(monkeypatch):
+    """The batched path itself (no model in these tests is worth batching on a CPU, so the server never
+    takes it here): concurrent callers share calls, each gets its own rows, oversized inputs run alone."""
+    import asyncio
+
+    from ray.serve import batching as ray_batching
+
+    from transferline.serve.batching import BatchPolicy, batched
+
+    # NOTE: Serve's batch queue reads the replica's max_ongoing_requests for a warning only; there is
+    # no replica here.
+    monkeypatch.setattr(ray_batching._BatchQueue, "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
+                        lambda self: None)
+
+    class Model:
+        calls: list[int] = []
+
+        def run(self, x: np.ndarray) -> np.ndarray:
+            self.calls.append(len(x))
+            return x * 10
+
+    model = Model()
+    run = batched(model, BatchPolicy(True, max_batch=8, wait_s=0.05))
+
+    async def fire():
+        inputs = [np.full((1 + i % 2, 3), float(i)) for i in range(10)]
+        outs = await asyncio.gather(*(run(x) for x in inputs))
+        return inputs, outs, await run(np.ones((20, 3)))
+
+    inputs, outs, big = asyncio.run(fire())
+    for x, y in zip(inputs, outs):
+        np.testing.assert_array_equal(y, x * 10)
+    assert max(model.calls[:-1]) > 2 and max(model.calls[:-1]) <= 8  # shared calls, never over max_batch
+    assert model.calls[-1] == 20 and big.shape == (20, 3)
