@@ -23,6 +23,8 @@ _READER_FLAGS = {
            "comma-separated globs ('*_DE_time,*_FE_time'); default: the only array / every numeric column",
     "sample_rate": "waveforms: samples per second (required unless the manifest or the files carry it)",
     "classes": "waveforms: class names in id order (default: the labels found, sorted)",
+    "sensor": "cwru: which accelerometer: DE (drive end, the default), FE (fan end) or BA (base); ingest "
+              "each as its own dataset and join them by recording in a multimodal run",
     "label_level": "images: which folder level under SRC names the class (1 = first, the default; 0 = none)",
     "masks": "images: how masks are told from images: a file-name suffix ('_mask'), or 'folder:NAME' for "
              "a mask folder beside the images (default: _mask, same-stem .png beside a .jpg, folders "

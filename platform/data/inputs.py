@@ -1,7 +1,8 @@
 """Input specs: what a model takes, per modality, stored with every run and registry entry.
 
-An :class:`InputSpec` maps modality names (``series``, ``image``, ``text``, ``tabular``) to that
-modality's spec. Training, export and serving all build their preprocessing from it
+An :class:`InputSpec` maps input names to their modality's spec: the modality's own name
+(``series``, ``image``, ``text``, ``tabular``) for a model with one input of each, any other name
+(``de``, ``fe``, ``camera``) for a multimodal model with several inputs of one modality. Training, export and serving all build their preprocessing from it
 (:func:`transferline.data.preprocess.preprocess`), so the three cannot drift apart. Specs are plain
 data (JSON round trip through :meth:`InputSpec.to_dict` / :meth:`InputSpec.from_dict`) and need
 numpy only.
@@ -97,7 +98,8 @@ ModalitySpec = SeriesInput | ImageInput | TextInput | TabularInput
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The inputs of one model, one spec per modality it takes."""
+    """The inputs of one model: input name → its modality's spec (the name is the modality's own
+    for single-modality models, e.g. ``{"series": SeriesInput(...)}``)."""
 
     modalities: dict[str, ModalitySpec] = field(default_factory=dict)
 
@@ -126,22 +128,26 @@ class InputSpec:
         return next(iter(self.modalities.values()))
 
     def to_dict(self) -> dict:
-        return {m: _plain(asdict(s)) for m, s in self.modalities.items()}
+        """Plain data; an input named other than its modality also records the modality."""
+        return {name: {**({"modality": s.modality} if name != s.modality else {}), **_plain(asdict(s))}
+                for name, s in self.modalities.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "InputSpec":
         """Reads :meth:`to_dict`'s form; raises ValueError naming an unknown modality or field."""
         specs = {}
-        for modality, values in data.items():
+        for name, values in data.items():
+            values = dict(values)
+            modality = values.pop("modality", name)
             if modality not in SPEC_TYPES:
-                raise ValueError(f"input spec: unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+                raise ValueError(f"input spec {name}: unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
             spec_cls = SPEC_TYPES[modality]
             known = {f.name for f in fields(spec_cls)}
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ValueError(f"input spec {modality}: unknown field(s) {unknown}; known: {sorted(known)}")
-            specs[modality] = spec_cls(**{k: tuple(v) if isinstance(v, list) and k != "normalizer" else v
-                                          for k, v in values.items()})
+                raise ValueError(f"input spec {name}: unknown field(s) {unknown}; known: {sorted(known)}")
+            specs[name] = spec_cls(**{k: tuple(v) if isinstance(v, list) and k != "normalizer" else v
+                                      for k, v in values.items()})
         return cls(specs)
 
 

@@ -42,7 +42,7 @@ class Encoder(nn.Module):
 
 
 def _load_builtin() -> None:
-    from . import conv, hf_text, recurrent, timm_backbones, tsai_backbones  # noqa: F401  (registration side effects)
+    from . import conv, fusion, hf_text, recurrent, timm_backbones, tsai_backbones  # noqa: F401  (registration side effects)
 
 
 ENCODERS = Registry("encoder", _load_builtin)
@@ -64,9 +64,16 @@ def create_encoder(name: str, spec: InputSpec | ModalitySpec, **options) -> Enco
     """Builds encoder ``name`` for the inputs ``spec`` describes (an :class:`InputSpec`, whose
     entry for the encoder's modality is used, or that modality's spec itself).
 
-    Options left as None keep the preset's value.
+    Options left as None keep the preset's value. An encoder of several inputs (``fusion``, modality
+    ``multi``) takes the whole :class:`InputSpec`.
     """
     modality = encoder_modality(name)
+    if modality == "multi":
+        if not isinstance(spec, InputSpec):
+            raise ValueError(f"encoder {name!r} fuses several inputs: it takes an input spec with named inputs")
+        encoder = ENCODERS.create(name, spec, **options)
+        encoder.name = encoder_name(name)
+        return encoder
     if isinstance(spec, InputSpec):
         spec = spec[modality]
     if spec.modality != modality:

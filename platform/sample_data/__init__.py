@@ -11,6 +11,9 @@ Song & Yan, Applied Surface Science 2013; He et al., IEEE TIM 2020 (see ``neu/NO
 ``cwru_fe/``: the fan-end accelerometer of six CWRU bearing recordings (3 faults x 2 loads, 12,288
 samples each); Smith & Randall, MSSP 2015 (see ``cwru_fe/NOTICE``).
 
+``cwru_sensors/``: the drive-end, fan-end and base accelerometers of six CWRU fault recordings and
+the drive-end and fan-end of one normal recording (6,144 samples each; see ``cwru_sensors/NOTICE``).
+
 ``maintie/``: the first 240 MaintIE work-order texts with their expert entity annotations
 (Bikaun et al., LREC-COLING 2024; MIT, see ``maintie/NOTICE``).
 
@@ -58,3 +61,22 @@ def maintenance_log(path: Path, gold: Path | None = None) -> Path:
                 "degraded" if any(t.startswith("State/UndesirableState") for t in types) else "routine"
             writer.writerow([doc["text"].replace("<id>", "").strip(), fault])
     return Path(path)
+
+
+def cwru_folder(root: Path) -> Path:
+    """Writes the vendored CWRU sensors as the Bearing Data Center lays them out (``<load>HP/*.mat``
+    with ``X<id>_DE_time``, ``X<id>_FE_time`` and, for faults, ``X<id>_BA_time``); returns ``root``."""
+    import numpy as np
+    from scipy.io import savemat
+
+    files: dict[Path, dict] = {}
+    with np.load(_ROOT / "cwru_sensors" / "cwru_sensors.npz") as npz:
+        for key in npz.files:
+            label, load, xid, sensor = key.rsplit("_", 3)
+            name = (f"normal_{load}_{int(xid[1:])}.mat" if label == "normal"
+                    else f"12k_Drive_End_{label}_{load}_{int(xid[1:])}.mat")
+            files.setdefault(root / f"{load}HP" / name, {})[f"{xid}_{sensor}_time"] = npz[key][:, None].astype(float)
+    for path, arrays in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        savemat(path, arrays)
+    return root

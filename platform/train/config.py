@@ -25,6 +25,9 @@ DEFAULTS: dict = {
     "precision": "fp32",  # "bf16" autocasts on CUDA
     "data": {
         "dataset": None,
+        # several inputs joined per sample (a multimodal run): input name -> catalog dataset, e.g.
+        # {de: cwru_de, fe: cwru_fe}; each read by data.spec, joined by recording and position
+        "inputs": {},
         "spec": None,
         "spec_options": {},
         # each role may read another dataset than data.dataset (e.g. target rows captured over OPC UA)
@@ -66,7 +69,7 @@ ALIASES = {
     "encoder": "encoder.name", "task": "task.name", "objective": "objective.name", "adaptation": "adaptation.name",
     "strategy": "strategy.name", "epochs": "optim.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size",
 }
-_FREE_FORM = {"options", "spec_options"}  # sub-keys here are passed to components unchecked
+_FREE_FORM = {"options", "spec_options", "inputs"}  # sub-keys here are passed to components unchecked
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
@@ -156,8 +159,10 @@ def validate(config: dict) -> None:
             hint = ("; or write one in full: data.spec: {kind: waveforms, length: 1024, ...} (`transferline "
                     "datasets show NAME` suggests one)") if key == "data.spec" else ""
             raise TransferlineError(f"config {key}: unknown {shorten(value)}; known: {', '.join(known)}{hint}")
-    if not config["data"]["dataset"]:
-        raise TransferlineError("config data.dataset: a catalog dataset name is required")
+    if config["data"]["inputs"]:
+        _validate_inputs(config)
+    elif not config["data"]["dataset"]:
+        raise TransferlineError("config data.dataset: a catalog dataset name is required (or data.inputs)")
     if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
         raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val' or 'dev', "
                                 f"not {config['early_stopping']['metric']!r}")
@@ -297,6 +302,41 @@ def _validate_text_spec(spec, key) -> None:
     if not isinstance(spec.tokenizer, str) or not spec.tokenizer:
         raise TransferlineError(f"config {key('tokenizer')}: a shipped model (hf/all-minilm-l6-v2), a folder or a "
                                 f"hub id, not {shorten(spec.tokenizer)}")
+
+
+def _validate_inputs(config: dict) -> None:
+    """``data.inputs``: input names → datasets, read by one window spec, in memory."""
+    from ..data.multimodal import PRESENT
+
+    data = config["data"]
+    inputs = data["inputs"]
+    if not isinstance(inputs, dict):
+        raise TransferlineError(f"config data.inputs: a mapping of input name to dataset, not {shorten(inputs)}")
+    for name, dataset in inputs.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name == PRESENT:
+            raise TransferlineError(f"config data.inputs: input names are identifiers other than {PRESENT!r}, "
+                                    f"not {shorten(name)}")
+        if not isinstance(dataset, str) or not dataset:
+            raise TransferlineError(f"config data.inputs.{name}: a catalog dataset name, not {shorten(dataset)}")
+    if len(inputs) < 2 and config["encoder"]["name"] == "fusion":
+        raise TransferlineError("config data.inputs: the fusion encoder needs at least two inputs")
+    for role in ("source", "target", "test"):
+        if data[role].get("dataset"):
+            raise TransferlineError(f"config data.{role}.dataset: with data.inputs every role reads the inputs' "
+                                    "datasets; leave it unset")
+    if data["streaming"]["enabled"]:
+        raise TransferlineError("config data.streaming.enabled: runs with several inputs are read into memory; "
+                                "streaming them is not supported yet")
+    if isinstance(data["spec"], str) or isinstance(data["spec"], dict):
+        from ..data import WindowSpec, get_data_spec
+
+        try:
+            spec = get_data_spec(data["spec"], **(data.get("spec_options") or {}))
+        except (TypeError, ValueError):
+            return  # reported by _validate_spec
+        if not isinstance(spec, WindowSpec) or spec.normalize == "group":
+            raise TransferlineError("config data.inputs: inputs are joined as series windows normalized per "
+                                    "window (or not at all); use a waveforms or runs spec with normalize: window")
 
 
 def _validate_streaming(config: dict) -> None:

@@ -14,6 +14,7 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
                     split_by_time, split_keys)
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
+from ..data.multimodal import JoinedSamples, join_samples
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
 
 
@@ -42,6 +43,10 @@ class RunData:
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
+        if isinstance(self.source_train, JoinedSamples):  # several inputs: each one's windows
+            return InputSpec({name: series_input(self.data_spec, part.n_channels, part.length, None,
+                                                 signals=part.channels)
+                              for name, part in self.source_train.parts.items()})
         if not isinstance(self.data_spec, WindowSpec):  # images, text: the spec is the model input
             return InputSpec.of(self.data_spec)
         norm = self.normalizers or {}
@@ -62,10 +67,15 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     """
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(config["data"])
-    check_kind(catalog, _dataset(config["data"], "source"), spec)
-    classes = run_classes(catalog, _dataset(config["data"], "source"), spec)
+    inputs = config["data"].get("inputs") or {}
+    for dataset in inputs.values() or [_dataset(config["data"], "source")]:
+        check_kind(catalog, dataset, spec)
+    classes = run_classes(catalog, next(iter(inputs.values()), None) or _dataset(config["data"], "source"), spec)
 
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
+        if inputs:  # each input's samples, joined by recording and position
+            return join_samples({name: load_samples(catalog, ds, spec, classes=classes, **kwargs)
+                                 for name, ds in inputs.items()})
         return load_samples(catalog, dataset, spec, classes=classes, **kwargs)
 
     out = _prepare(config, load, spec, streams, catalog)

@@ -22,6 +22,7 @@ from transferline.tasks import create_task
 
 from ..adaptation import DomainBatch, create_adaptation
 from ..data import Windows, WindowStream
+from ..data.multimodal import JoinedSamples
 from ..encoders import create_encoder, encoder_name
 from ..losses import mk_mmd
 from ..objectives import create_objective
@@ -313,6 +314,9 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0}
     if data.test is not None:
         metrics.update(scores("test", data.test))
+        if isinstance(data.test, JoinedSamples):  # each input down in turn (a sensor failed, a camera off)
+            for name in data.test.names:
+                metrics.update(scores(f"test_without_{name}", data.test.without(name)))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
         save_module(run_dir, "model", method, {"encoder": encoder.name,
@@ -340,5 +344,9 @@ def feature_mmd(encoder: nn.Module, source: Windows | WindowStream, target: Wind
     """MK-MMD between encoder features of up to ``n`` source and ``n`` target windows (fixed sample)."""
     rng = np.random.default_rng(seed)
     encoder.eval()
-    embed = lambda x: encoder(torch.from_numpy(x).to(device)).float().cpu()  # noqa: E731
+    def embed(x) -> torch.Tensor:
+        x = {k: torch.from_numpy(v).to(device) for k, v in x.items()} if isinstance(x, dict) else \
+            torch.from_numpy(x).to(device)
+        return encoder(x).float().cpu()
+
     return float(mk_mmd(embed(source.sample(n, rng)), embed(target.sample(n, rng))))

@@ -61,3 +61,43 @@ def test_truncated_mat_file(catalog, tmp_path, shared_data):
     with pytest.raises(DataError, match="cannot read MATLAB file"):
         catalog.ingest("c", create_reader("cwru")(tmp_path / "cwru"))
     assert_nothing_written(catalog, "c")
+
+
+@pytest.mark.parametrize("sensor, rows", [("DE", 7), ("FE", 7), ("BA", 6)])
+def test_each_sensor_of_the_vendored_recordings(catalog, tmp_path, sensor, rows):
+    """Every accelerometer of the vendored slice as its own dataset; the normal recording has no
+    base signal and is left out of that one, by name."""
+    from transferline.sample_data import cwru_folder, sample_path
+
+    plan = create_reader("cwru")(cwru_folder(tmp_path / "cwru"), sensor=sensor.lower())
+    catalog.ingest(f"cwru_{sensor}", plan, progress=False)
+    table = catalog.read(f"cwru_{sensor}")
+    assert table.num_rows == rows
+    assert catalog.manifest(f"cwru_{sensor}").extra["channels"] == [f"{sensor}_time"]
+    assert ("left out 1 recording(s) without the base sensor: 0HP/normal_0_97.mat" in plan.summary) == (sensor == "BA")
+    with np.load(sample_path("cwru_sensors") / "cwru_sensors.npz") as npz:
+        expected = npz[f"IR007_0_X105_{sensor}"]
+    row = table.column("asset").to_pylist().index("105")
+    np.testing.assert_array_equal(np.asarray(table.column("values")[row].values), expected)
+
+
+def test_real_fan_end_and_base_sensors(shared_data):
+    fe = create_reader("cwru")(shared_data / "cwru", sensor="FE")
+    ba = create_reader("cwru")(shared_data / "cwru", sensor="BA")
+    assert len(fe.parts) == 37 and len(ba.parts) == 36  # normal: FE at 0 hp only (the others are DE prefixes)
+    assert "normal_1_98_prefix.mat" in fe.summary and "normal_0_97.mat" in ba.summary
+
+
+def test_unknown_sensor(tmp_path):
+    from transferline.sample_data import cwru_folder
+
+    with pytest.raises(DataError, match=r"unknown CWRU sensor 'XY'; known: DE \(drive end\), FE \(fan end\), BA"):
+        create_reader("cwru")(cwru_folder(tmp_path / "cwru"), sensor="xy")
+
+
+def test_no_recording_with_the_sensor(tmp_path):
+    src = tmp_path / "cwru" / "0HP"
+    src.mkdir(parents=True)
+    savemat(src / "normal_0_97.mat", {"X097_DE_time": np.zeros((4096, 1))})
+    with pytest.raises(DataError, match=r"no CWRU recording here has the base sensor \(X<id>_BA_time\)"):
+        create_reader("cwru")(tmp_path / "cwru", sensor="BA")

@@ -22,7 +22,7 @@ def test_configs_are_shipped():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_config_validates(path: Path):
     config = load_config(path)
-    assert config["data"]["dataset"] and config["data"]["spec"]
+    assert (config["data"]["dataset"] or config["data"]["inputs"]) and config["data"]["spec"]
 
 
 def test_overrides_and_aliases():

@@ -363,3 +363,22 @@ def test_a_tagger_trains_on_two_ray_train_workers(ray_cluster, tmp_path):
     tagger, spec, fit = fit_tagger_on_ray(catalog, "mie", TagConfig(epochs=1, batch_size=8), workers=2)
     assert fit["workers"] == 2 and fit["epochs_run"] == 1 and fit["train_texts"] == 194 and 0 <= fit["val_f1"] <= 1
     assert tagger.tag_names[0] == "O" and isinstance(tag_texts(tagger, spec, ["pump leaking"])[0], list)
+
+
+@pytest.mark.ray
+def test_fused_sensors_on_two_ray_workers(ray_cluster, tmp_path, cli):
+    """Three real accelerometers, each ingested as its own dataset from the CLI, joined per sample
+    and fused, data-parallel over two Ray Train workers."""
+    from transferline.sample_data import cwru_folder
+
+    folder, catalog = cwru_folder(tmp_path / "cwru"), tmp_path / "catalog"
+    for sensor in ("DE", "FE", "BA"):
+        code, _, err = cli("ingest", "cwru", folder, "--sensor", sensor, "--name", f"cwru_{sensor.lower()}",
+                           "--catalog", catalog, "--quiet")
+        assert code == 0, err
+    _on_two_workers(cli, "transfer", "fusion_cwru.yaml", tmp_path / "run", f"catalog={catalog}",
+                    "data.spec_options.length=512", "data.spec_options.stride=128", "data.time_split=0.6",
+                    "data.val_fraction=0.4", "optim.batch_size=16", "epochs=2", "encoder.options.fusion=attention",
+                    "--cpus-per-worker", "0.5", "--no-mlflow", metric="test_accuracy")
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert list(meta["input"]) == ["de", "fe", "ba"] and meta["adaptation"] == "mmd"
