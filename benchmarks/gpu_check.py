@@ -344,6 +344,32 @@ def main() -> int:
                                              "test_accuracy": m["test_accuracy"]}
     print("generic waveforms", report["checks"]["waveforms/generic"], flush=True)
 
+    # several inputs: the vendored three-sensor CWRU slice joined per sample, fused on the device in bf16
+    # (gated and attention), cross-modal pretraining, then registration with the mask kept as an ONNX input
+    from transferline.model_registry import ModelRegistry
+    from transferline.sample_data import cwru_folder
+
+    sensors = cwru_folder(Path(tempfile.mkdtemp(prefix="tl-gpu-cwru-")))
+    for sensor in ("DE", "FE", "BA"):
+        catalog.ingest(f"cwru_{sensor.lower()}", create_reader("cwru")(sensors, sensor=sensor))
+    fused = [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16", "epochs=2",
+             "data.spec_options.length=512", "data.spec_options.stride=128", "data.time_split=0.6",
+             "data.val_fraction=0.4", "optim.batch_size=16"]
+    fusion_cfg = REPO / "examples" / "configs" / "fusion_cwru.yaml"
+    pre_dir = Path(tempfile.mkdtemp(prefix="tl-gpu-xmodal-")) / "pre"
+    m = train_loop({**load_config(fusion_cfg, [*fused, "mode=pretrain", "objective=cross_modal"]), "run_dir": str(pre_dir)})
+    report["checks"]["fusion/cross_modal_pretrain"] = {"ok": bool(m["val_loss"] == m["val_loss"]), "val_loss": m["val_loss"]}
+    for fusion in ("gated", "attention"):
+        run_dir = pre_dir.parent / fusion
+        m = train_loop({**load_config(fusion_cfg, [*fused, f"encoder.options.fusion={fusion}", f"pretrained={pre_dir}"]),
+                        "run_dir": str(run_dir)})
+        entry = ModelRegistry(pre_dir.parent / "models").register(run_dir, f"fused-{fusion}")
+        report["checks"][f"fusion/{fusion}"] = {
+            "ok": m["test_accuracy"] == m["test_accuracy"] and entry.runtime.get("served_by") == "onnxruntime",
+            "test_accuracy": m["test_accuracy"], "test_without_de_accuracy": m["test_without_de_accuracy"],
+            "served_by": entry.runtime.get("served_by")}
+        print("fusion", fusion, report["checks"][f"fusion/{fusion}"], flush=True)
+
     # process optimization: the vendored CNC sample; the tool-wear encoder behind the signal features
     # trains on the GPU (device auto), the surrogate and BoTorch's next experiment run beside it
     from transferline.process import SurrogateConfig, fit_surrogate, load_process_data

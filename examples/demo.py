@@ -10,19 +10,24 @@
 5. transfer to the target plant (FD001, the rows that came over OPC UA) with five labelled engines,
    and print the target test metrics of the source model alone, of the five engines alone (from
    scratch), and of the transfer;
-6. inspection images: few-shot steel-surface defect classification on 120 vendored NEU images (5
+6. several sensors: the drive-end, fan-end and base accelerometers of seven vendored CWRU bearing
+   recordings, each its own dataset, joined per sample and fused (one encoder per sensor, gated
+   fusion), trained at 0 hp and tested at 3 hp against the drive end alone, and with each sensor
+   down at test time;
+7. inspection images: few-shot steel-surface defect classification on 120 vendored NEU images (5
    labelled per class, EfficientNet-Lite0 with offline ImageNet weights), tested on the other half;
-7. maintenance text: the 240 vendored MaintIE work orders labelled failed / degraded / routine from
+8. maintenance text: the 240 vendored MaintIE work orders labelled failed / degraded / routine from
    their expert annotations, MiniLM-L6 (offline) fine-tuned on 20 per class, tested on held-out ones;
-8. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
+9. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
    pressure), tool condition and outcomes, a deep-ensemble quality surrogate scored
    leave-one-experiment-out;
-9. anomaly detection: PaDiM fitted on 12 of the 16 vendored defect-free magnetic tiles (11 to fit,
+10. anomaly detection: PaDiM fitted on 12 of the 16 vendored defect-free magnetic tiles (11 to fit,
    1 to set the threshold), tested on the other 4 and 6 defective tiles, heat maps in report.html;
-10. register the five models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
+11. register the five models, serve them with Ray Serve on 127.0.0.1, send FD001's test engines, one
    NEU image of each class (its JPEG file) and a few work orders as HTTP requests, ask the surrogate
    for the fastest feedrate at which a worn tool still finishes and passes visual inspection, send
-   a held-out good tile and a defective one asking for heat maps (saved as PNG), and print the answers.
+   a held-out good tile and a defective one asking for heat maps (saved as PNG), and print the answers;
+   then write one HTML report of the transfer runs (runs/demo/report.html) and print its path.
 
 Run with ``make demo`` (or ``python examples/demo.py [--catalog DIR] [--runs DIR]``).
 """
@@ -48,8 +53,9 @@ from transferline.connectors import create_reader
 from transferline.data import timeseries_to_runs
 from transferline.inspection import AnomalyConfig
 from transferline.inspection.run import fit_dataset
-from transferline.sample_data import maintenance_log, sample_path
+from transferline.sample_data import cwru_folder, maintenance_log, sample_path
 from transferline.train import load_config, prepare_data, train_loop
+from transferline.train.report import write_report
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 # What the plant publishes per engine: the cycle, the operating setting that defines the operating
@@ -135,7 +141,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     result = catalog.ingest("cmapss-sample", create_reader("cmapss")(sample_path("cmapss")), progress=True)
-    print(f"\n[1/10] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
+    print(f"\n[1/11] ingest files: {result.status}, {result.new_rows:,} new rows in {time.perf_counter() - t0:.1f} s "
           f"→ {catalog.root}")
     print(format_manifest(result.manifest))
 
@@ -145,7 +151,7 @@ def main() -> int:
     runs_table = timeseries_to_runs(catalog, "fd001-opcua", "fd001-opcua-runs", like="cmapss-sample")
     same = check_against_files(catalog, "fd001-opcua-runs", "cmapss-sample")
     seconds = time.perf_counter() - t0
-    print(f"[2/10] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
+    print(f"[2/11] plant FD001 over OPC UA ({live['endpoint']}): {live['written']:,} of {live['published']:,} "
           f"published values captured in {seconds:.0f} s ({live['duplicates']:,} duplicates dropped, "
           f"{live['backfilled']:,} read back from history), source→durable latency p50 "
           f"{live.get('latency_p50_ms', 0) / 1000:.1f} s, p99 {live.get('latency_p99_ms', 0) / 1000:.1f} s")
@@ -154,14 +160,14 @@ def main() -> int:
     common = [f"catalog={catalog.root}", "progress=false", "target.dataset=fd001-opcua-runs", *quick]
     transfer_cfg = load_config(CONFIGS / "demo_transfer.yaml", common)
     data = prepare_data(transfer_cfg, catalog)
-    print(f"\n[3/10] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
+    print(f"\n[3/11] windows: source FD002 {len(data.source_train):,} train / {len(data.source_val):,} val windows; "
           f"target FD001 {len(data.target_train):,} unlabelled windows (over OPC UA), "
           f"{len(set(data.target_labelled.assets))} labelled engines ({len(data.target_labelled):,} windows), "
           f"{len(data.test)} test engines")
 
     t0 = time.perf_counter()
     pre = train_loop({**load_config(CONFIGS / "demo_pretrain.yaml", common), "run_dir": str(runs / "pretrain")})
-    print(f"[4/10] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
+    print(f"[4/11] pretrained on FD002 in {time.perf_counter() - t0:.0f} s: source val loss {pre['val_loss']:.4f} "
           f"→ {runs / 'pretrain'}")
 
     t0 = time.perf_counter()
@@ -178,7 +184,7 @@ def main() -> int:
         config = load_config(CONFIGS / "demo_transfer.yaml", [*common, *overrides])
         config["run_dir"] = str(runs / name.split(",")[0].split(":")[0].replace(" ", "_"))
         results[name] = train_loop(config)
-    print(f"[5/10] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
+    print(f"[5/11] transfer to FD001 in {time.perf_counter() - t0:.0f} s — target test set, last window of each of "
           f"100 engines:")
     print(f"  {'':42s} {'RMSE':>7s} {'NASA score':>11s}")
     for name, m in results.items():
@@ -191,6 +197,15 @@ def main() -> int:
               "and five engines drawn at random can be longer- or shorter-lived than the plant's average)")
 
     t0 = time.perf_counter()
+    sensors = fuse_sensors(catalog, runs, quick=args.quick)
+    fused, alone = sensors["fused"], sensors["de"]
+    print(f"[6/11] three accelerometers of one bearing (CWRU, {sensors['recordings']} vendored recordings: drive end, "
+          f"fan end, base; the normal recording has no base signal and is marked absent): one encoder per sensor, "
+          f"gated fusion, trained at 0 hp and tested at 3 hp in {time.perf_counter() - t0:.0f} s: accuracy "
+          f"{fused['test_accuracy']:.3f} fused, {alone['test_accuracy']:.3f} drive end alone; with one sensor down "
+          "at test time: " + ", ".join(f"{s} {fused[f'test_without_{s}_accuracy']:.3f}" for s in ("de", "fe", "ba")))
+
+    t0 = time.perf_counter()
     neu = catalog.ingest("neu-sample", create_reader("neu-det")(sample_path("neu")))
     image_cfg = load_config(CONFIGS / "neu_fewshot.yaml", [f"catalog={catalog.root}", "progress=false",
                                                            "data.dataset=neu-sample",
@@ -199,7 +214,7 @@ def main() -> int:
     image_data = prepare_data(image_cfg, catalog)
     image = train_loop({**image_cfg, "run_dir": str(runs / "neu-5shot")}, data=image_data)
     n_images = sum(catalog.manifest("neu-sample").rows.values())
-    print(f"[6/10] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
+    print(f"[7/11] steel-surface defects (NEU, {n_images} vendored images, {neu.status}): 5 labelled images per class, "
           f"ImageNet EfficientNet-Lite0 fine-tuned in {time.perf_counter() - t0:.0f} s: accuracy "
           f"{image['test_accuracy']:.3f} on the other {len(image_data.test)} images "
           f"(chance 0.167)")
@@ -212,7 +227,7 @@ def main() -> int:
                             "data.spec_options.max_length=32",
                             *(["epochs=1", "target.per_class=5"] if args.quick else [])])
     text = train_loop({**text_cfg, "run_dir": str(runs / "maint-log")})
-    print(f"[7/10] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
+    print(f"[8/11] maintenance work orders ({sum(catalog.manifest('maint-log').rows.values())} MaintIE texts, "
           f"{log.status}; fault labels from the expert annotations): "
           f"{text_cfg['data']['target']['per_class']} labelled texts per class, MiniLM-L6 fine-tuned in {time.perf_counter() - t0:.0f} s: macro-F1 "
           f"{text['test_macro_f1']:.3f}, accuracy {text['test_accuracy']:.3f} on held-out texts")
@@ -220,7 +235,7 @@ def main() -> int:
     t0 = time.perf_counter()
     cnc = catalog.ingest("cnc-mill", create_reader("cnc-mill")(sample_path("cnc_mill")))
     process = fit_process(catalog, "cnc-mill", runs / "cnc-quality", quick=args.quick)
-    print(f"[8/10] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
+    print(f"[9/11] process optimization (CNC milling, {process['runs']} experiments with set-points and outcomes, "
           f"{cnc.status}): a quality surrogate of {process['members']} members fitted and scored leave-one-experiment-out "
           f"in {time.perf_counter() - t0:.0f} s:")
     print(f"  {'outcome':26s} {'AUROC':>6s} {'Brier':>6s} {'90% sets cover':>15s}   logistic regression AUROC / Brier")
@@ -237,7 +252,7 @@ def main() -> int:
     inspection = fit_dataset(catalog, "tiles", ["MT_Free"], runs / "tiles-anomaly",
                              AnomalyConfig(method="padim"), size=(128, 128) if args.quick else (224, 224), holdout=0.25)
     m = inspection["metrics"]
-    print(f"[9/10] anomaly detection (magnetic tile, {sum(catalog.manifest('tiles').rows.values())} vendored images "
+    print(f"[10/11] anomaly detection (magnetic tile, {sum(catalog.manifest('tiles').rows.values())} vendored images "
           f"with defect masks, {tiles.status}): PaDiM on ImageNet EfficientNet-Lite0 features, fitted on "
           f"{inspection['fit']['train_images']} defect-free images (threshold from {inspection['fit']['val_images']} "
           f"more) in {time.perf_counter() - t0:.0f} s; on {inspection['test_good']} held-out defect-free and "
@@ -248,7 +263,7 @@ def main() -> int:
     t0 = time.perf_counter()
     served = serve_and_query(catalog, runs / "transfer", runs / "neu-5shot", runs / "maint-log", Path(args.models),
                              runs / "cnc-quality", runs / "tiles-anomaly", runs, inspection["held_out_good"][0])
-    print(f"[10/10] registered {served['ref']}, {served['image_ref']}, {served['text_ref']}, {served['process_ref']} "
+    print(f"[11/11] registered {served['ref']}, {served['image_ref']}, {served['text_ref']}, {served['process_ref']} "
           f"and {served['anomaly_ref']}, served all five "
           f"(Ray Serve on {served['url']}) in "
           f"{time.perf_counter() - t0:.0f} s; {served['n']} FD001 test engines sent over HTTP:")
@@ -279,12 +294,36 @@ def main() -> int:
     print(f"  two tiles sent to {served['anomaly_ref']} with heatmap=true (threshold {served['tiles']['threshold']:.4g}): "
           + "; ".join(f"{name} ({label}) score {score:.4g} → {'anomalous' if flagged else 'good'}, heat map {png}"
                       for name, label, score, flagged, png in served["tiles"]["rows"]))
+    report = write_report([runs / "source_model_only", runs / "5_FD001_engines_alone", runs / "transfer",
+                           runs / "drive-end-alone", runs / "fused-sensors"], runs / "report.html",
+                          title="transferline demo: transfer runs")
+    print(f"  report of 5 training runs (learning curves, test confusion matrix or predictions, each sensor's "
+          f"contribution, source and target features before and after training): {report.resolve()}")
     tracked = [json.loads(p.read_text()) for p in sorted(runs.glob("*/mlflow.json"))]
     if tracked:
         print(f"  {len(tracked)} training runs tracked in MLflow (experiment {tracked[0]['experiment']!r} at "
               f"{tracked[0]['tracking_uri']}); {served['ref']}'s registry lineage names its run "
               f"{served['mlflow_run']}")
     return 0
+
+
+def fuse_sensors(catalog: Catalog, runs: Path, *, quick: bool) -> dict:
+    """The vendored CWRU slice's three accelerometers, one dataset each, fused into one classifier
+    (trained at 0 hp, tested at 3 hp), beside the drive end alone."""
+    folder = cwru_folder(runs.parent / "cwru-sensors")
+    for sensor in ("DE", "FE", "BA"):
+        catalog.ingest(f"cwru-{sensor.lower()}", create_reader("cwru")(folder, sensor=sensor))
+    # the vendored recordings hold 6,144 samples: windows every 128, the first 60% of each to train
+    common = [f"catalog={catalog.root}", "progress=false", "data.spec_options.stride=128", "data.time_split=0.6",
+              "data.val_fraction=0.4", "optim.batch_size=16", "adaptation=source_only",
+              f"epochs={2 if quick else 10}"]
+    out = {"recordings": len(catalog.read("cwru-de", columns=["asset"]))}
+    for name, inputs in (("fused", ["data.inputs={de: cwru-de, fe: cwru-fe, ba: cwru-ba}"]),
+                         ("de", ["data.inputs={}", "data.dataset=cwru-de", "encoder=wdcnn"])):
+        config = load_config(CONFIGS / "fusion_cwru.yaml", [*common, *inputs])
+        out[name] = train_loop({**config, "run_dir": str(runs / ("fused-sensors" if name == "fused" else
+                                                                 "drive-end-alone"))})
+    return out
 
 
 def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> dict:

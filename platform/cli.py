@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "s3://..., gs://... (default: a local temporary folder)")
         _catalog_arg(run)
 
+    report = sub.add_parser("report", help="one HTML file (plots inline) about finished runs")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (pretrain or transfer)")
+    report.add_argument("-o", "--out", help="the HTML file (default: report.html in the first run directory)")
+    report.add_argument("--title", default="transferline runs", help="the report's heading")
+
     from transferline.connectors.opcua import _cli as opcua_cli
 
     opcua_cli.add_simulate_parser(sub)
@@ -221,6 +226,14 @@ def format_metrics(metrics: dict) -> str:
     rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .train.report import write_report
+
+    path = write_report(args.runs, args.out, title=args.title)
+    print(f"report: {path.resolve()}")
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -363,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "serve": serve_cli.run_serve, "predict": serve_cli.run_predict,
                    "process": process_cli.run_process, "optimize": process_cli.run_optimize,
                    "inspect": inspection_cli.run_inspect, "retrieve": retrieval_cli.run_retrieve,
-                   "tag": tagging_cli.run_tag, "rank": ranking_cli.run_rank}[args.command]
+                   "tag": tagging_cli.run_tag, "rank": ranking_cli.run_rank, "report": cmd_report}[args.command]
         return handler(args)
     except TransferlineError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)

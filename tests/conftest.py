@@ -47,6 +47,25 @@ def cmapss_sample_catalog(root: Path):
     return catalog
 
 
+def sensor_catalog_at(root: Path):
+    """A fresh catalog under ``root`` holding the vendored three-sensor CWRU slice as ``cwru_de``,
+    ``cwru_fe`` and ``cwru_ba`` (one dataset per accelerometer)."""
+    from transferline.catalog import Catalog
+    from transferline.connectors import create_reader
+    from transferline.sample_data import cwru_folder
+
+    catalog = Catalog(root / "catalog")
+    folder = cwru_folder(root / "cwru")
+    for sensor in ("DE", "FE", "BA"):
+        catalog.ingest(f"cwru_{sensor.lower()}", create_reader("cwru")(folder, sensor=sensor), progress=False)
+    return catalog
+
+
+# the vendored three-sensor recordings hold 6,144 samples: windows of 512 every 128, 60% to train
+SENSOR_SMALL = ["data.spec_options.length=512", "data.spec_options.stride=128", "data.time_split=0.6",
+                "data.val_fraction=0.4", "progress=false", "optim.batch_size=16", "tracking.mlflow=false"]
+
+
 @pytest.fixture(scope="session")
 def sample_cmapss() -> Path:
     from transferline.sample_data import sample_path

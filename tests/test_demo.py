@@ -19,15 +19,16 @@ def test_demo_quick(tmp_path):
                            tmp_path / "runs", "--models", tmp_path / "models"], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("[1/10] ingest files: created", "[2/10] plant FD001 over OPC UA", "[10/10] registered fd001-rul@1, "
-                 "neu-5shot@1, maint-log@1, cnc-quality@1 and tiles-anomaly@1", "[6/10] steel-surface defects (NEU, 120 "
-                 "vendored images, created)", "6 NEU images sent as JPEG", "[7/10] maintenance work orders (240 MaintIE "
-                 "texts, created", "[8/10] process optimization (CNC milling, 18 experiments with set-points and "
-                 "outcomes, created)", "[9/10] anomaly detection (magnetic tile, 22 vendored images with defect masks, "
+    for line in ("[1/11] ingest files: created", "[2/11] plant FD001 over OPC UA", "[11/11] registered fd001-rul@1, "
+                 "neu-5shot@1, maint-log@1, cnc-quality@1 and tiles-anomaly@1", "[7/11] steel-surface defects (NEU, 120 "
+                 "vendored images, created)", "6 NEU images sent as JPEG", "[8/11] maintenance work orders (240 MaintIE "
+                 "texts, created", "[9/11] process optimization (CNC milling, 18 experiments with set-points and "
+                 "outcomes, created)", "[10/11] anomaly detection (magnetic tile, 22 vendored images with defect masks, "
                  "created)", "two tiles sent to tiles-anomaly@1 with heatmap=true",
                  "POST /v1/models/cnc-quality/recommend: with a worn tool, max feedrate", "next experiment (BoTorch qLogNEI): feedrate",
                  "work orders sent as text: 'hydraulic pump not working' → ",
-                 "source model only, no FD001 labels",
+                 "source model only, no FD001 labels", "[6/11] three accelerometers of one bearing (CWRU, 7 vendored "
+                 "recordings", "with one sensor down at test time: de ",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
         assert line in done.stdout, line
     captured = re.search(r"([\d,]+) of ([\d,]+) published values captured", done.stdout)
@@ -36,6 +37,8 @@ def test_demo_quick(tmp_path):
     assert pivoted and pivoted.group(1) == pivoted.group(2) and pivoted.group(1) != "0", done.stdout
     assert (tmp_path / "runs" / "transfer" / "model.safetensors").is_file()
     assert (tmp_path / "runs" / "tiles-anomaly" / "report.html").is_file()
+    report = re.search(r"report of 5 training runs .*: (\S+report\.html)$", done.stdout, re.M)
+    assert report and report.group(1) == str((tmp_path / "runs" / "report.html").resolve())
     assert len(list((tmp_path / "runs").glob("heatmap-*.png"))) == 2
     served = re.search(r"served RMSE over all 100 engines ([\d.]+) \(the run's own test RMSE: ([\d.]+)\)", done.stdout)
     assert served and abs(float(served.group(1)) - float(served.group(2))) < 0.01, done.stdout

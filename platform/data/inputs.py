@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 MODALITIES = ("series", "image", "text", "tabular")
+PRESENT = "present"  # the input of a model of several inputs saying which ones each sample has ([B, M] bool)
 
 
 @dataclass(frozen=True)

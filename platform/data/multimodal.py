@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import DataError
+from .inputs import PRESENT
 from .windows import Windows
 
-PRESENT = "present"  # the batch input holding the presence mask
+__all__ = ["PRESENT", "JoinedSamples", "join_samples", "sample_keys"]
 
 
 def sample_keys(samples) -> list[tuple]:

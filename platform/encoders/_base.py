@@ -42,7 +42,8 @@ class Encoder(nn.Module):
 
 
 def _load_builtin() -> None:
-    from . import conv, fusion, hf_text, recurrent, timm_backbones, tsai_backbones  # noqa: F401  (registration side effects)
+    from . import (conv, fusion, hf_text, recurrent, spectrogram, timm_backbones,  # noqa: F401  (registration
+                   tsai_backbones)  # side effects)
 
 
 ENCODERS = Registry("encoder", _load_builtin)

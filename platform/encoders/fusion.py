@@ -57,8 +57,7 @@ class FusionEncoder(Encoder):
         else:
             self.token = nn.Parameter(torch.zeros(1, 1, dim))
             self.position = nn.Parameter(torch.randn(1, m, dim) * 0.02)
-            self.mixer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0,
-                                                    batch_first=True, norm_first=True)
+            self.mixer = _MaskedBlock(dim, heads)
             self.out_dim = dim
         self.last_weights: torch.Tensor | None = None  # gated: each input's weight in the last batch
 
@@ -69,15 +68,23 @@ class FusionEncoder(Encoder):
         if missing:
             raise KeyError(f"inputs {missing} are not in the batch (it has {sorted(x)}); mark absent inputs in "
                            f"'{PRESENT}' and give zeros")
-        batch = len(x[self.inputs[0]])
-        device = x[self.inputs[0]].device
-        present = x.get(PRESENT)
-        present = torch.ones(batch, len(self.inputs), dtype=torch.bool, device=device) if present is None \
-            else present.to(torch.bool)
+        present = self.presence(x)
         if self.training and self.modality_dropout:
             present = self._drop(present)
-        z = torch.stack([self._embed(k, x[k], present[:, m]) for m, k in enumerate(self.inputs)], dim=1)
-        return self._fuse(z, present)
+        return self._fuse(self.embed_inputs(x, present), present)
+
+    def presence(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's presence mask ``[B, M]`` bool (every input present where it has none)."""
+        present = x.get(PRESENT)
+        if present is None:
+            first = x[self.inputs[0]]
+            present = torch.ones(first.shape[0], len(self.inputs), dtype=torch.bool, device=first.device)
+        return present.to(torch.bool)
+
+    def embed_inputs(self, x: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Each input's projected features ``[B, M, dim]`` (before fusion; zeros where absent while
+        training)."""
+        return torch.stack([self._embed(k, x[k], present[:, m]) for m, k in enumerate(self.inputs)], dim=1)
 
     def _embed(self, name: str, x: torch.Tensor, have: torch.Tensor) -> torch.Tensor:
         """Input ``name``'s projected features ``[B, dim]``. While training, the encoder sees only
@@ -110,9 +117,32 @@ class FusionEncoder(Encoder):
             weights = torch.softmax(logits, dim=1) * present  # no input present: all weights zero
             self.last_weights = weights.detach()
             return (weights[:, :, None] * z).sum(dim=1)
-        tokens = torch.cat([self.token.expand(len(z), -1, -1).to(z.dtype), z + self.position.to(z.dtype)], dim=1)
+        tokens = torch.cat([self.token.expand(z.shape[0], -1, -1).to(z.dtype), z + self.position.to(z.dtype)], dim=1)
         keep = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
-        return self.mixer(tokens, src_key_padding_mask=~keep)[:, 0]
+        return self.mixer(tokens, keep)[:, 0]
+
+
+class _MaskedBlock(nn.Module):
+    """A pre-norm transformer block whose attention skips masked tokens. Written on
+    ``scaled_dot_product_attention`` rather than ``nn.TransformerEncoderLayer``, whose inference
+    fast path exports to ONNX with the batch size fixed."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be a multiple of heads ({heads})")
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, L, D]``; ``keep`` ``[B, L]`` bool, the tokens attention may look at."""
+        length, dim = x.shape[1], x.shape[2]
+        q, k, v = self.qkv(self.norm1(x)).reshape(-1, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        mixed = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        x = x + self.out(mixed.transpose(1, 2).reshape(-1, length, dim))
+        return x + self.mlp(self.norm2(x))
 
 
 def _has_batch_norm(module: nn.Module) -> bool:

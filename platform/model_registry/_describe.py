@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from .store import RegistryError
-from ._export import build_inference_model, export_mismatch, export_served_onnx, export_torchscript
+from ._export import (MultiInputModel, build_inference_model, export_mismatch, export_served_onnx,
+                      export_torchscript)
 
 ATOL = 1e-4
 
@@ -56,11 +57,14 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     shutil.copyfile(run_dir / "model.json", out / "model.json")
     spec = run_input_spec(meta, config)
     model = build_inference_model(meta, load_file(str(out / "model.safetensors")), spec)
-    example = export_torchscript(model, spec[model.encoder.modality], out / "model.ts")
-    mismatch = export_mismatch(model, example, out / "model.ts", ATOL)
+    served, served_spec = model, spec[model.encoder.modality] if model.encoder.modality != "multi" else spec
+    if model.encoder.modality == "multi":  # several inputs: positional, then the presence mask
+        served = MultiInputModel(model, spec.names)
+    example = export_torchscript(served, served_spec, out / "model.ts")
+    mismatch = export_mismatch(served, example, out / "model.ts", ATOL)
     if mismatch is not None:
         raise RegistryError(f"the exported model differs from the eager one by {mismatch:.2e} (> {ATOL})")
-    runtime = export_served_onnx(model, spec[model.encoder.modality], out)
+    runtime = export_served_onnx(served, served_spec, out)
 
     data = config["data"]
     task = dict(meta["task"])

@@ -26,7 +26,8 @@ def ort_threads(threads: int | None = None) -> int:
 
 class OnnxModule:
     """An ONNX file run by onnxruntime on the CPU. :meth:`run` maps arrays to arrays (the serving
-    path); calling it with a torch tensor answers a tensor (registration's checks against eager)."""
+    path); calling it with a torch tensor answers a tensor (registration's checks against eager).
+    A model of several inputs (``multi``) takes a dict of arrays by input name."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import onnxruntime
@@ -38,13 +39,18 @@ class OnnxModule:
         # for EfficientNet-Lite0 after one batch of 32 (128 px), at no gain in speed up to batch 8.
         options.enable_cpu_mem_arena = False
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.input = self.inputs[0]
+        self.multi = len(self.inputs) > 1
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: x})[0]
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, x if isinstance(x, dict) else {self.input: x})[0]
 
     def sample(self, batch: int) -> np.ndarray | None:
-        """Zeros shaped as ``batch`` inputs (None where the file leaves more than the batch axis free)."""
+        """Zeros shaped as ``batch`` inputs (None where the file leaves more than the batch axis free,
+        or takes several inputs)."""
+        if self.multi:
+            return None
         spec = self.session.get_inputs()[0]
         rest = spec.shape[1:]
         if not all(isinstance(d, int) for d in rest):
@@ -52,25 +58,32 @@ class OnnxModule:
         dtype = {"tensor(float)": np.float32, "tensor(int64)": np.int64}.get(spec.type)
         return None if dtype is None else np.zeros((batch, *rest), dtype)
 
-    def __call__(self, x):
+    def __call__(self, *x):
         import torch
 
-        return torch.from_numpy(self.run(x.detach().cpu().numpy()))
+        if len(x) > 1:  # several inputs, in the file's order
+            return torch.from_numpy(self.run({n: t.detach().cpu().numpy() for n, t in zip(self.inputs, x)}))
+        return torch.from_numpy(self.run(x[0].detach().cpu().numpy()))
 
     def eval(self) -> "OnnxModule":
         return self
 
 
 class TorchScriptModule:
-    """The TorchScript fallback, for models that do not export to ONNX: arrays in and out."""
+    """The TorchScript fallback, for models that do not export to ONNX: arrays in and out. A model
+    of several inputs takes a dict of arrays, passed in the order ``inputs`` names."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, inputs: list[str] | None = None) -> None:
         self.module = load_exported(path)
+        self.inputs = inputs or []
+        self.multi = len(self.inputs) > 1
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
         with torch.no_grad():
+            if isinstance(x, dict):
+                return self.module(*[torch.from_numpy(x[n]) for n in self.inputs]).numpy()
             return self.module(torch.from_numpy(x)).numpy()
 
 

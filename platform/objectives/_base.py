@@ -47,7 +47,7 @@ def decode(encoder: Encoder, decoder: nn.Module, x: torch.Tensor) -> torch.Tenso
 
 
 def _load_builtin() -> None:
-    from . import adversarial, contrastive, masked, supervised, visual  # noqa: F401
+    from . import adversarial, contrastive, cross_modal, masked, supervised, visual  # noqa: F401
 
 
 OBJECTIVES = Registry("objective", _load_builtin)
@@ -62,4 +62,5 @@ def create_objective(name: str, encoder: Encoder, spec: InputSpec, task=None, **
     if allowed and encoder.modality not in allowed:
         raise ValueError(f"objective {name!r} learns from {' or '.join(allowed)} inputs; encoder "
                          f"{getattr(encoder, 'name', type(encoder).__name__)!r} reads {encoder.modality}")
-    return OBJECTIVES.create(name, encoder, spec=spec[encoder.modality], task=task, **options)
+    own = spec if encoder.modality == "multi" else spec[encoder.modality]  # a fusion encoder reads every input
+    return OBJECTIVES.create(name, encoder, spec=own, task=task, **options)

@@ -55,7 +55,8 @@ def add_parsers(sub) -> None:
     predict.add_argument("ref", help="name, name@3 or name@production")
     predict.add_argument("--input", required=True, type=Path,
                          help='JSON file, the request body: {"windows": [batch][time][signal], "signals": [...], '
-                              '"groups": [...]}, {"images": [base64 PNG/JPEG], "heatmap": true} or {"texts": [...]}')
+                              '"groups": [...]}, {"images": [base64 PNG/JPEG], "heatmap": true}, {"texts": [...]}, or '
+                              'for a model of several inputs {"inputs": {"de": {"windows": ...}, ...}}')
     predict.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     _root_arg(predict)
 
@@ -156,8 +157,8 @@ def run_predict(args) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         raise TransferlineError(f"--input {args.input}: {exc}") from None
     if not isinstance(body, dict):
-        raise TransferlineError(f"--input {args.input}: expected a JSON object (the request body: windows, images "
-                                "or texts)")
+        raise TransferlineError(f"--input {args.input}: expected a JSON object (the request body: windows, images, "
+                                "texts or inputs)")
     if args.url:
         import httpx
 

@@ -82,6 +82,8 @@ class Prediction(BaseModel):
                                                       "validation images")
     heatmaps: list[str] | None = Field(None, description="anomaly models, when asked: per image a base64 PNG of the "
                                                          "pixel anomaly map at the model's input size")
+    inputs_used: list[str] | None = Field(None, description="models of several inputs: the inputs the request gave "
+                                                            "(the others were absent, masked out)")
 
 
 class RecommendRequest(BaseModel):
@@ -217,7 +219,7 @@ def _public_input(entry) -> dict:
     out = {}
     for modality, spec in entry.input.items():
         out[modality] = {k: v for k, v in spec.items() if k != "normalizer"}
-        if modality == "series":
+        if spec.get("modality", modality) == "series":
             out[modality]["layout"] = "[batch, time, signal]"
     return out
 

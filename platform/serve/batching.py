@@ -39,6 +39,8 @@ class BatchPolicy:
 def measure(module, repeats: int = 3) -> BatchPolicy:
     """The policy for one loaded model (an :class:`OnnxModule`-like object with ``run`` and
     ``sample``); models whose input cannot be probed (TorchScript fallback) batch with defaults."""
+    if getattr(module, "multi", False):  # several inputs, some absent per request: one call per request
+        return BatchPolicy(False, 1, 0.0)
     sample = getattr(module, "sample", None)
     one, many = (sample(1), sample(PROBE)) if sample else (None, None)
     if one is None:

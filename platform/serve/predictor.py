@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data.inputs import InputSpec
+from ..data.inputs import PRESENT, InputSpec
 from ..data.preprocess import build_preprocess
 from ..errors import TransferlineError
 from ..model_registry import ModelEntry, ModelRegistry
@@ -37,9 +37,9 @@ class RequestError(TransferlineError):
         super().__init__(f"{'.'.join(map(str, loc))}: {message}")
 
 
-class PredictRequest(BaseModel):
-    """``POST /v1/models/{name}/predict``'s body, validated strictly: numbers must be JSON numbers
-    (no booleans, no numeric strings), group ids JSON integers, and no unknown fields."""
+class InputPart(BaseModel):
+    """One input's fields: what a single-input model takes at the top level of a request, and a
+    model of several inputs under ``inputs.<name>``."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -56,8 +56,17 @@ class PredictRequest(BaseModel):
         None, description="image models: raw pixels 0-255, [batch][height][width] or [batch][height][width][channel]")
     texts: list[str] | None = Field(None, description="text models: the texts, each non-empty and at most "
                                                       f"{MAX_TEXT_CHARS:,} characters (cut at the model's max tokens)")
+
+
+class PredictRequest(InputPart):
+    """``POST /v1/models/{name}/predict``'s body, validated strictly: numbers must be JSON numbers
+    (no booleans, no numeric strings), group ids JSON integers, and no unknown fields."""
+
     heatmap: bool = Field(False, description="anomaly models: also answer each image's pixel anomaly map as a "
                                              "base64 PNG at the model's input size (hot = anomalous)")
+    inputs: dict[str, InputPart] | None = Field(
+        None, description="models of several inputs (e.g. one per sensor): input name -> that input's fields; "
+                          "leave out an input the samples lack (a sensor down), give at least one")
 
 
 def parse_request(body) -> PredictRequest:
@@ -85,11 +94,11 @@ class LoadedModel:
     def ref(self) -> str:
         return self.entry.ref
 
-    def prepare(self, raw, extra: np.ndarray | None = None) -> np.ndarray:
+    def prepare(self, raw, extra: np.ndarray | None = None) -> np.ndarray | dict[str, np.ndarray]:
         """What :func:`validate` returned → model input (float32), by the training preprocessing:
         raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images → ``[B, C, H, W]``; texts →
-        token ids ``[B, L]`` (int64)."""
-        if self.modality in ("image", "text"):
+        token ids ``[B, L]`` (int64); several inputs → each one's, by name, and ``present``."""
+        if self.modality in ("image", "text", "multi"):
             return self.preprocess(raw)
         return self.preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
 
@@ -104,6 +113,11 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     if entry.task.get("name") == "process_outcome":
         raise RequestError(["path", "name"], f"model {entry.ref} is a process surrogate: ask it for set-points with "
                                              f"POST /v1/models/{entry.name}/recommend")
+    if several_inputs(entry):
+        return validate_inputs(entry, request), None
+    if request.inputs is not None:
+        raise RequestError(["body", "inputs"], f"model {entry.ref} takes one input ({', '.join(entry.input)}): send "
+                                               "its fields at the top level of the body")
     accepted = next((fields for modality, fields in INPUT_FIELDS.items() if modality in entry.input), ("windows",))
     wrong = [f for f in INPUT_NAMES if getattr(request, f) is not None and f not in accepted]
     if wrong:
@@ -165,6 +179,45 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     return x, g
 
 
+def several_inputs(entry: ModelEntry) -> bool:
+    """Whether the model takes several named inputs (a fusion model), each under ``inputs.<name>``."""
+    return len(entry.input) > 1 or any("modality" in spec for spec in entry.input.values())
+
+
+def validate_inputs(entry: ModelEntry, request: PredictRequest) -> dict[str, tuple]:
+    """A request for a model of several inputs: each given input checked as a one-input model with
+    that input's spec would check it (errors located under ``body.inputs.<name>``), at least one
+    given, all with the same number of samples. Returns input name → what :func:`validate` returns."""
+    from dataclasses import replace
+
+    names = list(entry.input)
+    top = [f for f in InputPart.model_fields if getattr(request, f) is not None]
+    if top:
+        raise RequestError(["body", top[0]], f"model {entry.ref} takes several inputs ({', '.join(names)}): send "
+                                             "each one's fields under inputs.<name>")
+    if not request.inputs:
+        raise RequestError(["body", "inputs"], f"model {entry.ref} takes inputs {names}: give at least one as "
+                                               "inputs.<name> (leave out only those the samples lack)")
+    unknown = [n for n in request.inputs if n not in entry.input]
+    if unknown:
+        raise RequestError(["body", "inputs", unknown[0]], f"model {entry.ref} has no input {unknown[0]!r}; it "
+                                                           f"takes {names}")
+    out = {}
+    for name in names:
+        if name not in request.inputs:
+            continue
+        spec = dict(entry.input[name])
+        one = replace(entry, input={spec.pop("modality", name): spec})
+        try:
+            out[name] = validate(one, PredictRequest.model_construct(**request.inputs[name].model_dump()))
+        except RequestError as exc:
+            raise RequestError(["body", "inputs", name, *exc.loc[1:]], exc.message) from None
+    sizes = {name: len(x) for name, (x, _) in out.items()}
+    if len(set(sizes.values())) > 1:
+        raise RequestError(["body", "inputs"], f"the inputs hold different numbers of samples: {sizes}")
+    return out
+
+
 def _binary_windows(text: str, shape: tuple[int, int], entry: ModelEntry) -> np.ndarray:
     """``windows_base64`` → ``[B, T, C]`` float32 (B from the length), or :class:`RequestError`."""
     import binascii
@@ -222,10 +275,11 @@ class Predictor:
         return model
 
     def predict(self, name: str, windows=None, *, signals=None, groups=None, images=None, pixels=None, texts=None,
-                heatmap: bool = False, version=None, stage=None) -> dict:
-        """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts."""
+                inputs=None, heatmap: bool = False, version=None, stage=None) -> dict:
+        """Validates like the server (:class:`PredictRequest`, then the model's input spec) and predicts.
+        ``inputs``: for a model of several inputs, input name → that input's fields."""
         given = {"windows": windows, "signals": signals, "groups": groups, "images": images, "pixels": pixels,
-                 "texts": texts, "heatmap": heatmap or None}
+                 "texts": texts, "inputs": inputs, "heatmap": heatmap or None}
         return self.predict_body(name, {k: v for k, v in given.items() if v is not None}, version=version, stage=stage)
 
     def predict_body(self, name: str, body: dict, *, version=None, stage=None) -> dict:
@@ -243,6 +297,11 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
+    if several_inputs(entry):
+        specs = InputSpec.from_dict(entry.input)
+        module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx")) if "model.onnx" in entry.files \
+            else TorchScriptModule(registry.artifact(entry.ref), inputs=[*specs.names, PRESENT])
+        return LoadedModel(entry, module, InputsPreprocess(specs), "multi")
     spec = InputSpec.from_dict(entry.input).only()
     if "model.onnx" in entry.files:
         module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
@@ -263,6 +322,29 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
 
 
+class InputsPreprocess:
+    """A model of several inputs: each given input preprocessed as in training, zeros for the absent
+    ones, and the presence mask saying which are which."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.specs = spec.modalities
+        self.parts = {name: build_preprocess(s) for name, s in self.specs.items()}
+
+    def __call__(self, raw: dict[str, tuple]) -> dict[str, np.ndarray]:
+        batch = len(next(iter(raw.values()))[0])
+        feeds = {}
+        for name, spec in self.specs.items():
+            if name in raw:
+                x, extra = raw[name]
+                feeds[name] = self.parts[name](x) if spec.modality in ("image", "text") else \
+                    self.parts[name](np.asarray(x).transpose(0, 2, 1), extra)
+            else:
+                example = spec.example(1)
+                feeds[name] = np.zeros((batch, *example.shape[1:]), example.dtype)
+        feeds[PRESENT] = np.repeat(np.array([[name in raw for name in self.specs]]), batch, axis=0)
+        return feeds
+
+
 def neighbours_answer(out: np.ndarray, index: dict) -> list[list[dict]]:
     """Retrievers: per text its nearest past problems ``{problem, actions, score}``, best first
     (``out`` holds k scores, then the k indices into the registered index)."""
@@ -281,8 +363,15 @@ def series_spec(entry: ModelEntry) -> dict:
 
 def response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None, answer=None) -> dict:
     """The answer to one request from the model's output ``out``; ``raw`` is the request's validated
-    input (detectors map their boxes back to each image's own pixels); ``answer`` is the loaded
-    model's own reading of its output (:attr:`LoadedModel.answer`: taggers' spans, retrievers' neighbours)."""
+    input (detectors map their boxes back to each image's own pixels; a model of several inputs
+    also answers which inputs it used); ``answer`` is the loaded model's own reading of its output
+    (:attr:`LoadedModel.answer`: taggers' spans, retrievers' neighbours)."""
+    if isinstance(raw, dict):
+        return {**_response(entry, out, heatmap), "inputs_used": list(raw)}
+    return _response(entry, out, heatmap, raw, answer)
+
+
+def _response(entry: ModelEntry, out: np.ndarray, heatmap: bool = False, raw=None, answer=None) -> dict:
     output = entry.output
     if answer is not None:
         return {"model": entry.ref, "predictions": answer(out, raw)}

@@ -37,16 +37,23 @@ class Dist:
     def average_gradients(self, module: nn.Module) -> None:
         if self.world == 1:
             return
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        if not grads:
+        # NOTE: every trainable parameter takes part, with zeros where this worker's batch left it
+        # without a gradient (a fused model's input absent from the whole batch): the workers'
+        # flattened gradients must line up element by element.
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
             return
-        flat = torch.cat([g.reshape(-1) for g in grads])  # one collective per step
-        torch.distributed.all_reduce(flat)
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        torch.distributed.all_reduce(flat)  # one collective per step
         flat /= self.world
         offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        for p in params:
+            g = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+            if p.grad is not None:
+                p.grad.copy_(g)
+            elif g.any():  # used by another worker only: its share of the average
+                p.grad = g.clone()
 
     def same_on_all(self, fn: Callable[[], dict]) -> Callable[[], dict]:
         """``fn`` run on every worker, with rank 0's result returned everywhere, so that decisions

@@ -288,6 +288,9 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
             out.update(scores("monitor_test", data.test))
         return out
 
+    probe = _feature_probe(data, config["seed"]) if run_dir else None
+    before = _probe_features(encoder, probe, device) if probe else None
+
     higher = task.higher_is_better
     if metric == "dev":
         metric, higher = "source_val_dev_risk", False
@@ -319,6 +322,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                 metrics.update(scores(f"test_without_{name}", data.test.without(name)))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
+        _write_evaluation(run_dir, method, encoder, data, probe, before, device)
         save_module(run_dir, "model", method, {"encoder": encoder.name,
                                                "options": config["encoder"].get("options") or {},
                                                "task": task.config(), "adaptation": config["adaptation"]["name"],
@@ -326,6 +330,63 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                                                "output": task.output(data.classes),
                                                "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
     return metrics
+
+
+def _feature_probe(data: RunData, seed: int) -> dict | None:
+    """Fixed source-validation and target samples whose features the run saves before and after
+    training (for the report's projection of source and target features): 256 windows each, 64
+    images or texts."""
+    target = data.target_train if data.target_train is not None else data.test
+    if target is None or not all(hasattr(s, "sample") for s in (data.source_val, target)):
+        return None
+    n = 256 if isinstance(data.source_val, (Windows, WindowStream, JoinedSamples)) else 64
+    rng = np.random.default_rng(seed)
+    return {"source": data.source_val.sample(n, rng), "target": target.sample(n, rng)}
+
+
+@torch.no_grad()
+def _probe_features(encoder: nn.Module, probe: dict, device) -> dict[str, np.ndarray]:
+    """The encoder's features of the probe samples, in eval mode (training state untouched)."""
+    mode = encoder.training
+    encoder.eval()
+    try:
+        return {k: _embed(encoder, x, device).numpy() for k, x in probe.items()}
+    finally:
+        encoder.train(mode)
+
+
+def _write_evaluation(run_dir: Path, model, encoder, data: RunData, probe, before, device) -> None:
+    """``evaluation.npz``: the probe's features before and after training (``source_before``, ...)
+    and, for a test set of classes or values, its targets and the model's predictions."""
+    import io
+    import os
+
+    arrays = {}
+    if probe:
+        after = _probe_features(encoder, probe, device)
+        arrays.update({f"{k}_before": v for k, v in before.items()})
+        arrays.update({f"{k}_after": v for k, v in after.items()})
+    test = data.test
+    labels = getattr(test, "labels", None)
+    if test is not None and isinstance(labels, np.ndarray) and not data.multi_label:
+        model.eval()
+        out = predict(model, test, device).numpy()
+        arrays["test_target"] = labels
+        arrays["test_predicted"] = out.argmax(-1) if out.ndim == 2 and out.shape[1] > 1 else out.reshape(len(out), -1)
+    if not arrays:
+        return
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    tmp = run_dir / ".evaluation.npz.tmp"
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, run_dir / "evaluation.npz")
+
+
+def _embed(encoder: nn.Module, x, device) -> torch.Tensor:
+    """Features of one model input (an array, or a dict of arrays for several inputs), on the CPU."""
+    x = {k: torch.from_numpy(v).to(device) for k, v in x.items()} if isinstance(x, dict) else \
+        torch.from_numpy(x).to(device)
+    return encoder(x).float().cpu()
 
 
 @torch.no_grad()
@@ -344,9 +405,4 @@ def feature_mmd(encoder: nn.Module, source: Windows | WindowStream, target: Wind
     """MK-MMD between encoder features of up to ``n`` source and ``n`` target windows (fixed sample)."""
     rng = np.random.default_rng(seed)
     encoder.eval()
-    def embed(x) -> torch.Tensor:
-        x = {k: torch.from_numpy(v).to(device) for k, v in x.items()} if isinstance(x, dict) else \
-            torch.from_numpy(x).to(device)
-        return encoder(x).float().cpu()
-
-    return float(mk_mmd(embed(source.sample(n, rng)), embed(target.sample(n, rng))))
+    return float(mk_mmd(_embed(encoder, source.sample(n, rng), device), _embed(encoder, target.sample(n, rng), device)))

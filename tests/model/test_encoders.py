@@ -10,7 +10,7 @@ from transferline.encoders import Encoder, create_encoder, encoder_modality, enc
 
 
 def _input(name: str) -> tuple[int, int]:
-    return (1, 1024) if name == "wdcnn" else (14, 30)
+    return (1, 1024) if name in ("wdcnn", "spectrogram") else (14, 30)
 
 
 def _spec_and_input(name: str, batch: int):

@@ -94,3 +94,60 @@ def test_named_inputs_round_trip():
     assert SPEC.to_dict()["ba"]["modality"] == "series"
     with pytest.raises(ValueError, match="input spec cam: unknown modality 'video'"):
         InputSpec.from_dict({"cam": {"modality": "video"}})
+
+
+def test_cross_modal_alignment_learns_which_embeddings_belong_together():
+    """Two views of the same signals (a sensor and a noisy copy of it): aligning them lifts the
+    accuracy of matching each sample's pair within the batch far above chance."""
+    from transferline.data.batch import Batch
+    from transferline.objectives import create_objective
+
+    torch.manual_seed(0)
+    spec = InputSpec({"a": SeriesInput(channels=1, window=128), "b": SeriesInput(channels=1, window=128)})
+    encoder = create_encoder("fusion", spec, encoders="cnn_small", dim=32)
+    objective = create_objective("cross_modal", encoder, spec)
+    opt = torch.optim.Adam(objective.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    signals = torch.randn(512, 1, 128, generator=g).cumsum(-1)
+    first = None
+    for step in range(60):
+        idx = torch.randint(0, 512, (32,), generator=g)
+        x = signals[idx]
+        out = objective.step(Batch({"a": x, "b": x + 0.3 * torch.randn_like(x)}))
+        first = first if first is not None else float(out["pair_accuracy"])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert float(out["pair_accuracy"]) > max(0.25, first + 0.2), (first, float(out["pair_accuracy"]))  # chance 1/32
+
+
+def test_cross_modal_pairs_use_samples_with_both_inputs_and_check_options():
+    from transferline.data.batch import Batch
+    from transferline.objectives import create_objective
+
+    encoder = create_encoder("fusion", SPEC, encoders="cnn_small", dim=16)
+    anchored = create_objective("cross_modal", encoder, SPEC, anchor="de")
+    assert anchored.pairs == [("de", "fe"), ("de", "ba")]
+    assert create_objective("cross_modal", encoder, SPEC).pairs == [("de", "fe"), ("de", "ba"), ("fe", "ba")]
+    present = torch.tensor([[True, True, False]] * 4 + [[True, False, True]] * 1)
+    out = anchored.step(Batch({**_inputs(5), PRESENT: present}))
+    out["loss"].backward()  # de-fe from four samples; de-ba from one sample: skipped
+    assert torch.isfinite(out["loss"]) and encoder.encoders["ba"].body[0][0].weight.grad is None
+    with pytest.raises(ValueError, match=r"anchor 'xy' is not an input"):
+        create_objective("cross_modal", encoder, SPEC, anchor="xy")
+    with pytest.raises(ValueError, match="objective 'cross_modal' learns from multi inputs"):
+        create_objective("cross_modal", create_encoder("cnn_small", SPEC["de"]), InputSpec({"series": SPEC["de"]}))
+
+
+def test_spectrogram_view_of_a_window():
+    """A sine's spectrogram image has its energy in one frequency row band; the ImageNet backbone
+    gives features of it."""
+    encoder = create_encoder("spectrogram", SeriesInput(channels=1, window=1024), size=64).eval()
+    t = torch.arange(1024) / 12000.0
+    x = torch.sin(2 * torch.pi * 1500 * t)[None, None].repeat(2, 1, 1)
+    image = encoder.to_image(x)
+    assert image.shape == (2, 3, 64, 64) and torch.equal(image[:, 0], image[:, 2])
+    rows = image[0, 0].mean(dim=1)
+    assert abs(int(rows.argmax()) - round(64 * 1500 / 6000)) <= 2  # 1.5 kHz of 6 kHz Nyquist
+    with torch.no_grad():
+        assert encoder(x).shape == (2, encoder.out_dim) == (2, 1280)

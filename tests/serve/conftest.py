@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import REPO, cmapss_sample_catalog
+from ..conftest import REPO, SENSOR_SMALL, cmapss_sample_catalog, sensor_catalog_at
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +56,21 @@ def image_run(tmp_path_factory, neu_catalog):
     config["run_dir"] = str(root / "run")
     train_loop(config)
     return root / "run", catalog
+
+
+@pytest.fixture(scope="session")
+def fused_runs(tmp_path_factory):
+    """Gated and attention fusion of the vendored three-sensor slice (three epochs at 0 hp):
+    ``{fusion: (run_dir, config)}``."""
+    from transferline.train import load_config, train_loop
+
+    root = tmp_path_factory.mktemp("fused-serve")
+    catalog = sensor_catalog_at(root)
+    out = {}
+    for fusion in ("gated", "attention"):
+        config = load_config(REPO / "examples" / "configs" / "fusion_cwru.yaml",
+                             [f"catalog={catalog.root}", *SENSOR_SMALL, "epochs=3", 'target.domains=["0"]',
+                              "adaptation=source_only", f"encoder.options.fusion={fusion}", f"run_dir={root / fusion}"])
+        train_loop(config)
+        out[fusion] = (root / fusion, config)
+    return out

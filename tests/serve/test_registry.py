@@ -73,7 +73,7 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     from transferline.data import ImageInput, InputSpec, SeriesInput, TextInput
     from transferline.encoders import encoder_modality
 
-    c_in, length = (1, 1024) if name == "wdcnn" else (14, 30)
+    c_in, length = (1, 1024) if name in ("wdcnn", "spectrogram") else (14, 30)
     one = {"image": ImageInput(size=(64, 64)), "text": TextInput(max_length=16)}.get(
         encoder_modality(name), SeriesInput(channels=c_in, window=length))
     spec = InputSpec.of(one)
@@ -90,7 +90,8 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
 
     runtime = export_served_onnx(model, one, tmp_path)  # every built-in encoder serves without torch
     assert runtime["served_by"] == "onnxruntime", runtime
-    assert runtime["exporter"] == ("dynamo" if name == "wdcnn" else "torchscript")  # wdcnn: adaptive pool 2 -> 4
+    # wdcnn: adaptive pool 2 -> 4; spectrogram: torch.stft
+    assert runtime["exporter"] == ("dynamo" if name in ("wdcnn", "spectrogram") else "torchscript")
     export_torchscript(model, one, tmp_path / "m.ts")
     x = torch.from_numpy(one.example(5, seed=1))
     with torch.no_grad():

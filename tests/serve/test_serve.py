@@ -516,3 +516,24 @@ def test_retriever_neighbours_over_http(server, tmp_path):
     bad = httpx.post(f"{url}/v1/models/fixes-http/predict", json={"texts": "oil leak"}, timeout=60)
     assert bad.status_code == 422 and "texts" in bad.text
     registry.delete("fixes-http")
+
+
+def test_fused_sensors_over_http(server, fused_runs):
+    """A model of three accelerometers: the same windows with all sensors, each one alone, and none."""
+    url, registry = server
+    registry.register(fused_runs["gated"][0], "fused-http")
+    rng = np.random.default_rng(0)
+    w = {s: rng.standard_normal((2, 512, 1)).tolist() for s in ("de", "fe", "ba")}
+    listed = next(m for m in httpx.get(f"{url}/v1/models", timeout=30).json() if m["name"] == "fused-http")
+    assert list(listed["input"]) == ["de", "fe", "ba"] and listed["input"]["fe"]["layout"] == "[batch, time, signal]"
+    for subset in (("de", "fe", "ba"), ("de",), ("fe",), ("ba",), ("fe", "ba")):
+        reply = httpx.post(f"{url}/v1/models/fused-http/predict",
+                           json={"inputs": {s: {"windows": w[s]} for s in subset}}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        out = reply.json()
+        assert out["inputs_used"] == list(subset) and len(out["probabilities"]) == 2
+    none = httpx.post(f"{url}/v1/models/fused-http/predict", json={"inputs": {}}, timeout=60)
+    assert none.status_code == 422 and none.json()["detail"][0]["loc"] == ["body", "inputs"]
+    flat = httpx.post(f"{url}/v1/models/fused-http/predict", json={"windows": w["de"]}, timeout=60)
+    assert flat.status_code == 422 and "takes several inputs (de, fe, ba)" in flat.json()["detail"][0]["msg"]
+    registry.delete("fused-http")

@@ -10,32 +10,20 @@ import pytest
 
 from transferline.errors import TransferlineError
 
-from ..conftest import REPO
+from ..conftest import REPO, SENSOR_SMALL, sensor_catalog_at
 
 CONFIG = REPO / "examples" / "configs" / "fusion_cwru.yaml"
-# the vendored recordings hold 6,144 samples: windows of 512 every 128, 60% of each recording for training
-SMALL = ["data.spec_options.length=512", "data.spec_options.stride=128", "data.time_split=0.6", "data.val_fraction=0.4", "progress=false",
-         "optim.batch_size=16", "tracking.mlflow=false"]
 
 
 @pytest.fixture(scope="module")
 def sensor_catalog(tmp_path_factory):
-    from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import cwru_folder
-
-    root = tmp_path_factory.mktemp("fusion")
-    catalog = Catalog(root / "catalog")
-    folder = cwru_folder(root / "cwru")
-    for sensor in ("DE", "FE", "BA"):
-        catalog.ingest(f"cwru_{sensor.lower()}", create_reader("cwru")(folder, sensor=sensor), progress=False)
-    return catalog
+    return sensor_catalog_at(tmp_path_factory.mktemp("fusion"))
 
 
 def _config(catalog, *extra):
     from transferline.train import load_config
 
-    return load_config(CONFIG, [f"catalog={catalog.root}", *SMALL, *extra])
+    return load_config(CONFIG, [f"catalog={catalog.root}", *SENSOR_SMALL, *extra])
 
 
 @pytest.mark.slow
@@ -88,3 +76,37 @@ def test_an_input_of_another_kind_is_refused(sensor_catalog, tmp_path):
     config = _config(sensor_catalog, "data.inputs={de: cwru_de, notes: log}")
     with pytest.raises(ValueError, match="dataset 'log' holds text: it needs a text input spec"):
         prepare_data(config)
+
+
+@pytest.mark.slow
+def test_cross_modal_pretraining_then_fused_transfer(sensor_catalog, tmp_path):
+    """Unlabelled alignment of the three sensors (CLIP-style), then the fused classifier starts
+    from those weights."""
+    from transferline.train import train_loop
+
+    pre = _config(sensor_catalog, "mode=pretrain", "objective=cross_modal", "objective.options.anchor=de", "epochs=2",
+                  f"run_dir={tmp_path / 'pre'}")
+    metrics = train_loop(pre)
+    assert metrics["val_loss"] > 0
+    history = [json.loads(line) for line in (tmp_path / "pre" / "history.jsonl").read_text().splitlines()]
+    assert all("train_pair_accuracy" in r for r in history)
+    meta = json.loads((tmp_path / "pre" / "encoder.json").read_text())
+    assert meta["objective"] == "cross_modal" and list(meta["input"]) == ["de", "fe", "ba"]
+    tuned = train_loop(_config(sensor_catalog, f"pretrained={tmp_path / 'pre'}", "epochs=2", "adaptation=source_only"))
+    assert 0.0 <= tuned["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_waveform_and_its_spectrogram_as_two_inputs(sensor_catalog, tmp_path):
+    """One sensor seen twice: raw waveform (WDCNN) and spectrogram image (ImageNet EfficientNet-Lite0),
+    fused; the model registers and its export answers like the eager model."""
+    from transferline.model_registry import ModelRegistry
+    from transferline.train import train_loop
+
+    config = _config(sensor_catalog, "data.inputs={wave: cwru_de, image: cwru_de}", "adaptation=source_only",
+                     "encoder.options.encoders={wave: wdcnn, image: {name: spectrogram, options: {size: 32}}}",
+                     "epochs=2", f"run_dir={tmp_path / 'run'}")
+    metrics = train_loop(config)
+    assert 0.0 <= metrics["test_without_image_accuracy"] <= 1.0
+    entry = ModelRegistry(tmp_path / "models").register(tmp_path / "run", "two-views")
+    assert entry.runtime["served_by"] == "onnxruntime" and entry.modality == "wave+image", entry.runtime

@@ -25,18 +25,44 @@ def _average_in_group(rank: int, world: int, init_file: str, out) -> None:
     torch.distributed.destroy_process_group()
 
 
-def test_gradients_are_averaged_across_workers(tmp_path):
+def _average_with_a_part_unused(rank: int, world: int, init_file: str, out) -> None:
+    """Rank 1's batch leaves the second layer without a gradient (an input absent from its batch)."""
+    from transferline.train._dist import Dist
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2))
+    for i, p in enumerate(module.parameters()):
+        if rank == 0 or i < 2:
+            p.grad = torch.full_like(p, float(rank + 1))
+    Dist(rank, world).average_gradients(module)
+    out.put([p.grad.tolist() for p in module.parameters()])
+    torch.distributed.destroy_process_group()
+
+
+def _in_two_processes(target, tmp_path) -> list:
+    """What ``target(rank, 2, init_file, queue)`` puts on the queue in each of two spawned processes."""
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_average_in_group, args=(r, 2, str(tmp_path / "pg"), queue)) for r in range(2)]
+    procs = [ctx.Process(target=target, args=(r, 2, str(tmp_path / "pg"), queue)) for r in range(2)]
     for p in procs:
         p.start()
     grads = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
-    for g in grads:
+    return grads
+
+
+def test_a_parameter_without_gradient_on_one_worker(tmp_path):
+    for g in _in_two_processes(_average_with_a_part_unused, tmp_path):
+        first, second = [torch.tensor(x) for x in g[:2]], [torch.tensor(x) for x in g[2:]]
+        assert all(torch.allclose(t, torch.full_like(t, 1.5)) for t in first)
+        assert all(torch.allclose(t, torch.full_like(t, 0.5)) for t in second)  # rank 0's 1.0, averaged over 2
+
+
+def test_gradients_are_averaged_across_workers(tmp_path):
+    for g in _in_two_processes(_average_in_group, tmp_path):
         for grad in map(torch.tensor, g):
             assert torch.allclose(grad, torch.full_like(grad, 1.5))  # mean of 1 and 2
 
@@ -365,10 +391,8 @@ def test_a_tagger_trains_on_two_ray_train_workers(ray_cluster, tmp_path):
     assert tagger.tag_names[0] == "O" and isinstance(tag_texts(tagger, spec, ["pump leaking"])[0], list)
 
 
-@pytest.mark.ray
-def test_fused_sensors_on_two_ray_workers(ray_cluster, tmp_path, cli):
-    """Three real accelerometers, each ingested as its own dataset from the CLI, joined per sample
-    and fused, data-parallel over two Ray Train workers."""
+def _ingest_sensors(cli, tmp_path):
+    """The vendored three-sensor slice ingested from the CLI, a dataset per sensor; the catalog folder."""
     from transferline.sample_data import cwru_folder
 
     folder, catalog = cwru_folder(tmp_path / "cwru"), tmp_path / "catalog"
@@ -376,6 +400,26 @@ def test_fused_sensors_on_two_ray_workers(ray_cluster, tmp_path, cli):
         code, _, err = cli("ingest", "cwru", folder, "--sensor", sensor, "--name", f"cwru_{sensor.lower()}",
                            "--catalog", catalog, "--quiet")
         assert code == 0, err
+    return catalog
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cross_modal_pretraining_on_two_ray_workers(ray_cluster, tmp_path, cli):
+    """The three sensors aligned with each other (no labels), data-parallel over two workers."""
+    catalog = _ingest_sensors(cli, tmp_path)
+    _on_two_workers(cli, "pretrain", "fusion_cwru.yaml", tmp_path / "pre", f"catalog={catalog}",
+                    "objective=cross_modal", "data.spec_options.length=512", "data.spec_options.stride=128",
+                    "data.time_split=0.6", "data.val_fraction=0.4", "optim.batch_size=16", "epochs=2",
+                    "--cpus-per-worker", "0.5", "--no-mlflow", metric="val_loss")
+    assert json.loads((tmp_path / "pre" / "encoder.json").read_text())["objective"] == "cross_modal"
+
+
+@pytest.mark.ray
+def test_fused_sensors_on_two_ray_workers(ray_cluster, tmp_path, cli):
+    """Three real accelerometers, each ingested as its own dataset from the CLI, joined per sample
+    and fused, data-parallel over two Ray Train workers."""
+    catalog = _ingest_sensors(cli, tmp_path)
     _on_two_workers(cli, "transfer", "fusion_cwru.yaml", tmp_path / "run", f"catalog={catalog}",
                     "data.spec_options.length=512", "data.spec_options.stride=128", "data.time_split=0.6",
                     "data.val_fraction=0.4", "optim.batch_size=16", "epochs=2", "encoder.options.fusion=attention",
