@@ -47,11 +47,11 @@ class JoinedSamples:
     task_type: str
     ends: np.ndarray  # int64 [N]: where each sample's window ends in its recording (the join key's position)
     length: int  # window length
-    asset_starts: np.ndarray | None = None  # zeros: positions count from each recording's start
 
-    def __post_init__(self) -> None:
-        if self.asset_starts is None:
-            self.asset_starts = np.zeros(len(self.rows), np.int64)
+    @property
+    def asset_starts(self) -> np.ndarray:
+        """Zeros: positions count from each recording's start (as :class:`Windows`' do from its asset's)."""
+        return np.zeros(len(self.rows), np.int64)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -72,8 +72,7 @@ class JoinedSamples:
         out = {}
         for m, (name, part) in enumerate(self.parts.items()):
             have = rows[:, m] >= 0
-            first = part.get(np.zeros(1, np.int64))
-            x = np.zeros((len(rows), *first.shape[1:]), first.dtype)
+            x = np.zeros((len(rows), part.n_channels, part.length), np.float32)  # windows: float32 [C, L]
             if have.any():
                 x[have] = part.get(rows[have, m])
             out[name] = x
@@ -96,7 +95,7 @@ class JoinedSamples:
 
     def subset(self, mask) -> "JoinedSamples":
         return replace(self, rows=self.rows[mask], labels=self.labels[mask], domains=self.domains[mask],
-                       assets=self.assets[mask], ends=self.ends[mask], asset_starts=self.asset_starts[mask])
+                       assets=self.assets[mask], ends=self.ends[mask])
 
     def draw(self, n: int, rng: np.random.Generator) -> "JoinedSamples":
         return self.subset(np.sort(rng.choice(len(self), min(n, len(self)), replace=False)))

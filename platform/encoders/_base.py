@@ -61,6 +61,12 @@ def encoder_modality(name: str) -> str:
     return ENCODERS.info(name)["modality"]
 
 
+def encoder_input(modality: str, spec: InputSpec) -> InputSpec | ModalitySpec:
+    """What an encoder reading ``modality`` takes from ``spec``: that modality's entry, or the whole
+    spec for an encoder of several inputs (modality ``multi``, e.g. ``fusion``)."""
+    return spec if modality == "multi" else spec[modality]
+
+
 def create_encoder(name: str, spec: InputSpec | ModalitySpec, **options) -> Encoder:
     """Builds encoder ``name`` for the inputs ``spec`` describes (an :class:`InputSpec`, whose
     entry for the encoder's modality is used, or that modality's spec itself).
@@ -69,15 +75,11 @@ def create_encoder(name: str, spec: InputSpec | ModalitySpec, **options) -> Enco
     ``multi``) takes the whole :class:`InputSpec`.
     """
     modality = encoder_modality(name)
-    if modality == "multi":
-        if not isinstance(spec, InputSpec):
-            raise ValueError(f"encoder {name!r} fuses several inputs: it takes an input spec with named inputs")
-        encoder = ENCODERS.create(name, spec, **options)
-        encoder.name = encoder_name(name)
-        return encoder
     if isinstance(spec, InputSpec):
-        spec = spec[modality]
-    if spec.modality != modality:
+        spec = encoder_input(modality, spec)
+    elif modality == "multi":
+        raise ValueError(f"encoder {name!r} fuses several inputs: it takes an input spec with named inputs")
+    if modality != "multi" and spec.modality != modality:
         raise ValueError(f"encoder {name!r} takes {modality} inputs, not {spec.modality}")
     encoder = ENCODERS.create(name, spec, **options)
     encoder.name = encoder_name(name)

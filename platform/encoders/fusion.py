@@ -45,6 +45,8 @@ class FusionEncoder(Encoder):
         self.inputs = list(encoders)
         self.fusion, self.modality_dropout = fusion, float(modality_dropout)
         self.encoders = nn.ModuleDict(encoders)
+        # an encoder with batch norm cannot train on a single sample
+        self._batch_norm = {k: _has_batch_norm(e) for k, e in encoders.items()}
         self.project = nn.ModuleDict({k: nn.Sequential(nn.Linear(e.out_dim, dim), nn.LayerNorm(dim))
                                       for k, e in encoders.items()})
         m = len(encoders)
@@ -95,7 +97,7 @@ class FusionEncoder(Encoder):
         rows = torch.nonzero(have).squeeze(1)
         dim = project[0].out_features
         out = x.new_zeros((len(x), dim), dtype=torch.float32)
-        if len(rows) > 1 or (len(rows) == 1 and not _has_batch_norm(encoder)):
+        if len(rows) > 1 or (len(rows) == 1 and not self._batch_norm[name]):
             out = out.index_copy(0, rows, project(encoder(x.index_select(0, rows))).to(out.dtype))
         return out
 

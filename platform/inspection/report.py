@@ -107,12 +107,12 @@ def write_detection_report(path: Path, model, samples, metrics: dict, *, title: 
     curve = ""
     history = metrics.get("history") or []
     if history:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
+        from ..train.report import figure_img
 
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.plot([r["epoch"] for r in history], [r["val_map50"] for r in history], "o-", label="validation mAP@0.5")
@@ -120,12 +120,7 @@ def write_detection_report(path: Path, model, samples, metrics: dict, *, title: 
         ax.set_xlabel("epoch")
         ax.legend()
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        import base64
-
-        curve = f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+        curve = figure_img(fig)
     numbers = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in metrics.items()
                       if isinstance(v, float))
     per = metrics.get("test_map50_95_per_class") or {}

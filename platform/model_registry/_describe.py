@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ..encoders import encoder_input
 from .store import RegistryError
 from ._export import (MultiInputModel, build_inference_model, export_mismatch, export_served_onnx,
                       export_torchscript)
@@ -57,9 +58,9 @@ def describe_run(run_dir: Path, out: Path) -> dict:
     shutil.copyfile(run_dir / "model.json", out / "model.json")
     spec = run_input_spec(meta, config)
     model = build_inference_model(meta, load_file(str(out / "model.safetensors")), spec)
-    served, served_spec = model, spec[model.encoder.modality] if model.encoder.modality != "multi" else spec
-    if model.encoder.modality == "multi":  # several inputs: positional, then the presence mask
-        served = MultiInputModel(model, spec.names)
+    served_spec = encoder_input(model.encoder.modality, spec)
+    # several inputs: exported positional, then the presence mask
+    served = MultiInputModel(model, spec.names) if served_spec is spec else model
     example = export_torchscript(served, served_spec, out / "model.ts")
     mismatch = export_mismatch(served, example, out / "model.ts", ATOL)
     if mismatch is not None:

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..data.inputs import InputSpec, SeriesInput
-from ..encoders import Encoder
+from ..encoders import Encoder, encoder_input
 from ..registry import Registry
 
 
@@ -62,5 +62,4 @@ def create_objective(name: str, encoder: Encoder, spec: InputSpec, task=None, **
     if allowed and encoder.modality not in allowed:
         raise ValueError(f"objective {name!r} learns from {' or '.join(allowed)} inputs; encoder "
                          f"{getattr(encoder, 'name', type(encoder).__name__)!r} reads {encoder.modality}")
-    own = spec if encoder.modality == "multi" else spec[encoder.modality]  # a fusion encoder reads every input
-    return OBJECTIVES.create(name, encoder, spec=own, task=task, **options)
+    return OBJECTIVES.create(name, encoder, spec=encoder_input(encoder.modality, spec), task=task, **options)

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.batch import Batch
+from ..losses import info_nce
 from ._base import Objective, register_objective
 
 
@@ -50,10 +51,9 @@ class CrossModalAlignment(Objective):
             if int(both.sum()) < 2:
                 continue
             za, zb = embedded[a][both], embedded[b][both]
-            logits = scale * za @ zb.T
-            targets = torch.arange(len(za), device=za.device)
-            losses.append((F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2)
-            correct += int((logits.argmax(dim=1) == targets).sum())
+            losses.append((info_nce(za, zb, temperature=1 / scale) + info_nce(zb, za, temperature=1 / scale)) / 2)
+            with torch.no_grad():
+                correct += int(((za @ zb.T).argmax(dim=1) == torch.arange(len(za), device=za.device)).sum())
             counted += len(za)
         if not losses:  # no sample with two inputs: nothing to align (the loss still touches the graph)
             return {"loss": self.logit_scale * 0.0, "pair_accuracy": torch.tensor(0.0), "temperature": 1 / scale.detach()}

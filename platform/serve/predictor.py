@@ -98,9 +98,9 @@ class LoadedModel:
         """What :func:`validate` returned → model input (float32), by the training preprocessing:
         raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images → ``[B, C, H, W]``; texts →
         token ids ``[B, L]`` (int64); several inputs → each one's, by name, and ``present``."""
-        if self.modality in ("image", "text", "multi"):
+        if self.modality == "multi":
             return self.preprocess(raw)
-        return self.preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
+        return prepare_input(self.preprocess, self.modality, raw, extra)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.module.run(x)
@@ -297,16 +297,15 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     after checking its files against the content hash of its registration (:class:`IntegrityError`)."""
     entry = ref if isinstance(ref, ModelEntry) else registry.get(ref)
     registry.verify(entry)
-    if several_inputs(entry):
-        specs = InputSpec.from_dict(entry.input)
-        module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx")) if "model.onnx" in entry.files \
-            else TorchScriptModule(registry.artifact(entry.ref), inputs=[*specs.names, PRESENT])
-        return LoadedModel(entry, module, InputsPreprocess(specs), "multi")
-    spec = InputSpec.from_dict(entry.input).only()
+    specs = InputSpec.from_dict(entry.input)
+    multi = several_inputs(entry)
     if "model.onnx" in entry.files:
         module = OnnxModule(registry.artifact(entry.ref).with_name("model.onnx"))
     else:  # the model did not export to ONNX (entry.runtime says why), or was registered before it could
-        module = TorchScriptModule(registry.artifact(entry.ref))
+        module = TorchScriptModule(registry.artifact(entry.ref), inputs=[*specs.names, PRESENT] if multi else None)
+    if multi:
+        return LoadedModel(entry, module, InputsPreprocess(specs), "multi")
+    spec = specs.only()
     if entry.output.get("kind") == "neighbours":  # retrievers: the indexed problems and their actions
         import json
 
@@ -322,6 +321,14 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
     return LoadedModel(entry, module, build_preprocess(spec), spec.modality)
 
 
+def prepare_input(preprocess, modality: str, raw, extra: np.ndarray | None = None) -> np.ndarray:
+    """One input as :func:`validate` returned it → model input, by the training preprocessing:
+    raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images and texts as they come."""
+    if modality in ("image", "text"):
+        return preprocess(raw)
+    return preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
+
+
 class InputsPreprocess:
     """A model of several inputs: each given input preprocessed as in training, zeros for the absent
     ones, and the presence mask saying which are which."""
@@ -329,18 +336,18 @@ class InputsPreprocess:
     def __init__(self, spec: InputSpec) -> None:
         self.specs = spec.modalities
         self.parts = {name: build_preprocess(s) for name, s in self.specs.items()}
+        # what an absent input's zeros look like: one sample's shape and dtype
+        self.blank = {name: (s.example(1).shape[1:], s.example(1).dtype) for name, s in self.specs.items()}
 
     def __call__(self, raw: dict[str, tuple]) -> dict[str, np.ndarray]:
         batch = len(next(iter(raw.values()))[0])
         feeds = {}
         for name, spec in self.specs.items():
             if name in raw:
-                x, extra = raw[name]
-                feeds[name] = self.parts[name](x) if spec.modality in ("image", "text") else \
-                    self.parts[name](np.asarray(x).transpose(0, 2, 1), extra)
+                feeds[name] = prepare_input(self.parts[name], spec.modality, *raw[name])
             else:
-                example = spec.example(1)
-                feeds[name] = np.zeros((batch, *example.shape[1:]), example.dtype)
+                shape, dtype = self.blank[name]
+                feeds[name] = np.zeros((batch, *shape), dtype)
         feeds[PRESENT] = np.repeat(np.array([[name in raw for name in self.specs]]), batch, axis=0)
         return feeds
 

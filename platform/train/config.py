@@ -159,9 +159,7 @@ def validate(config: dict) -> None:
             hint = ("; or write one in full: data.spec: {kind: waveforms, length: 1024, ...} (`transferline "
                     "datasets show NAME` suggests one)") if key == "data.spec" else ""
             raise TransferlineError(f"config {key}: unknown {shorten(value)}; known: {', '.join(known)}{hint}")
-    if config["data"]["inputs"]:
-        _validate_inputs(config)
-    elif not config["data"]["dataset"]:
+    if not config["data"]["inputs"] and not config["data"]["dataset"]:
         raise TransferlineError("config data.dataset: a catalog dataset name is required (or data.inputs)")
     if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
         raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val' or 'dev', "
@@ -202,7 +200,9 @@ def validate(config: dict) -> None:
     _number(config, "data.test.holdout_seed", integer=True, low=0)
     if config["data"]["target"]["per_class"] and config["data"]["target"]["labelled_units"]:
         raise TransferlineError("config data.target: labelled_units or per_class, not both")
-    _validate_spec(config["data"])
+    spec = _validate_spec(config["data"])
+    if config["data"]["inputs"]:
+        _validate_inputs(config, spec)
     if config.get("pretrained") is not None:
         folder = Path(str(config["pretrained"])).expanduser()
         if not (folder / "encoder.safetensors").is_file() or not (folder / "encoder.json").is_file():
@@ -241,8 +241,8 @@ def _number(config: dict, dotted: str, *, integer: bool = False, low: float | No
                                 f"got {shorten(value)}")
 
 
-def _validate_spec(data: dict) -> None:
-    """The data spec with its options applied: known fields, values its kind supports."""
+def _validate_spec(data: dict):  # -> WindowSpec | ImageInput | TextInput
+    """The data spec with its options applied, checked: known fields, values its kind supports."""
     from ..data import ImageInput, TextInput, get_data_spec
 
     options = data.get("spec_options") or {}
@@ -264,7 +264,7 @@ def _validate_spec(data: dict) -> None:
         if data["time_split"]:
             raise TransferlineError(f"config data.time_split: splits recordings in time; {what} datasets take "
                                     "data.test.holdout")
-        return
+        return spec
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
         raise TransferlineError(f"config {key('normalize')}: {spec.kind} windows take {', '.join(allowed)}, "
@@ -279,6 +279,7 @@ def _validate_spec(data: dict) -> None:
     if spec.kind == "waveforms" and not spec.label:
         raise TransferlineError(f"config {key('label')}: a waveforms spec needs label (the class column, e.g. "
                                 "label)")
+    return spec
 
 
 def _validate_image_spec(spec, key) -> None:
@@ -304,9 +305,10 @@ def _validate_text_spec(spec, key) -> None:
                                 f"hub id, not {shorten(spec.tokenizer)}")
 
 
-def _validate_inputs(config: dict) -> None:
-    """``data.inputs``: input names → datasets, read by one window spec, in memory."""
-    from ..data.multimodal import PRESENT
+def _validate_inputs(config: dict, spec) -> None:
+    """``data.inputs``: input names → datasets, read by one window spec (``spec``), in memory."""
+    from ..data import WindowSpec
+    from ..data.inputs import PRESENT
 
     data = config["data"]
     inputs = data["inputs"]
@@ -324,24 +326,17 @@ def _validate_inputs(config: dict) -> None:
         if data[role].get("dataset"):
             raise TransferlineError(f"config data.{role}.dataset: with data.inputs every role reads the inputs' "
                                     "datasets; leave it unset")
-    if data["streaming"]["enabled"]:
-        raise TransferlineError("config data.streaming.enabled: runs with several inputs are read into memory; "
-                                "streaming them is not supported yet")
-    if isinstance(data["spec"], str) or isinstance(data["spec"], dict):
-        from ..data import WindowSpec, get_data_spec
-
-        try:
-            spec = get_data_spec(data["spec"], **(data.get("spec_options") or {}))
-        except (TypeError, ValueError):
-            return  # reported by _validate_spec
-        if not isinstance(spec, WindowSpec) or spec.normalize == "group":
-            raise TransferlineError("config data.inputs: inputs are joined as series windows normalized per "
+    if not isinstance(spec, WindowSpec) or spec.normalize == "group":
+        raise TransferlineError("config data.inputs: inputs are joined as series windows normalized per "
                                     "window (or not at all); use a waveforms or runs spec with normalize: window")
 
 
 def _validate_streaming(config: dict) -> None:
     """Streaming covers the source windows (the large part); these settings need them in memory."""
     data = config["data"]
+    if data["inputs"]:
+        raise TransferlineError("config data.streaming.enabled: runs with several inputs are read into memory; "
+                                "streaming them is not supported yet")
     if not data["source"]["domains"]:
         raise TransferlineError("config data.streaming.enabled: streams the source domains; set data.source.domains")
     if data["time_split"]:

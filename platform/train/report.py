@@ -23,7 +23,7 @@ from ..errors import TransferlineError
 SOURCE, TARGET = "#1f77b4", "#ff7f0e"
 
 
-def _png(fig) -> str:
+def figure_img(fig) -> str:
     """A matplotlib figure as an inline ``<img>`` (the figure is closed)."""
     import matplotlib.pyplot as plt
 
@@ -100,7 +100,7 @@ def _curves(history: list[dict]):
     best = [r["epoch"] for r in history if r.get("best")]
     if best:
         axes[1].axvline(best[-1], color="grey", ls="--", lw=1)
-    return _png(fig)
+    return figure_img(fig)
 
 
 def _confusion(target: np.ndarray, predicted: np.ndarray, classes: list[str]):
@@ -123,7 +123,7 @@ def _confusion(target: np.ndarray, predicted: np.ndarray, classes: list[str]):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"test: {int(np.trace(counts))} of {int(counts.sum())} right")
-    return _png(fig)
+    return figure_img(fig)
 
 
 def _scatter(target: np.ndarray, predicted: np.ndarray):
@@ -137,7 +137,7 @@ def _scatter(target: np.ndarray, predicted: np.ndarray):
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
     ax.set_title(f"test: RMSE {float(np.sqrt(np.mean((predicted - target) ** 2))):.3g}")
-    return _png(fig)
+    return figure_img(fig)
 
 
 def _contributions(metrics: dict):
@@ -157,7 +157,7 @@ def _contributions(metrics: dict):
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("test accuracy")
     ax.set_title("each input's contribution: accuracy when it is absent")
-    return _png(fig)
+    return figure_img(fig)
 
 
 def _projection(evaluation: dict):
@@ -179,7 +179,7 @@ def _projection(evaluation: dict):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_img(fig)
 
 
 def _table(header: list[str], rows: list[list]) -> str:

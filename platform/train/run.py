@@ -156,11 +156,16 @@ def _steps_per_epoch(config: dict, n: int) -> int:
 
 
 @torch.no_grad()
-def evaluate_set(model: Callable, task, samples: Windows | WindowStream, device, batch_size: int = 1024) -> dict:
-    """``task``'s metrics of ``model`` over every sample, accumulated batch by batch."""
+def evaluate_set(model: Callable, task, samples: Windows | WindowStream, device, batch_size: int = 1024,
+                 outputs: list | None = None) -> dict:
+    """``task``'s metrics of ``model`` over every sample, accumulated batch by batch; the model's
+    outputs are appended to ``outputs`` where given (on the CPU, in order)."""
     evaluator = task.evaluator()
     for batch in samples.batches(batch_size):
-        evaluator.update(model(batch.to(device).inputs), batch.target)
+        out = model(batch.to(device).inputs)
+        evaluator.update(out, batch.target)
+        if outputs is not None and torch.is_tensor(out):
+            outputs.append(out.float().cpu())
     return evaluator.compute()
 
 
@@ -274,8 +279,8 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
         rng = np.random.default_rng(config["seed"])
         dev_sets = (data.source_val.draw(1024, rng), data.target_train.draw(1024, rng))
 
-    def scores(prefix: str, windows: Windows | WindowStream) -> dict:
-        return {f"{prefix}_{k}": v for k, v in evaluate_set(method, task, windows, device).items()}
+    def scores(prefix: str, windows: Windows | WindowStream, outputs: list | None = None) -> dict:
+        return {f"{prefix}_{k}": v for k, v in evaluate_set(method, task, windows, device, outputs=outputs).items()}
 
     @dist.same_on_all
     def evaluate() -> dict:
@@ -315,14 +320,15 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
                "resumed_at_epoch": start, "steps_per_epoch": n_steps, "train_samples": len(data.source_train),
                "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0}
+    test_outputs = [] if run_dir else None  # kept for evaluation.npz
     if data.test is not None:
-        metrics.update(scores("test", data.test))
+        metrics.update(scores("test", data.test, test_outputs))
         if isinstance(data.test, JoinedSamples):  # each input down in turn (a sensor failed, a camera off)
             for name in data.test.names:
                 metrics.update(scores(f"test_without_{name}", data.test.without(name)))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
-        _write_evaluation(run_dir, method, encoder, data, probe, before, device)
+        _write_evaluation(run_dir, encoder, data, probe, before, test_outputs, device)
         save_module(run_dir, "model", method, {"encoder": encoder.name,
                                                "options": config["encoder"].get("options") or {},
                                                "task": task.config(), "adaptation": config["adaptation"]["name"],
@@ -355,9 +361,11 @@ def _probe_features(encoder: nn.Module, probe: dict, device) -> dict[str, np.nda
         encoder.train(mode)
 
 
-def _write_evaluation(run_dir: Path, model, encoder, data: RunData, probe, before, device) -> None:
+def _write_evaluation(run_dir: Path, encoder, data: RunData, probe, before, test_outputs: list | None,
+                      device) -> None:
     """``evaluation.npz``: the probe's features before and after training (``source_before``, ...)
-    and, for a test set of classes or values, its targets and the model's predictions."""
+    and, for a test set of classes or values, its targets and the model's predictions (from the
+    outputs of the test's scoring pass)."""
     import io
     import os
 
@@ -368,9 +376,8 @@ def _write_evaluation(run_dir: Path, model, encoder, data: RunData, probe, befor
         arrays.update({f"{k}_after": v for k, v in after.items()})
     test = data.test
     labels = getattr(test, "labels", None)
-    if test is not None and isinstance(labels, np.ndarray) and not data.multi_label:
-        model.eval()
-        out = predict(model, test, device).numpy()
+    if test_outputs and isinstance(labels, np.ndarray) and not data.multi_label:
+        out = torch.cat(test_outputs).numpy()
         arrays["test_target"] = labels
         arrays["test_predicted"] = out.argmax(-1) if out.ndim == 2 and out.shape[1] > 1 else out.reshape(len(out), -1)
     if not arrays:

@@ -47,8 +47,11 @@ def test_fused_run_learns_and_stores_its_inputs(sensor_catalog, tmp_path, fusion
 def test_fused_run_adapts_across_loads(sensor_catalog):
     from transferline.train import train_loop
 
-    metrics = train_loop(_config(sensor_catalog, "epochs=3"))
+    records = []
+    metrics = train_loop(_config(sensor_catalog, "epochs=3"), report=records.append)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["feature_mmd"] > 0
+    # MMD aligned the fused features of source and target in every epoch
+    assert all(r["train_align"] > 0 for r in records) and len(records) == 3
     assert metrics["target_labelled_samples"] == 0 and metrics["train_samples"] > 0
     # each sensor down in turn at test time
     assert all(0.0 <= metrics[f"test_without_{s}_accuracy"] <= 1.0 for s in ("de", "fe", "ba"))
@@ -108,5 +111,7 @@ def test_waveform_and_its_spectrogram_as_two_inputs(sensor_catalog, tmp_path):
                      "epochs=2", f"run_dir={tmp_path / 'run'}")
     metrics = train_loop(config)
     assert 0.0 <= metrics["test_without_image_accuracy"] <= 1.0
+    assert metrics["test_without_image_accuracy"] != metrics["test_without_wave_accuracy"] or \
+        metrics["test_without_image_macro_f1"] != metrics["test_without_wave_macro_f1"]  # the two views differ
     entry = ModelRegistry(tmp_path / "models").register(tmp_path / "run", "two-views")
     assert entry.runtime["served_by"] == "onnxruntime" and entry.modality == "wave+image", entry.runtime
