@@ -7,8 +7,13 @@ validation images). Image AUROC, pixel AUROC over every test pixel against the m
 input size), per defect class too, and the flag rates at the threshold set on defect-free
 validation images; fit seconds and bank bytes per training image.
 
+Tiles are photographed at varying exposure, so the models see standardized images (each image at
+zero mean and unit variance: the input spec's ``standardize``); ``--raw-methods`` also run on the
+raw images in the same run, as the baseline that shows what standardizing gives (keys ending
+``/raw``).
+
 Writes ``benchmarks/results/anomaly.json`` and ``.md``.
-Usage: ``python benchmarks/anomaly.py [--seeds 0 1 2] [--size 224] [--coreset 0.01]``
+Usage: ``python benchmarks/anomaly.py [--seeds 0 1 2] [--size 224] [--coreset 0.01] [--raw-methods padim]``
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +42,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--coreset", type=float, default=0.01, help="PatchCore: share of training patches kept")
-    parser.add_argument("--methods", nargs="+", default=["patchcore", "padim"])
+    parser.add_argument("--methods", nargs="+", default=["patchcore", "padim"], help="on standardized images")
+    parser.add_argument("--raw-methods", nargs="*", default=["padim"], help="also on raw images (the baseline)")
     args = parser.parse_args()
     started()  # the sha of the code that runs
     import torch
@@ -56,7 +63,7 @@ def main() -> int:
                                        ("neu", "neu-det", args.data / "neu_det", {})):
         if not catalog.exists(name):
             catalog.ingest(name, create_reader(reader)(src, **options))
-    spec = ImageInput(size=(args.size, args.size))
+    spec = ImageInput(size=(args.size, args.size), standardize=True)
     samples = load_samples(catalog, "mt", spec)
     free = samples.classes.index(GOOD)
     good = np.random.default_rng(0).permutation(np.flatnonzero(samples.labels == free))
@@ -77,17 +84,22 @@ def main() -> int:
     backbones = {"imagenet": "imagenet", "neu-supervised": str(run_dir)}
 
     details: dict = {}
-    for backbone, pretrained in backbones.items():
+    settings = [(backbone, standardize) for backbone in backbones for standardize in (True, False)
+                if standardize or args.raw_methods]
+    for backbone, standardize in settings:
+        pretrained = backbones[backbone]
         features = build_features(AnomalyConfig(pretrained=pretrained), spec)
+        view = replace(spec, standardize=standardize)
         t0 = time.perf_counter()
-        f_fit = patch_features(features, fit_pool, 32)
+        f_fit = patch_features(features, replace(fit_pool, spec=view), 32)
         fit_feature_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        f_test = patch_features(features, test, 32)
+        f_test = patch_features(features, replace(test, spec=view), 32)
         test_feature_s = time.perf_counter() - t0
-        print(f"{backbone}: patch features {tuple(f_fit.shape[1:])} in {fit_feature_s:.0f} s (fit images), "
+        key = backbone if standardize else f"{backbone}/raw"
+        print(f"{key}: patch features {tuple(f_fit.shape[1:])} in {fit_feature_s:.0f} s (fit images), "
               f"{test_feature_s:.0f} s (test images)", flush=True)
-        for method in args.methods:
+        for method in args.methods if standardize else args.raw_methods:
             runs = []
             for seed in args.seeds:
                 config = AnomalyConfig(method=method, pretrained=pretrained, coreset=args.coreset, seed=seed)
@@ -107,10 +119,10 @@ def main() -> int:
                              "fit_seconds": fit_feature_s + info.fit_seconds, "bank_entries": info.bank_entries,
                              "bank_bytes_per_train_image": info.bank_bytes / info.train_images,
                              "test_seconds_per_image": (test_feature_s + score_s) / len(test)})
-                print(f"{backbone}/{method} seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC "
+                print(f"{method}/{key} seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC "
                       f"{m['pixel_auroc']:.4f}, flagged {m['true_positive_rate']:.1%} / {m['false_positive_rate']:.1%};"
                       f" fit {runs[-1]['fit_seconds']:.0f} s", flush=True)
-            details[f"{method}/{backbone}"] = {"runs": runs, **{k: _spread([r[k] for r in runs]) for k in (
+            details[f"{method}/{key}"] = {"runs": runs, **{k: _spread([r[k] for r in runs]) for k in (
                 "image_auroc", "pixel_auroc", "true_positive_rate", "false_positive_rate", "fit_seconds",
                 "bank_bytes_per_train_image", "test_seconds_per_image")}}
 
@@ -126,21 +138,35 @@ def main() -> int:
                                                  for k, v in details.items()},
                "fit_images": len(fit_pool), "test_good": int((~defect).sum()), "test_defective": int(defect.sum()),
                "image_size": args.size, "pretraining_seconds": pretraining_seconds}
+    summary["mt_pixel_auroc_per_class"] = {  # each class's defective tiles with the defect-free ones
+        c.removeprefix("MT_"): statistics.median(r["per_class"][c]["pixel_auroc"] for r in details[best_pixel]["runs"])
+        for c in details[best_pixel]["runs"][0]["per_class"]}
+    for method in args.raw_methods:  # what standardizing the images gives, same method and backbone
+        both = (f"{method}/imagenet", f"{method}/imagenet/raw")
+        if all(k in details for k in both):
+            summary[f"{method}_standardize_gain"] = {
+                m: details[both[0]][m]["median"] - details[both[1]][m]["median"] for m in ("image_auroc", "pixel_auroc")}
     rows = []
     for key, v in details.items():
         classes = {c: statistics.median(r["per_class"][c]["image_auroc"] for r in v["runs"])
                    for c in v["runs"][0]["per_class"]}
+        pixels = {c: statistics.median(r["per_class"][c]["pixel_auroc"] for r in v["runs"])
+                  for c in v["runs"][0]["per_class"]}
         rows.append([key, f"{v['image_auroc']['median']:.4f} ({v['image_auroc']['min']:.4f}-{v['image_auroc']['max']:.4f})",
                      f"{v['pixel_auroc']['median']:.4f}", f"{v['true_positive_rate']['median']:.1%}",
                      f"{v['false_positive_rate']['median']:.1%}", f"{v['fit_seconds']['median']:.0f}",
                      f"{v['bank_bytes_per_train_image']['median'] / 1e3:.1f}",
-                     " ".join(f"{c.removeprefix('MT_')} {a:.3f}" for c, a in classes.items())])
+                     " ".join(f"{c.removeprefix('MT_')} {a:.3f}" for c, a in classes.items()),
+                     " ".join(f"{c.removeprefix('MT_')} {a:.3f}" for c, a in pixels.items())])
     table = markdown_table(["method/backbone", "image AUROC (median, min-max)", "pixel AUROC", "defects flagged",
-                            "good flagged", "fit s", "bank kB/image", "image AUROC per defect class"], rows)
+                            "good flagged", "fit s", "bank kB/image", "image AUROC per defect class",
+                            "pixel AUROC per defect class"], rows)
     table += (f"\n\nTargets: image AUROC >= {TARGETS['mt_image_auroc']}, pixel AUROC >= {TARGETS['mt_pixel_auroc']}. "
               f"Fit on {len(fit_pool)} defect-free tiles (seed-0 draw of 80 %), test {int((~defect).sum())} defect-free + "
-              f"{int(defect.sum())} defective; {args.size}x{args.size} px, {len(args.seeds)} seeds.")
+              f"{int(defect.sum())} defective; {args.size}x{args.size} px, {len(args.seeds)} seeds. Images standardized "
+              "per image (zero mean, unit variance) except in rows ending /raw.")
     config = {"seeds": args.seeds, "size": args.size, "coreset": args.coreset, "methods": args.methods,
+              "raw_methods": args.raw_methods, "standardize": "per image: each channel to zero mean, unit std",
               "backbones": list(backbones), "split": "defect-free tiles permuted with numpy seed 0: first 80 % fit "
               "(a tenth of those, per seed, sets the threshold), the rest and every defective tile test",
               "quantile": AnomalyConfig().quantile, "stages": list(AnomalyConfig().stages)}

@@ -250,10 +250,12 @@ def main() -> int:
     tiles = catalog.ingest("tiles", create_reader("images")(sample_path("magnetic_tile"), plant="mt"))
     shutil.rmtree(runs / "tiles-anomaly", ignore_errors=True)
     inspection = fit_dataset(catalog, "tiles", ["MT_Free"], runs / "tiles-anomaly",
-                             AnomalyConfig(method="padim"), size=(128, 128) if args.quick else (224, 224), holdout=0.25)
+                             AnomalyConfig(method="padim"), size=(128, 128) if args.quick else (224, 224),
+                             standardize=True, holdout=0.25)
     m = inspection["metrics"]
     print(f"[10/11] anomaly detection (magnetic tile, {sum(catalog.manifest('tiles').rows.values())} vendored images "
-          f"with defect masks, {tiles.status}): PaDiM on ImageNet EfficientNet-Lite0 features, fitted on "
+          f"with defect masks, {tiles.status}): PaDiM on ImageNet EfficientNet-Lite0 features of standardized "
+          f"images, fitted on "
           f"{inspection['fit']['train_images']} defect-free images (threshold from {inspection['fit']['val_images']} "
           f"more) in {time.perf_counter() - t0:.0f} s; on {inspection['test_good']} held-out defect-free and "
           f"{inspection['test_defective']} defective images: image AUROC {m['image_auroc']:.3f}, pixel AUROC "

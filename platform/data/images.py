@@ -66,7 +66,7 @@ class ImageSamples(SampleBatches):
         index = np.atleast_1d(np.asarray(index))
         if self.masks is None:
             raise ValueError("this image dataset has no masks: ingest the images with their masks")
-        geometry = ImagePreprocess(replace(self.spec, channels=1, mean=(0.0,), std=(1.0,)))
+        geometry = ImagePreprocess(replace(self.spec, channels=1, mean=(0.0,), std=(1.0,), standardize=False))
         h, w = self.spec.size
 
         def one(mask) -> np.ndarray:

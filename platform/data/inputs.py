@@ -57,6 +57,9 @@ class ImageInput:
         std: per-channel standard deviation divided by after that.
         resize: ``"stretch"`` (to ``size`` ignoring aspect), ``"crop"`` (shorter side to size, then
             centre crop) or ``"pad"`` (longer side to size, then pad with the mean).
+        standardize: then shift and scale each channel of each image to zero mean and unit standard
+            deviation, so that images of one surface taken at different exposures and gains look
+            alike (``mean`` and ``std`` no longer matter then).
     """
 
     modality: ClassVar[str] = "image"
@@ -65,6 +68,7 @@ class ImageInput:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     resize: str = "stretch"
+    standardize: bool = False
 
     def example(self, batch: int = 2, seed: int = 0) -> np.ndarray:
         return np.random.default_rng(seed).standard_normal((batch, self.channels, *self.size)).astype(np.float32)

@@ -2,7 +2,8 @@
 training (cutting windows, fitting and applying group statistics; decoding catalog images),
 export and serving (raw windows or images from a request) all go through it, so what a model sees
 in production is what it saw in training. Series use :func:`standardize`, chosen by the spec's
-``normalize``; images :class:`ImagePreprocess` (resize policy, scale, mean/std).
+``normalize``; images :class:`ImagePreprocess` (resize policy, scale, mean/std, per-image
+standardization).
 
 Needs numpy (and Pillow for images) only: the serving path imports it without the catalog or torch.
 """
@@ -69,7 +70,8 @@ class SeriesPreprocess:
 class ImagePreprocess:
     """Images (encoded bytes or decoded ``[H, W]`` / ``[H, W, C]`` uint8 arrays) → model input
     ``[B, C, H, W]`` float32, per an :class:`ImageInput`: resize by its policy, scale to [0, 1],
-    subtract ``mean`` and divide by ``std`` per channel."""
+    subtract ``mean`` and divide by ``std`` per channel, and with ``standardize`` bring each channel
+    of each image to zero mean and unit standard deviation (before any padding)."""
 
     RESIZE = ("stretch", "crop", "pad")
 
@@ -79,6 +81,8 @@ class ImagePreprocess:
         if spec.channels not in (1, 3) or len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
             raise ValueError(f"image input: channels 1 or 3 with one mean and std each, got channels={spec.channels}, "
                              f"mean={list(spec.mean)}, std={list(spec.std)}")
+        if not isinstance(spec.standardize, bool):
+            raise ValueError(f"image standardize: true or false, not {spec.standardize!r}")
         self.spec = spec
         self.mean = np.asarray(spec.mean, np.float32)[:, None, None]
         self.std = np.asarray(spec.std, np.float32)[:, None, None]
@@ -111,6 +115,9 @@ class ImagePreprocess:
         x = np.asarray(img, np.float32) / 255.0
         x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
         x = (x - self.mean) / self.std
+        if self.spec.standardize:  # per channel; a flat channel becomes zeros rather than noise / ~0
+            x = x.astype(np.float64)
+            x = (x - x.mean((1, 2), keepdims=True)) / np.maximum(x.std((1, 2), keepdims=True), 1e-3)
         return np.ascontiguousarray(_fit(x, h, w), dtype=np.float32)
 
 

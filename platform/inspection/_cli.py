@@ -32,6 +32,9 @@ def add_parsers(sub) -> None:
     fit.add_argument("--method", choices=["patchcore", "padim"], default="padim", help="default padim")
     fit.add_argument("--size", type=int, nargs=2, default=[224, 224], metavar=("H", "W"),
                      help="input size (default 224 224)")
+    fit.add_argument("--standardize", action="store_true",
+                     help="bring each image to zero mean and unit variance first (surfaces photographed at "
+                          "varying exposure; recorded in the input spec, so serving does the same)")
     fit.add_argument("--encoder", default="timm/tf_efficientnet_lite0", help="a timm image encoder")
     fit.add_argument("--pretrained", default="imagenet",
                      help="imagenet (offline weights), a weights file or folder, or a pretraining run folder")
@@ -132,7 +135,7 @@ def run_inspect(args) -> int:
         raise TransferlineError(str(exc)) from None
     good = [g.strip() for g in args.good.split(",") if g.strip()]
     result = fit_dataset(Catalog(args.catalog), args.dataset, good, args.out, config, size=tuple(args.size),
-                         holdout=args.holdout, progress=sys.stderr.isatty(), say=print, workers=args.workers,
+                         standardize=args.standardize, holdout=args.holdout, progress=sys.stderr.isatty(), say=print, workers=args.workers,
                          address=args.address, cpus_per_worker=args.cpus_per_worker)
     print(f"wrote {result['out']} (register it: transferline models register {result['out']} --name NAME)")
     return 0

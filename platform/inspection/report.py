@@ -18,7 +18,8 @@ def _display(samples, i: int) -> np.ndarray:
     from ..data.preprocess import ImagePreprocess
 
     spec = samples.spec
-    plain = ImagePreprocess(replace(spec, mean=(0.0,) * spec.channels, std=(1.0,) * spec.channels))
+    plain = ImagePreprocess(replace(spec, mean=(0.0,) * spec.channels, std=(1.0,) * spec.channels,
+                                    standardize=False))
     x = plain.one(samples.images[int(i)].as_py())
     return (np.clip(x.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8).squeeze(-1) if spec.channels == 1 else \
         (np.clip(x.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .._fs import save_run
+from ..data.inputs import InputSpec
 from ..errors import TransferlineError
 from .anomaly import AnomalyConfig, AnomalyModel, FitInfo, Padim, PatchCore, build_features
 
@@ -36,8 +37,7 @@ def save_anomaly(out: str | os.PathLike, model: AnomalyModel, config: AnomalyCon
     """Writes the run folder ``out`` (which must not exist yet) atomically; ``spec`` is the
     :class:`~transferline.data.ImageInput` the model was fitted on."""
     meta = {"kind": KIND, "dataset": dataset, "good": good, "config": asdict(config),
-            "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
-                                "std": list(spec.std), "resize": spec.resize}},
+            "input": InputSpec.of(spec).to_dict(),
             "threshold": float(model.threshold), "map_range": [info.map_low, float(model.threshold)],
             "fit": {k: v for k, v in info.to_dict().items() if k != "val_scores"}}
     return save_run(out, model.state_dict(), meta, {"data": {"dataset": dataset, "good": good},
@@ -80,7 +80,6 @@ def describe_anomaly(run_dir: Path, out: Path) -> dict:
     """The registry's side of an anomaly run: copies the weights, exports :class:`Served` as
     TorchScript and ONNX (what the server runs, with onnxruntime), checks both against the eager
     model, and returns the entry fields."""
-    from ..data import ImageInput
     from ..model_registry._export import export_mismatch, export_onnx, export_torchscript, onnx_mismatch
 
     model, meta = load_anomaly(run_dir)
@@ -89,8 +88,7 @@ def describe_anomaly(run_dir: Path, out: Path) -> dict:
         shutil.copyfile(run_dir / fname, out / fname)
     image = meta["input"]["image"]
     served = Served(model).eval()
-    example = export_torchscript(served, ImageInput(size=tuple(image["size"]), channels=image["channels"]),
-                                 out / "model.ts")
+    example = export_torchscript(served, image_spec(meta), out / "model.ts")
     mismatch = export_mismatch(served, example, out / "model.ts", ATOL)
     if mismatch is not None:
         raise TransferlineError(f"the exported anomaly model differs from the eager one by {mismatch:.2e}")
@@ -119,19 +117,14 @@ def save_detector(out: str | os.PathLike, model, config, spec, *, dataset: str, 
     """Writes a detector's run folder ``out`` (which must not exist yet) atomically: weights, the
     config, class names and input spec in ``model.json``, the metrics with the training history."""
     meta = {"kind": DETECTOR, "dataset": dataset, "classes": list(model.classes), "config": config.to_dict(),
-            "input": {"image": {"size": list(spec.size), "channels": spec.channels, "mean": list(spec.mean),
-                                "std": list(spec.std), "resize": spec.resize}}}
+            "input": InputSpec.of(spec).to_dict()}
     return save_run(out, model.state_dict(), meta, {"data": {"dataset": dataset}, "detector": config.to_dict()},
                     metrics)
 
 
 def image_spec(meta: dict):
     """The :class:`~transferline.data.ImageInput` a saved inspection model's ``model.json`` records."""
-    from ..data import ImageInput
-
-    image = meta["input"]["image"]
-    return ImageInput(size=tuple(image["size"]), channels=image["channels"], mean=tuple(image["mean"]),
-                      std=tuple(image["std"]), resize=image["resize"])
+    return InputSpec.from_dict(meta["input"])["image"]
 
 
 def detector_spec(folder: str | os.PathLike):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,6 @@ def test_greedy_coreset_takes_one_point_of_each_cluster():
 
 def test_masks_follow_the_image_geometry(mt_sample):
     """Masks are resized and cropped as their images are; a defect-free image's mask is empty."""
-    from dataclasses import replace
-
     samples = mt_sample
     free = samples.classes.index("MT_Free")
     masks = samples.get_masks(np.arange(len(samples)))
@@ -95,17 +94,17 @@ def mt_sample(tmp_path_factory):
     return load_samples(catalog, "mt", ImageInput(size=(96, 96)))
 
 
-@pytest.mark.parametrize("method", ["patchcore", "padim"])
-def test_saved_model_reloads_registers_and_answers_with_heat_maps(mt_sample, tmp_path, method):
+@pytest.mark.parametrize("method,standardize", [("patchcore", False), ("padim", True)])
+def test_saved_model_reloads_registers_and_answers_with_heat_maps(mt_sample, tmp_path, method, standardize):
     from PIL import Image
 
     from transferline.errors import TransferlineError
     from transferline.inspection import AnomalyConfig, evaluate_anomaly, fit_anomaly
-    from transferline.inspection.store import load_anomaly, save_anomaly
+    from transferline.inspection.store import image_spec, load_anomaly, save_anomaly
     from transferline.model_registry import ModelRegistry
     from transferline.serve import Predictor
 
-    samples = mt_sample
+    samples = replace(mt_sample, spec=replace(mt_sample.spec, standardize=standardize))
     free = samples.classes.index("MT_Free")
     good = np.flatnonzero(samples.labels == free)
     test = samples.subset(np.concatenate([good[12:], np.flatnonzero(samples.labels != free)]))
@@ -122,6 +121,7 @@ def test_saved_model_reloads_registers_and_answers_with_heat_maps(mt_sample, tmp
     with torch.no_grad():
         torch.testing.assert_close(again(x)[0], model(x)[0])
     assert meta["threshold"] == pytest.approx(info.threshold)
+    assert image_spec(meta) == samples.spec  # standardize travels with the model into serving
 
     registry = ModelRegistry(tmp_path / "models")
     entry = registry.register(run, "tiles")

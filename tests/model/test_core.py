@@ -145,3 +145,23 @@ def test_image_preprocess_from_bytes_and_arrays(resize):
         assert (from_bytes[0, :, :5] == 0).all() and (from_bytes[0, :, -5:] == 0).all()
     with pytest.raises(ValueError, match="uint8"):
         prep([pixels.astype(np.float32)])
+
+
+def test_standardized_images_do_not_depend_on_exposure():
+    """standardize: each channel of each image at zero mean and unit std, so the same surface at
+    another exposure and gain gives the same model input (up to uint8 rounding)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(20, 200, (32, 32), dtype=np.uint8)
+    darker = np.round(pixels * 0.6 + 30).astype(np.uint8)
+    x, y = build_preprocess(ImageInput(size=(32, 32), channels=3, standardize=True))([pixels, darker])
+    np.testing.assert_allclose(x, y, atol=0.02)  # half a grey level of rounding in 31 of spread
+    plain = build_preprocess(ImageInput(size=(32, 32), channels=3))([pixels, darker])
+    assert np.abs(plain[0] - plain[1]).max() > 0.5  # without it, the two differ
+    prep = build_preprocess(ImageInput(size=(32, 32), channels=3, resize="pad", standardize=True))
+    x = prep([rng.integers(0, 256, (48, 64), dtype=np.uint8)])[0]
+    image = x[:, 4:28]  # 48x64 → 24x32 centred: rows 4..27 are the image, the rest padding (zeros)
+    np.testing.assert_allclose(image.mean((1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(image.std((1, 2)), 1, atol=1e-4)
+    assert (x[:, :4] == 0).all() and (x[:, 28:] == 0).all()
+    flat = prep([np.full((48, 64), 90, np.uint8)])
+    assert np.isfinite(flat).all() and np.abs(flat).max() < 1e-4  # not rounding noise blown up

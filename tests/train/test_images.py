@@ -69,6 +69,7 @@ def test_supervised_pretraining_on_images_then_fewshot_from_it(neu_catalog, tmp_
     ("data.spec_options.size=[64]", r"data.spec_options.size: \[height, width\]"),
     ("data.spec_options.channels=2", "channels 1 or 3"),
     ("data.spec_options.colour=true", "has no option"),
+    ("data.spec_options.standardize=sometimes", "standardize: true or false, not 'sometimes'"),
     ("data.streaming.enabled=true", "streaming.enabled: streams the source domains; set data.source.domains"),
     ("target.labelled_units=3", "labelled_units or per_class, not both"),
 ])

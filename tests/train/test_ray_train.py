@@ -317,7 +317,8 @@ def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster,
 @pytest.mark.slow
 def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluster, tmp_path, cli):
     """`inspect fit --workers 2`: the good images stream through Ray Data to two feature actors; the
-    fitted model is the one fitted in this process (same threshold, same test metrics)."""
+    fitted model is the one fitted in this process (same threshold, same test metrics), images
+    standardized alike on both paths and the run recording it for serving."""
     import json
 
     from transferline.sample_data import sample_path
@@ -329,9 +330,10 @@ def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluste
     runs = {}
     for name, extra in (("local", []), ("ray", ["--workers", "2", "--cpus-per-worker", "0.5"])):
         code, out, err = cli("inspect", "fit", "--dataset", "tiles", "--good", "MT_Free", "--out", tmp_path / name,
-                             "--size", "96", "96", "--holdout", "0.25", "--catalog", catalog, *extra)
+                             "--size", "96", "96", "--holdout", "0.25", "--standardize", "--catalog", catalog, *extra)
         assert code == 0, err
         runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert json.loads((tmp_path / name / "model.json").read_text())["input"]["image"]["standardize"] is True
     assert runs["ray"]["fit"]["ray"]["workers"] == 2
     assert runs["ray"]["fit"]["threshold"] == pytest.approx(runs["local"]["fit"]["threshold"], rel=1e-4)
     assert runs["ray"]["image_auroc"] == runs["local"]["image_auroc"]
