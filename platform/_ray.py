@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 
 
-def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metrics_port: int | None = None) -> None:
     """Joins the running Ray of this process, the cluster at ``address`` or $RAY_ADDRESS, or starts a
     fresh embedded local Ray on loopback. A driver joining a cluster on 127.0.0.1 stays on loopback.
 
-    An embedded Ray listens on 127.0.0.1 only (GCS, raylet, workers, agents; no metrics endpoints):
-    nothing of it is reachable from another machine. A cluster's operator decides its own binding.
+    An embedded Ray listens on 127.0.0.1 only (GCS, raylet, workers, agents): nothing of it is
+    reachable from another machine. It collects no metrics unless ``metrics_port`` is given; then
+    its metrics agent answers Prometheus on ``127.0.0.1:metrics_port/metrics``. A cluster's
+    operator decides its own binding and metrics.
     """
     # NOTE: Ray takes its node address from the machine's outward interface unless this is off, and
     # every server then listens there or on all interfaces; with it off, on 127.0.0.1 only. Ray reads
@@ -27,11 +29,17 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
         ray_constants.ENABLE_RAY_CLUSTER = False
         # NOTE: an embedded Ray has no dashboard to read metrics, and collecting them anyway slowed
         # training in the worker on 2 cores. The embedded Ray's processes inherit these settings.
-        os.environ.setdefault("RAY_enable_metrics_collection", "0")
+        if metrics_port is None:
+            os.environ.setdefault("RAY_enable_metrics_collection", "0")
+        else:
+            os.environ["RAY_enable_metrics_collection"] = "1"
         os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))
+    options = {"_node_ip_address": "127.0.0.1"} if loopback else {}
+    if metrics_port is not None and not address:
+        options["_metrics_export_port"] = metrics_port
     ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if loopback else {}))
+             configure_logging=False, **options)
 
 
 def add_ray_arguments(parser, title: str, workers: str) -> None:

@@ -45,6 +45,9 @@ def add_parsers(sub) -> None:
     serve.add_argument("--haproxy", action="store_true",
                        help="Serve's HAProxy ingress on --port in place of its Python proxy (faster; its statistics "
                             "and metrics ports 8404 and 9101 listen on every interface)")
+    serve.add_argument("--metrics-port", type=int, metavar="P",
+                       help="Prometheus metrics per model (requests by status, latency and batch-size histograms) "
+                            "and Ray's own on http://127.0.0.1:P/metrics (default: no metrics collected)")
     serve.add_argument("--no-batching", action="store_true",
                        help="answer each request on its own (default: batch concurrent requests per model)")
     serve.add_argument("--open-docs", action="store_true",
@@ -100,6 +103,11 @@ def run_serve(args) -> int:
     from .runtime import check_port_free, deploy, start
 
     check_port_free(args.host, args.port)
+    if args.metrics_port is not None:
+        if os.environ.get("RAY_ADDRESS"):
+            raise TransferlineError("--metrics-port sets up the embedded Ray's metrics; a cluster ($RAY_ADDRESS) "
+                                    "exports its own on each node's metrics port")
+        check_port_free("127.0.0.1", args.metrics_port, "--metrics-port")
     if args.open_docs:
         os.environ[OPEN_DOCS_ENV] = "1"  # the replicas inherit it
     done = threading.Event()
@@ -118,10 +126,11 @@ def run_serve(args) -> int:
     try:
         app = application(args.models_root, batching=not args.no_batching, replicas=args.replicas,
                           max_replicas=args.max_replicas, target_ongoing=args.target_ongoing)  # checked before Ray starts
-        start(args.host, args.port, haproxy=args.haproxy)
+        start(args.host, args.port, haproxy=args.haproxy, metrics_port=args.metrics_port)
         deploy(app, port=args.port, host=args.host)
         print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "
-              "(docs at /docs); Ctrl-C stops", flush=True)
+              "(docs at /docs)" + (f", metrics on http://127.0.0.1:{args.metrics_port}/metrics" if args.metrics_port
+                                   else "") + "; Ctrl-C stops", flush=True)
         while not done.is_set():
             # NOTE: Ray's core worker installs its own signal handlers after start-up (its SIGTERM
             # handler ends the process without Serve's shutdown); take both back every second so that

@@ -30,6 +30,7 @@ from .._fs import check_name
 from ..errors import TransferlineError
 from ..model_registry import STAGES, IntegrityError, ModelRegistry, RegistryError
 from .batching import batched, measure
+from .metrics import ModelMetrics
 from .predictor import PredictRequest, RequestError, load_model, parse_request, response, validate
 
 API_KEY_ENV = "TRANSFERLINE_API_KEY"
@@ -260,6 +261,7 @@ class ModelServer:
         _replica_grpc_on_loopback()
         self.registry = ModelRegistry(models_root)
         self.batching = batching
+        self.metrics = ModelMetrics()
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def get_model(self, key: str):
@@ -267,7 +269,8 @@ class ModelServer:
         With batching on, the model gets its own batch queue, sized by :func:`.batching.measure`."""
         model = load_model(self.registry, key.partition("#")[0])
         policy = measure(model.module) if self.batching else None
-        model.batched = batched(model, policy) if policy and policy.batch else None
+        observe = lambda n: self.metrics.batch_of(model.ref, n)  # noqa: E731
+        model.batched = batched(model, policy, observe) if policy and policy.batch else None
         return model
 
     @api.get("/healthz")
@@ -295,7 +298,23 @@ class ModelServer:
               responses=ERRORS, openapi_extra=PREDICT_BODY)
     async def predict(self, name: str, request: Request, version: int | None = None,
                       stage: str | None = None) -> Response:
-        entry = self._entry(name, version, stage)
+        """One prediction request, counted and timed per model (:mod:`.metrics`)."""
+        import time
+
+        t0, ref, code = time.perf_counter(), None, 500
+        try:
+            entry = self._entry(name, version, stage)
+            ref = entry.ref
+            answer = await self._predict(entry, request)
+            code = 200
+            return answer
+        except HTTPException as exc:
+            code = exc.status_code
+            raise
+        finally:
+            self.metrics.request(ref, code, (time.perf_counter() - t0) * 1000)
+
+    async def _predict(self, entry, request: Request) -> Response:
         try:
             body = parse_request(await request.body())
             raw, extra = validate(entry, body)
@@ -306,9 +325,12 @@ class ModelServer:
         except IntegrityError as exc:
             raise HTTPException(409, detail=exc.public) from None
         x = model.prepare(raw, extra)
-        y = await model.batched(x) if model.batched else model.run(x)
+        if model.batched:
+            y = await model.batched(x)
+        else:
+            self.metrics.batch_of(model.ref, len(next(iter(x.values()))) if isinstance(x, dict) else len(x))
+            y = model.run(x)
         return _json(response(entry, y, heatmap=body.heatmap, raw=raw, answer=model.answer))
-
 
     @api.post("/v1/models/{name}/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS)

@@ -63,20 +63,25 @@ def measure(module, repeats: int = 3) -> BatchPolicy:
     return BatchPolicy(True, MAX_BATCH, round(wait, 5), round(gain, 3), round(t1 * 1000, 4))
 
 
-def batched(model, policy: BatchPolicy):
+def batched(model, policy: BatchPolicy, observe=lambda samples: None):
     """An async ``(x) -> y`` for one loaded model that batches concurrent calls per ``policy``
     (``x`` a prepared input ``[n, ...]``; a batch counts samples, not requests); inputs of more
-    than ``policy.max_batch`` samples run on their own."""
+    than ``policy.max_batch`` samples run on their own. ``observe(n)`` hears each call's samples."""
     from ray import serve
 
     @serve.batch(max_batch_size=policy.max_batch, batch_wait_timeout_s=policy.wait_s,
                  batch_size_fn=lambda xs: sum(len(x) for x in xs))
     async def queued(xs: list[np.ndarray]) -> list[np.ndarray]:
-        y = model.run(np.concatenate(xs))
+        x = np.concatenate(xs)
+        observe(len(x))
+        y = model.run(x)
         bounds = np.cumsum([0] + [len(x) for x in xs])
         return [y[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     async def run(x: np.ndarray) -> np.ndarray:
-        return await queued(x) if len(x) <= policy.max_batch else model.run(x)
+        if len(x) <= policy.max_batch:
+            return await queued(x)
+        observe(len(x))
+        return model.run(x)
 
     return run

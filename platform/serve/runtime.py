@@ -8,8 +8,10 @@ HAPROXY_ENV = "RAY_SERVE_ENABLE_HA_PROXY"
 DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
 
 
-def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = None, haproxy: bool = False) -> None:
-    """A fresh embedded local Ray (or the cluster at $RAY_ADDRESS) and Serve's HTTP ingress on ``port``.
+def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = None, haproxy: bool = False,
+          metrics_port: int | None = None) -> None:
+    """A fresh embedded local Ray (or the cluster at $RAY_ADDRESS) and Serve's HTTP ingress on ``port``;
+    with ``metrics_port``, Prometheus metrics on ``127.0.0.1:metrics_port`` (:mod:`.metrics`).
 
     Ray Serve's throughput-optimized request path is on unless ``$RAY_SERVE_THROUGHPUT_OPTIMIZED=0``:
     gRPC between the ingress and the replicas, each replica's code on its own event loop, buffered
@@ -37,12 +39,13 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     if haproxy:
         os.environ[HAPROXY_ENV] = "1"
-    ensure_ray(num_cpus=num_cpus)
+    ensure_ray(num_cpus=num_cpus, metrics_port=metrics_port)
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Raises TransferlineError naming the port if something already listens there.
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Raises TransferlineError naming the port (and the ``option`` that chose it) if something
+    already listens there.
 
     # NOTE: Serve's HTTP proxy binds with SO_REUSEPORT, so a second server on a taken port would
     # start, print that it serves, and share the port with the first; a plain bind finds it taken.
@@ -53,7 +56,7 @@ def check_port_free(host: str, port: int) -> None:
     from ..errors import TransferlineError
 
     if not 0 < port < 65536:
-        raise TransferlineError(f"--port {port}: a port number from 1 to 65535")
+        raise TransferlineError(f"{option} {port}: a port number from 1 to 65535")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -66,7 +69,7 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise TransferlineError(f"port {port} on {host} is already in use (another server?); stop it or "
-                                        "pass --port") from None
+                                        f"pass {option}") from None
             raise TransferlineError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 

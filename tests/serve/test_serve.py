@@ -4,6 +4,7 @@ requests each with their own model's output, batched; bad requests get 422 namin
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import httpx
@@ -16,6 +17,13 @@ from ..conftest import REPO, write_fan_end
 from .conftest import windows
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration]
+METRICS: dict = {}  # the embedded Ray's Prometheus port, set by the server fixture
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +42,13 @@ def server(tmp_path_factory, runs):
     registry = ModelRegistry(tmp_path_factory.mktemp("served") / "models")
     registry.register(runs[0], "plant-a", stage="production")
     registry.register(runs[1], "plant-b")
-    ensure_ray(num_cpus=2)  # Ray's own processes take their ports before the proxy's is chosen
+    # Ray's own processes take their ports before the proxy's is chosen; metrics every second
+    os.environ["RAY_metrics_report_interval_ms"] = "1000"
+    METRICS["port"] = free_port()
+    ensure_ray(num_cpus=2, metrics_port=METRICS["port"])
     try:
         for attempt in range(3):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
             try:
                 # NOTE: the port is free when chosen; another process may take it before the
                 # proxy binds it, and then the proxy fails to start: choose again.
@@ -51,9 +60,11 @@ def server(tmp_path_factory, runs):
                 if attempt == 2:
                     raise
         yield f"http://127.0.0.1:{port}", registry
-    finally:  # a failed start must not leave Ray running for the modules after this one
+    finally:  # a failed start must not leave Ray running (or collecting metrics) for the modules after this one
         serve.shutdown()
         ray.shutdown()
+        for name in ("RAY_metrics_report_interval_ms", "RAY_enable_metrics_collection"):
+            os.environ.pop(name, None)
 
 
 def test_health_models_and_docs(server):
@@ -64,6 +75,49 @@ def test_health_models_and_docs(server):
     series = models["plant-b"]["input"]["series"]
     assert series["window"] == 30 and series["layout"] == "[batch, time, signal]" and "normalizer" not in series
     assert httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/models/{name}/predict"]
+
+
+def test_prometheus_metrics_count_requests_time_them_and_size_batches_per_model(server, runs):
+    """Ray's metrics agent exports each model's requests by status, latency and batch sizes (a model
+    registered for this test alone, so the counts are exact); unknown model names share one label."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, registry = server
+    registry.register(runs[0], "metered")
+    ok = [httpx.post(f"{url}/v1/models/metered/predict", json={"windows": windows(n).tolist()}) for n in (1, 3)]
+    bad = httpx.post(f"{url}/v1/models/metered/predict", json={"windows": [[1.0]]})
+    missing = httpx.post(f"{url}/v1/models/no-such-model-xyz/predict", json={"windows": windows(1).tolist()})
+    assert [r.status_code for r in ok] == [200, 200] and bad.status_code == 422 and missing.status_code == 404
+
+    def scrape() -> dict:
+        text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=10).text
+        out: dict = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("ray_transferline_model_"):
+                    labels = sample.labels
+                    key = (sample.name, labels.get("model"), labels.get("code") or labels.get("le"))
+                    out[key] = out.get(key, 0) + sample.value  # summed over replicas
+        return out
+
+    want = {("ray_transferline_model_requests_total", "metered@1", "200"): 2,
+            ("ray_transferline_model_requests_total", "metered@1", "422"): 1,
+            ("ray_transferline_model_latency_ms_count", "metered@1", None): 3,
+            # one call of 1 window, one of 3 (Ray exports a histogram's sum from bucket midpoints: buckets are exact)
+            ("ray_transferline_model_batch_size_bucket", "metered@1", "1.0"): 1,
+            ("ray_transferline_model_batch_size_bucket", "metered@1", "2.0"): 1,
+            ("ray_transferline_model_batch_size_bucket", "metered@1", "4.0"): 2,
+            ("ray_transferline_model_batch_size_count", "metered@1", None): 2}
+    deadline = time.monotonic() + 90
+    got = scrape()
+    while any(got.get(k) != v for k, v in want.items()) and time.monotonic() < deadline:
+        time.sleep(1)  # the agent exports what the replica reported every second
+        got = scrape()
+    assert {k: got.get(k) for k in want} == want
+    assert got.get(("ray_transferline_model_requests_total", "-", "404"), 0) >= 1
+    assert not any(model == "no-such-model-xyz" for _, model, _ in got)  # no label per unknown name
 
 
 def test_concurrent_requests_for_different_models_get_their_own_answers(server):
