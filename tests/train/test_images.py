@@ -35,7 +35,7 @@ def test_fewshot_from_imagenet_beats_chance_and_registers(neu_catalog, tmp_path)
     assert metrics["test_accuracy"] >= 0.6, metrics
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"] == {"image": {"size": [64, 64], "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3,
-                                       "resize": "stretch"}}
+                                       "resize": "stretch", "standardize": False}}
     assert meta["output"]["classes"][0] == "crazing" and meta["task"]["n_classes"] == 6
     entry = ModelRegistry(tmp_path / "models").register(tmp_path / "run", "neu-5shot")
     assert entry.modality == "image" and entry.task["type"] == "classification"
