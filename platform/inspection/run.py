@@ -18,9 +18,10 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
     """Fits on the images labelled ``good`` but a share ``holdout`` of them (drawn with the config's
     seed), tests on those and every other image (pixel AUROC where the dataset has masks), and
     writes the run folder ``out`` with ``report.html``. ``standardize`` brings each image to zero
-    mean and unit variance before the backbone (the input spec records it for serving). With ``workers``, the training images' patch
-    features come from that many Ray actors reading the images through Ray Data. Returns the
-    metrics, the fit's costs, ``out`` and the held-out good images' file names."""
+    mean and unit variance before the backbone (the input spec records it for serving). With
+    ``workers``, the training images' patch features come from that many Ray actors reading the
+    images through Ray Data. Returns the metrics, the fit's costs, ``out`` and the held-out good
+    images' file names."""
     from ..data import ImageInput
     from ..data.factory import load_samples
     from ..errors import TransferlineError
