@@ -110,13 +110,18 @@ def test_prometheus_metrics_count_requests_time_them_and_size_batches_per_model(
             ("ray_transferline_model_batch_size_bucket", "metered@1", "2.0"): 1,
             ("ray_transferline_model_batch_size_bucket", "metered@1", "4.0"): 2,
             ("ray_transferline_model_batch_size_count", "metered@1", None): 2}
+    unknown = ("ray_transferline_model_requests_total", "-", "404")  # other tests may add to this one
+
+    def complete(got: dict) -> bool:  # each replica reports on its own clock: wait for all of it
+        return all(got.get(k) == v for k, v in want.items()) and got.get(unknown, 0) >= 1
+
     deadline = time.monotonic() + 90
     got = scrape()
-    while any(got.get(k) != v for k, v in want.items()) and time.monotonic() < deadline:
-        time.sleep(1)  # the agent exports what the replica reported every second
+    while not complete(got) and time.monotonic() < deadline:
+        time.sleep(1)  # the agent exports what the replicas reported every second
         got = scrape()
     assert {k: got.get(k) for k in want} == want
-    assert got.get(("ray_transferline_model_requests_total", "-", "404"), 0) >= 1
+    assert got.get(unknown, 0) >= 1
     assert not any(model == "no-such-model-xyz" for _, model, _ in got)  # no label per unknown name
 
 
