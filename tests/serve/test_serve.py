@@ -300,6 +300,19 @@ def test_embedded_ray_and_serve_listen_on_loopback_only(server):
     assert not exposed, exposed
 
 
+def test_embedded_ray_workers_run_at_the_drivers_priority(server):
+    """Ray lowers its workers to niceness 15 by default; the embedded Ray keeps them at the driver's
+    (replicas and training workers were otherwise preempted by every other process)."""
+    import os
+
+    import psutil
+
+    workers = [proc for proc in psutil.Process().children(recursive=True)
+               if proc.name().startswith("ray::") or "default_worker.py" in " ".join(proc.cmdline())]
+    assert workers, "the embedded Ray has worker processes (Serve's controller, proxy, replicas)"
+    assert {proc.nice() for proc in workers} == {os.nice(0)}
+
+
 def test_api_fuzz_finds_no_server_error_and_no_answer_outside_the_schema(server, tmp_path):
     """A bounded schemathesis run driven by the server's OpenAPI schema."""
     import subprocess
