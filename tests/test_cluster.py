@@ -91,6 +91,7 @@ def test_rayservice_import_path_builds_the_application(tmp_path):
     scaling = built._bound_deployment._deployment_config.autoscaling_config  # as the manifest asks
     assert (scaling.min_replicas, scaling.max_replicas) == (app["args"]["replicas"], app["args"]["max_replicas"])
     assert scaling.target_ongoing_requests == app["args"]["target_ongoing_requests"]
+    assert built._bound_deployment.init_args[2] == app["args"]["models_per_replica"]
 
 
 def test_autoscaling_bounds_are_checked_before_anything_starts(tmp_path):
@@ -103,6 +104,9 @@ def test_autoscaling_bounds_are_checked_before_anything_starts(tmp_path):
                                                                       "target_ongoing": 0}):
         with pytest.raises(TransferlineError, match="replicas"):
             application(str(tmp_path), **bad)
+    for bad in (0, 2.5, True):
+        with pytest.raises(TransferlineError, match="models_per_replica"):
+            application(str(tmp_path), models_per_replica=bad)
 
 
 def test_dockerfile_uses_the_tested_ray_and_copies_the_package():

@@ -59,6 +59,26 @@ def not_found(name: str, local: bool, exc: Exception) -> str:
             "tokenizer, or set encoder.options.allow_hub=true")
 
 
+def padded_tokenizer(folder: str | Path, max_length: int):
+    """A ``tokenizers`` tokenizer from ``folder/tokenizer.json`` that adds the special tokens, cuts at
+    ``max_length`` and pads to it with the folder's pad token (as transformers'
+    ``padding="max_length", truncation=True``)."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    pad = config.get("pad_token") or "[PAD]"
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad)
+    if pad_id is None:
+        raise TransferlineError(f"{folder / 'tokenizer.json'}: its vocabulary has no pad token {pad!r}")
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(length=max_length, pad_id=pad_id, pad_token=pad)
+    return tokenizer
+
+
 class IdsTokenizer:
     """Texts → token ids ``[B, max_length]`` (int64) from a folder's ``tokenizer.json``, run by the
     ``tokenizers`` library alone (no transformers, no torch: what a serving replica loads): special
@@ -66,30 +86,42 @@ class IdsTokenizer:
     transformers' ``AutoTokenizer(texts, padding="max_length", truncation=True)`` (a test compares)."""
 
     def __init__(self, folder: str | Path, max_length: int) -> None:
-        from tokenizers import Tokenizer
-
-        folder = Path(folder)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        config_path = folder / "tokenizer_config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        pad = config.get("pad_token") or "[PAD]"
-        pad = pad.get("content") if isinstance(pad, dict) else pad
-        pad_id = self.tokenizer.token_to_id(pad)
-        if pad_id is None:
-            raise TransferlineError(f"{folder / 'tokenizer.json'}: its vocabulary has no pad token {pad!r}")
-        self.tokenizer.enable_truncation(max_length)
-        self.tokenizer.enable_padding(length=max_length, pad_id=pad_id, pad_token=pad)
+        self.tokenizer = padded_tokenizer(folder, max_length)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return np.asarray([e.ids for e in self.tokenizer.encode_batch(list(texts))], dtype=np.int64)
 
 
+class WordIdsTokenizer:
+    """Word lists → sub-word ids ``[B, max_length]`` and each word's first sub-word position ``[B, W]``
+    (-1 for a word cut by ``max_length``), by the ``tokenizers`` library alone, as
+    :class:`~transferline.tagging.spans.WordTokens` makes them with transformers (a test compares)."""
+
+    def __init__(self, folder: str | Path, max_length: int) -> None:
+        self.tokenizer = padded_tokenizer(folder, max_length)
+
+    def __call__(self, word_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch([list(w) for w in word_lists], is_pretokenized=True)
+        first = np.full((len(word_lists), max([len(w) for w in word_lists] + [1])), -1, np.int64)
+        for b, encoding in enumerate(encodings):
+            for position, word in enumerate(encoding.word_ids):
+                if word is not None and first[b, word] < 0:
+                    first[b, word] = position
+        return np.asarray([e.ids for e in encodings], np.int64), first
+
+
+def local_tokenizer_json(name: str) -> str | None:
+    """The folder of a text model that has its ``tokenizer.json`` on this machine, else None."""
+    where, local = resolve_model(name)
+    return where if local and (Path(where) / "tokenizer.json").is_file() else None
+
+
 def load_ids_tokenizer(name: str, max_length: int):
     """``texts -> ids [B, max_length]`` for a text model: :class:`IdsTokenizer` where the model's
     folder has a ``tokenizer.json``, else transformers' tokenizer (e.g. a hub id)."""
-    where, local = resolve_model(name)
-    if local and (Path(where) / "tokenizer.json").is_file():
-        return IdsTokenizer(where, max_length)
+    folder = local_tokenizer_json(name)
+    if folder:
+        return IdsTokenizer(folder, max_length)
     tokenizer = load_tokenizer(name)
 
     def ids(texts: list[str]) -> np.ndarray:

@@ -48,6 +48,8 @@ def add_parsers(sub) -> None:
     serve.add_argument("--metrics-port", type=int, metavar="P",
                        help="Prometheus metrics per model (requests by status, latency and batch-size histograms) "
                             "and Ray's own on http://127.0.0.1:P/metrics (default: no metrics collected)")
+    serve.add_argument("--models-per-replica", type=int, default=8, metavar="N",
+                       help="models each replica keeps loaded, the least recently used unloaded first (default 8)")
     serve.add_argument("--no-batching", action="store_true",
                        help="answer each request on its own (default: batch concurrent requests per model)")
     serve.add_argument("--open-docs", action="store_true",
@@ -125,7 +127,8 @@ def run_serve(args) -> int:
 
     try:
         app = application(args.models_root, batching=not args.no_batching, replicas=args.replicas,
-                          max_replicas=args.max_replicas, target_ongoing=args.target_ongoing)  # checked before Ray starts
+                          max_replicas=args.max_replicas, target_ongoing=args.target_ongoing,
+                          models_per_replica=args.models_per_replica)  # checked before Ray starts
         start(args.host, args.port, haproxy=args.haproxy, metrics_port=args.metrics_port)
         deploy(app, port=args.port, host=args.host)
         print(f"serving models from {args.models_root or 'the default registry'} on http://{args.host}:{args.port} "

@@ -3,8 +3,8 @@
 
 ``POST /v1/models/{name}/predict`` (``?version=3`` or ``?stage=production``), ``GET /v1/models``,
 ``GET /healthz``, OpenAPI docs at ``/docs``. Requests are validated against the model's input spec
-(422 naming the field); each replica keeps up to ``MODELS_PER_REPLICA`` models
-loaded (``@serve.multiplexed``, LRU) and batches concurrent requests per model, sized by what
+(422 naming the field); each replica keeps up to ``models_per_replica`` models
+loaded (``@serve.multiplexed``, LRU; 8 by default) and batches concurrent requests per model, sized by what
 batching measurably buys that model (:mod:`.batching`).
 
 The request path does little per request: the body's bytes go straight to pydantic's JSON parser
@@ -17,6 +17,7 @@ answers are written by orjson.
 
 # NOTE: no `from __future__ import annotations` here: FastAPI must resolve the request model's
 # annotation at runtime, and Serve's ingress re-creates the methods outside this module's globals.
+import asyncio
 import json
 import os
 from urllib.parse import quote
@@ -257,21 +258,27 @@ class ModelServer:
     """One deployment: HTTP, validation next to the registry's JSON, loaded models (multiplexed,
     LRU) and batched prediction. One hop per request; replicas scale it out."""
 
-    def __init__(self, models_root: str, batching: bool = True) -> None:
+    def __init__(self, models_root: str, batching: bool = True, models_per_replica: int = MODELS_PER_REPLICA) -> None:
         _replica_grpc_on_loopback()
         self.registry = ModelRegistry(models_root)
         self.batching = batching
+        self.models_per_replica = models_per_replica
         self.metrics = ModelMetrics()
 
-    @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
-    async def get_model(self, key: str):
-        """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new model.
-        With batching on, the model gets its own batch queue, sized by :func:`.batching.measure`."""
+        async def load(key: str):  # NOTE: Serve keeps its LRU on the function it wraps: one per replica
+            """``key`` is :attr:`ModelEntry.key`: a version deleted and registered again is a new
+            model. With batching on, the model gets its own batch queue, sized by
+            :func:`.batching.measure`. Loading runs on a thread: requests for loaded models go on."""
+            model, policy = await asyncio.to_thread(self._load_model, key)
+            observe = lambda n: self.metrics.batch_of(model.ref, n)  # noqa: E731
+            model.batched = batched(model, policy, observe) if policy and policy.batch else None
+            return model
+
+        self.get_model = serve.multiplexed(max_num_models_per_replica=models_per_replica)(load)
+
+    def _load_model(self, key: str):
         model = load_model(self.registry, key.partition("#")[0])
-        policy = measure(model.module) if self.batching else None
-        observe = lambda n: self.metrics.batch_of(model.ref, n)  # noqa: E731
-        model.batched = batched(model, policy, observe) if policy and policy.batch else None
-        return model
+        return model, measure(model.module) if self.batching else None
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
@@ -391,33 +398,39 @@ class ModelServer:
         cache = self.__dict__.setdefault("_surrogates", {})
         if entry.key not in cache:
             self.registry.verify(entry)
-            if len(cache) >= MODELS_PER_REPLICA:
+            if len(cache) >= self.models_per_replica:
                 cache.clear()
             cache[entry.key] = load_surrogate(self.registry.path(entry.name, entry.version))
         return cache[entry.key]
 
 
 def application(models_root: str | None = None, *, batching: bool = True, replicas: int = 1,
-                max_replicas: int | None = None, target_ongoing: int = TARGET_ONGOING):
+                max_replicas: int | None = None, target_ongoing: int = TARGET_ONGOING,
+                models_per_replica: int = MODELS_PER_REPLICA):
     """The bound Serve application for ``serve.run``: ``replicas`` model servers, or with
     ``max_replicas`` above it, Serve's autoscaling between the two, aiming at ``target_ongoing``
-    requests in flight per replica."""
+    requests in flight per replica. Each replica keeps the ``models_per_replica`` models it used
+    last loaded (``benchmarks/results/serve_models.json`` has the load time and memory per model)."""
     if replicas < 1 or (max_replicas is not None and max_replicas < replicas) or target_ongoing < 1:
         raise TransferlineError(f"replicas {replicas}, max_replicas {max_replicas}, target_ongoing {target_ongoing}: "
                                 "need 1 <= replicas <= max_replicas and target_ongoing >= 1")
+    if isinstance(models_per_replica, bool) or not isinstance(models_per_replica, int) or models_per_replica < 1:
+        raise TransferlineError(f"models_per_replica {models_per_replica!r}: a whole number of at least 1")
     root = str(ModelRegistry(models_root).root)
     if max_replicas is not None and max_replicas > replicas:
         options = {"autoscaling_config": {"min_replicas": replicas, "initial_replicas": replicas,
                                           "max_replicas": max_replicas, "target_ongoing_requests": target_ongoing}}
     else:
         options = {"num_replicas": replicas}
-    return ModelServer.options(**options).bind(root, batching)
+    return ModelServer.options(**options).bind(root, batching, models_per_replica)
 
 
 def app_builder(args: dict):
     """Serve's application builder (``import_path: transferline.serve.app:app_builder`` with ``args``:
-    models_root, batching, replicas, max_replicas, target_ongoing_requests), e.g. for a KubeRay RayService."""
+    models_root, batching, replicas, max_replicas, target_ongoing_requests, models_per_replica), e.g. for a
+    KubeRay RayService."""
     top = args.get("max_replicas")
     return application(args.get("models_root"), batching=bool(args.get("batching", True)),
                        replicas=int(args.get("replicas", 1)), max_replicas=int(top) if top is not None else None,
-                       target_ongoing=int(args.get("target_ongoing_requests", TARGET_ONGOING)))
+                       target_ongoing=int(args.get("target_ongoing_requests", TARGET_ONGOING)),
+                       models_per_replica=int(args.get("models_per_replica", MODELS_PER_REPLICA)))

@@ -2,9 +2,10 @@
 exported models. Ray Serve wraps this; tests and ``transferline predict`` use it directly.
 
 Models exported to ONNX run in onnxruntime: serving them imports numpy, onnxruntime and the
-registry's JSON, and neither torch nor tsai, fastai or transformers (a test checks ``sys.modules``).
-TorchScript is the fallback for a model that did not export (its entry's ``runtime`` says why);
-detectors decode their boxes with torchvision, so serving one loads torch.
+registry's JSON (text models: the ``tokenizers`` library), and neither torch nor tsai, fastai or
+transformers (a test checks ``sys.modules``, for series models and taggers). TorchScript is the
+fallback for a model that did not export (its entry's ``runtime`` says why); detectors decode their
+boxes with torchvision, so serving one loads torch.
 """
 
 from __future__ import annotations
@@ -313,7 +314,7 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
         return LoadedModel(entry, module, build_preprocess(spec), spec.modality,
                            answer=lambda out, texts: neighbours_answer(out, index))
     if entry.output.get("kind") == "spans":  # taggers split texts into words as in training
-        from ..tagging.tagger import TagPreprocess
+        from ..tagging.spans import TagPreprocess
 
         preprocess = TagPreprocess(spec)
         return LoadedModel(entry, module, preprocess, spec.modality,

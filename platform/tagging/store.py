@@ -38,7 +38,8 @@ def describe_tagger(run_dir: Path, out: Path) -> dict:
     import numpy as np
 
     from ..model_registry._export import OnnxModule, export_mismatch, export_onnx, load_exported, onnx_mismatch
-    from .tagger import TagPreprocess, TokenLogits, tag_texts
+    from .spans import TagPreprocess
+    from .tagger import TokenLogits, tag_texts
 
     tagger, spec, meta = load_tagger(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .spans import TaggedTexts, decode, span_scores, words
+from .spans import TagPreprocess, TaggedTexts, WordTokens, decode, span_scores, words  # noqa: F401
 
 IGNORE = -100
 
@@ -64,30 +64,6 @@ class TagConfig:
                              f"{self.freeze_epochs}, {self.max_length}")
 
 
-class WordTokens:
-    """Word lists → sub-word ids ``[B, L]`` (padded with the tokenizer's pad id to the longest, at most
-    ``max_length``) and each
-    word's first sub-word position ``[B, W]`` (-1 for a word cut by ``max_length``)."""
-
-    def __init__(self, spec, pad_to_max: bool = False) -> None:
-        from ..data.hf import load_tokenizer
-
-        self.spec, self.padding = spec, "max_length" if pad_to_max else True
-        self.tokenizer = load_tokenizer(spec.tokenizer)
-        if not self.tokenizer.is_fast:
-            raise ValueError(f"tagging needs a fast tokenizer (word alignment); {spec.tokenizer!r} has none")
-
-    def __call__(self, word_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.tokenizer([list(w) for w in word_lists], is_split_into_words=True, truncation=True,
-                             max_length=self.spec.max_length, padding=self.padding)
-        first = np.full((len(word_lists), max([len(w) for w in word_lists] + [1])), -1, np.int64)
-        for b in range(len(word_lists)):
-            for position, word in enumerate(enc.word_ids(b)):
-                if word is not None and first[b, word] < 0:
-                    first[b, word] = position
-        return np.asarray(enc["input_ids"], np.int64), first
-
-
 class Tagger(nn.Module):
     """Encoder token features → dropout → linear tag logits, read per word: ``[B, W, tags]``."""
 
@@ -118,24 +94,6 @@ class TokenLogits(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.tagger.token_logits(ids)
-
-
-class TagPreprocess:
-    """The serving side of a tagger: texts → token ids ``[B, max_length]`` split into words as in
-    training, and per-token logits → each text's spans (character offsets)."""
-
-    def __init__(self, spec) -> None:
-        self.tokens = WordTokens(spec, pad_to_max=True)
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        return self.tokens([[t[a:b] for a, b in words(t)] for t in texts])[0]
-
-    def spans(self, texts: list[str], logits: np.ndarray, tag_names: list[str]) -> list[list[dict]]:
-        offsets = [words(t) for t in texts]
-        _, first = self.tokens([[t[a:b] for a, b in o] for t, o in zip(texts, offsets)])
-        best = logits.argmax(-1)
-        return [decode(text, o, [tag_names[best[b, p]] if p >= 0 else "O" for p in first[b, :len(o)]])
-                for b, (text, o) in enumerate(zip(texts, offsets))]
 
 
 def build_tagger(config: TagConfig, tag_names: list[str]):

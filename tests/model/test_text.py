@@ -123,6 +123,29 @@ def test_text_classification_multi_label_and_its_guards():
     assert single.output(["a", "b"])["kind"] == "class" and single.primary_metric == "macro_f1"
 
 
+@pytest.mark.parametrize("max_length", [8, 48])
+def test_word_ids_come_from_tokenizer_json_as_transformers_makes_them(max_length):
+    """A tagger's serving side splits words into sub-words with the tokenizers library alone: the
+    ids and each word's first sub-word (-1 when cut) equal transformers' on real work orders and
+    awkward words."""
+    from transferline.data.hf import WordIdsTokenizer, resolve_model
+    from transferline.sample_data import sample_path
+    from transferline.tagging.spans import TagPreprocess, WordTokens
+
+    docs = json.loads((sample_path("maintie") / "gold_release.json").read_text())
+    word_lists = [d["tokens"] for d in docs]
+    word_lists += [["Ölpumpe", "défaillante", "—", "ÉCROU"], ["x"] * 60, ["#2", "CYL.", "rocker-cover"], ["日本語"],
+                   ["emoji", "🔧"], ["a"]]
+    spec = TextInput(max_length=max_length)
+    folder, _ = resolve_model(spec.tokenizer)
+    want_ids, want_first = WordTokens(spec, pad_to_max=True)(word_lists)
+    got_ids, got_first = WordIdsTokenizer(folder, max_length)(word_lists)
+    assert len(word_lists) > 100 and (got_first == -1).any() and (got_first >= 0).any()
+    np.testing.assert_array_equal(got_ids, want_ids)
+    np.testing.assert_array_equal(got_first, want_first)
+    assert isinstance(TagPreprocess(spec).tokens, WordIdsTokenizer)
+
+
 @pytest.mark.parametrize("max_length", [16, 128])
 def test_token_ids_come_from_tokenizer_json_as_transformers_makes_them(max_length):
     """Serving tokenizes with the tokenizers library alone; the ids equal transformers' on real

@@ -15,6 +15,7 @@ from transferline.serve import Predictor
 
 from ..conftest import REPO, write_fan_end
 from .conftest import windows
+from .test_registry import _served_in_a_fresh_process
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration]
 METRICS: dict = {}  # the embedded Ray's Prometheus port, set by the server fixture
@@ -123,6 +124,48 @@ def test_prometheus_metrics_count_requests_time_them_and_size_batches_per_model(
     assert {k: got.get(k) for k in want} == want
     assert got.get(unknown, 0) >= 1
     assert not any(model == "no-such-model-xyz" for _, model, _ in got)  # no label per unknown name
+
+
+def test_a_replica_keeps_as_many_models_as_asked_and_unloads_the_least_recently_used(server):
+    """An application keeping one model per replica loads a model for every switch between two and
+    still answers each request with its own model (Serve's own multiplexing counters, scraped)."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from ray import serve
+
+    from transferline.serve.app import application
+
+    url, registry = server
+    local = Predictor(registry)
+    serve.run(application(str(registry.root), models_per_replica=1), name="lru", route_prefix="/lru")
+    try:
+        order = ["plant-a", "plant-b", "plant-b", "plant-a", "plant-b"]
+        x = windows(2, seed=3)
+        for name in order:
+            reply = httpx.post(f"{url}/lru/v1/models/{name}/predict", json={"windows": x.tolist()}, timeout=60)
+            assert reply.status_code == 200 and reply.json()["model"] == f"{name}@1"
+            assert np.allclose(reply.json()["predictions"], local.predict(name, x.tolist())["predictions"], atol=1e-4)
+
+        def counts() -> dict:
+            text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=10).text
+            out = {"load": 0.0, "unload": 0.0}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.labels.get("application") != "lru":
+                        continue
+                    for kind in out:
+                        if sample.name == f"ray_serve_multiplexed_models_{kind}_counter_total":
+                            out[kind] += sample.value
+            return out
+
+        want = {"load": 4, "unload": 3}  # a, b (a out), b, a (b out), b (a out)
+        deadline = time.monotonic() + 90
+        while counts() != want and time.monotonic() < deadline:
+            time.sleep(1)  # the replica reports its counters every second
+        assert counts() == want
+    finally:
+        serve.delete("lru")
 
 
 def test_concurrent_requests_for_different_models_get_their_own_answers(server):
@@ -561,6 +604,9 @@ def test_tagger_spans_over_http(server, tmp_path):
                    for s in spans)
     bad = httpx.post(f"{url}/v1/models/mie-spans-http/predict", json={"texts": ["pump", " "]}, timeout=60)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "texts", 1]
+    # a replica answers it with onnxruntime and the tokenizers library: no torch, no transformers
+    call = "p.predict('mie-spans-http', texts=['replace air conditioner filter', 'pump seal leaking'])"
+    assert _served_in_a_fresh_process(registry.root, call) == ["2", "[]"]
     registry.delete("mie-spans-http")
 
 
