@@ -14,7 +14,7 @@ windows/s) on the medium job, each of the two workers with half the CPUs. Wall t
 worker group's start, not the Ray cluster's (reported separately).
 
 Writes ``benchmarks/results/train_scaling.json`` and ``.md``. Usage: ``python
-benchmarks/train_scaling.py [--steps 150] [--epochs 4] [--medium-epochs 40] [--long-epochs 200]
+benchmarks/train_scaling.py [--steps 150] [--epochs 4] [--medium-epochs 40] [--long-epochs 300]
 [--repeats 3]``.
 """
 
@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch of the short job")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of the short job")
     parser.add_argument("--medium-epochs", type=int, default=40, help="epochs of the medium job")
-    parser.add_argument("--long-epochs", type=int, default=200, help="epochs of the long job")
+    parser.add_argument("--long-epochs", type=int, default=300, help="epochs of the long job")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the short job")
     args = parser.parse_args()
     started()
