@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 
 
-def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metrics_port: int | None = None) -> None:
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metrics_port: int | None = None,
+               worker_niceness: int | None = 0) -> None:
     """Joins the running Ray of this process, the cluster at ``address`` or $RAY_ADDRESS, or starts a
     fresh embedded local Ray on loopback. A driver joining a cluster on 127.0.0.1 stays on loopback.
 
     An embedded Ray listens on 127.0.0.1 only (GCS, raylet, workers, agents): nothing of it is
     reachable from another machine. It collects no metrics unless ``metrics_port`` is given; then
     its metrics agent answers Prometheus on ``127.0.0.1:metrics_port/metrics``. Its workers run at
-    the driver's priority (Ray's default lowers them to niceness 15). A cluster's operator decides
-    its own binding, metrics and niceness (``RAY_worker_niceness`` on every node).
+    ``worker_niceness`` (None: Ray's default, 15; ``$RAY_worker_niceness`` wins over both). A
+    cluster's operator decides its own binding, metrics and niceness (``RAY_worker_niceness`` on
+    every node).
     """
     # NOTE: Ray takes its node address from the machine's outward interface unless this is off, and
     # every server then listens there or on all interfaces; with it off, on 127.0.0.1 only. Ray reads
@@ -37,17 +39,29 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
         os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
         # NOTE: Ray starts its workers at niceness 15, below everything else on the machine: a
         # training worker's two intra-op threads then waited on each other whenever any process
-        # woke, and its steps took 1.3-1.4x as long as in-process on 2 cores (1.05x at niceness 0).
-        os.environ.setdefault("RAY_worker_niceness", "0")
+        # woke, and its steps took 1.3-1.4x as long as in-process on 2 cores (1.07x at niceness 0,
+        # benchmarks/results/train_scaling.json). Serving is the other way round: with the
+        # replicas, Serve's controller and its other actors at niceness 0 beside the load, Serve
+        # answered 0.55x a plain server at 32 clients against 0.58x at 15 (serve_load.py, same
+        # runs, noisy), so Serve keeps Ray's default (serve.runtime.start).
+        niceness = None if worker_niceness is None or "RAY_worker_niceness" in os.environ else str(worker_niceness)
         # NOTE: Ray Train's controller polls its workers every 2 s by default, and a finished run
         # waited for the next poll to be noticed.
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    else:
+        niceness = None
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))
     options = {"_node_ip_address": "127.0.0.1"} if loopback else {}
     if metrics_port is not None and not address:
         options["_metrics_export_port"] = metrics_port
-    ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, **options)
+    if niceness is not None:  # read by the raylet as it starts: not left for a later Ray of this process
+        os.environ["RAY_worker_niceness"] = niceness
+    try:
+        ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, **options)
+    finally:
+        if niceness is not None:
+            os.environ.pop("RAY_worker_niceness", None)
 
 
 def add_ray_arguments(parser, title: str, workers: str) -> None:

@@ -39,7 +39,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     if haproxy:
         os.environ[HAPROXY_ENV] = "1"
-    ensure_ray(num_cpus=num_cpus, metrics_port=metrics_port)
+    ensure_ray(num_cpus=num_cpus, metrics_port=metrics_port, worker_niceness=None)  # Ray's default, see ensure_ray
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
 
 
