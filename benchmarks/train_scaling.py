@@ -58,7 +58,7 @@ def main() -> int:
     def config(epochs: int) -> dict:
         return load_config(REPO / "examples" / "configs" / "demo_transfer.yaml",
                            [f"catalog={catalog.root}", f"epochs={epochs}", f"optim.max_steps_per_epoch={args.steps}",
-                            "progress=false", "early_stopping.patience=100", "target.labelled_units=0",
+                            "progress=false", f"early_stopping.patience={epochs + 1}", "target.labelled_units=0",
                             "strategy=full"])
 
     cpus = os.cpu_count()
@@ -75,8 +75,11 @@ def main() -> int:
         else:
             metrics = fit_on_ray(config(epochs), workers=workers, cpus_per_worker=cpus / workers)
         wall = time.perf_counter() - t0
-        windows = max(1, workers) * epochs * metrics["steps_per_epoch"] * batch
-        row = {"job": job, "epochs": epochs, "steps_per_epoch": metrics["steps_per_epoch"], "workers": workers,
+        # NOTE: no early stopping (patience above the epochs): every run trains every epoch it is given
+        ran = int(metrics.get("epochs_run") or epochs)
+        windows = max(1, workers) * ran * metrics["steps_per_epoch"] * batch
+        row = {"job": job, "epochs": epochs, "epochs_run": ran, "steps_per_epoch": metrics["steps_per_epoch"],
+               "workers": workers,
                "wall_s": wall,
                "windows_per_s": windows / wall, "test_rmse": metrics["test_rmse"],
                "cpus_per_worker": cpus / max(1, workers)}
