@@ -353,7 +353,9 @@ def test_serving_keeps_rays_worker_niceness(server):
     agents = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")  # the raylet's own helpers, not workers
     workers = {proc.name(): proc.nice() for proc in psutil.Process().children(recursive=True)
                if proc.name().startswith("ray::") and proc.name() not in agents}
-    assert {"ray::ServeController", "ray::ProxyActor"} <= set(workers), workers
+    # NOTE: a Ray worker's process name carries the method it runs (ray::ServeController.listen_for_change)
+    assert all(any(n.startswith(actor) for n in workers) for actor in ("ray::ServeController", "ray::ProxyActor")), \
+        workers
     assert set(workers.values()) == {min(os.nice(0) + 15, 19)}, workers
     assert "RAY_worker_niceness" not in os.environ
 
