@@ -44,12 +44,11 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
         # replicas, Serve's controller and its other actors at niceness 0 beside the load, Serve
         # answered 0.55x a plain server at 32 clients against 0.58x at 15 (serve_load.py, same
         # runs, noisy), so Serve keeps Ray's default (serve.runtime.start).
-        niceness = None if worker_niceness is None or "RAY_worker_niceness" in os.environ else str(worker_niceness)
         # NOTE: Ray Train's controller polls its workers every 2 s by default, and a finished run
         # waited for the next poll to be noticed.
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-    else:
-        niceness = None
+    niceness = None if address or worker_niceness is None or "RAY_worker_niceness" in os.environ \
+        else str(worker_niceness)
     loopback = not address or (not address.startswith("ray://") and address.split(":")[0] in ("127.0.0.1", "localhost"))
     options = {"_node_ip_address": "127.0.0.1"} if loopback else {}
     if metrics_port is not None and not address:
