@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .spans import TagPreprocess, TaggedTexts, WordTokens, decode, span_scores, words  # noqa: F401
+from .spans import TaggedTexts, WordTokens, decode, span_scores, words
 
 IGNORE = -100
 
@@ -86,7 +86,7 @@ class Tagger(nn.Module):
 
 class TokenLogits(nn.Module):
     """What a registered tagger exports: token ids ``[B, L]`` → per-token tag logits ``[B, L, tags]``;
-    the server reads each word's first token with :class:`TagPreprocess`."""
+    the server reads each word's first token with :class:`~transferline.tagging.spans.TagPreprocess`."""
 
     def __init__(self, tagger: Tagger) -> None:
         super().__init__()
