@@ -67,3 +67,19 @@ def stats(runs: list[dict], key: str) -> dict:
     values = [r[key] for r in runs]
     mean, std = mean_std(values)
     return {"mean": mean, "std": std, "median": statistics.median(values), "values": values}
+
+
+def run_jobs(run_job, jobs: list[tuple], n_jobs: int, key: int, describe) -> dict[tuple, dict]:
+    """``run_job`` over ``jobs`` in ``n_jobs`` spawned processes: ``{job[:key]: metrics}``, printing
+    progress with ``describe(job)`` and each run's test accuracy as results arrive (in job order)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    results: dict[tuple, dict] = {}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
+        for i, (job, metrics) in enumerate(pool.map(run_job, jobs), start=1):
+            results[job[:key]] = metrics
+            print(f"[{i}/{len(jobs)} {(time.perf_counter() - t0) / 60:5.1f} min] {describe(job)}: "
+                  f"acc {metrics['test_accuracy']:.4f}", flush=True)
+    return results

@@ -23,13 +23,11 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import spread, started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, markdown_table, run_once  # noqa: E402
+from _transfer import DEFAULT_DATA, markdown_table, run_jobs, run_once  # noqa: E402
 
 SENSORS = ("de", "fe", "ba")
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
@@ -101,13 +99,8 @@ def main() -> int:
     jobs = [("within", load, load, model, seed, *common)
             for load in args.loads for model in WITHIN_MODELS for seed in args.seeds]
     jobs += [("cross", src, tgt, model, seed, *common) for src, tgt in pairs for model in MODELS for seed in args.seeds]
-    results: dict[tuple, dict] = {}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        for i, (job, metrics) in enumerate(pool.map(run_job, jobs), start=1):
-            results[job[:5]] = metrics
-            print(f"[{i}/{len(jobs)} {(time.perf_counter() - t0) / 60:5.1f} min] {job[0]} {job[1]}→{job[2]} "
-                  f"{job[3]:6s} seed {job[4]}: acc {metrics['test_accuracy']:.4f}", flush=True)
+    results = run_jobs(run_job, jobs, args.jobs, 5, lambda job: f"{job[0]} {job[1]}→{job[2]} {job[3]:6s} seed {job[4]}")
 
     def acc(setting: str, src: str, tgt: str, model: str, key: str = "test_accuracy") -> list[float]:
         return [results[(setting, src, tgt, model, s)][key] for s in args.seeds]

@@ -10,7 +10,9 @@ on the vendored samples:
    optimization (signal features, BoTorch), anomaly detection (PatchCore, PaDiM on the device);
 2. training-loop throughput (windows/s) fp32 vs bf16 for two encoders at batch 1024, with GPU
    utilization sampled through NVML, against the bare training step of each encoder family;
-3. a DistributedDataParallel step loop over NCCL (one process per GPU present) in bf16.
+3. a DistributedDataParallel step loop over NCCL (one process per GPU present) in bf16;
+4. serving: models registered to ONNX, run by onnxruntime on the GPU inside Ray Serve replicas
+   (HAProxy ingress), image requests at 32 clients batched and not (``serving_check``).
 
 Writes ``--out``/gpu_check.json and .md (default benchmarks/results/). Usage:
 ``python benchmarks/gpu_check.py`` (``--device cpu``: the checks without timings, to try it first).
@@ -45,6 +47,7 @@ def importable_package() -> None:
     (pkg / "connectors").symlink_to(REPO / "connectors")
     (pkg / "tasks").symlink_to(REPO / "tasks")
     sys.path.insert(0, str(site))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))  # servers, Ray
 
 
 class Utilization:
@@ -182,6 +185,42 @@ def ddp_worker(rank: int, world: int, port: int, steps: int, out: dict) -> None:
         out.update(world_size=world, windows_per_s=world * 1024 * steps / seconds, final_loss=loss.item(),
                    replicas_in_sync=all(torch.equal(g, gathered[0]) for g in gathered))
     dist.destroy_process_group()
+
+
+def serving_check(root: Path, seconds: float = 5.0) -> dict:
+    """Serving on the device: serve_load.py's models (trained here on the device, registered to
+    ONNX), onnxruntime on the GPU ($TRANSFERLINE_ORT_DEVICE=cuda, which needs onnxruntime-gpu), and
+    the Serve application with HAProxy under 32 concurrent image requests, batched (per-model
+    policy) and not. ``batching_speedup_c32`` is the image target of issue 18 (>= 2.0)."""
+    import onnxruntime
+    import serve_load
+
+    ort_device = "cuda" if DEVICE == "cuda" else "cpu"
+    if ort_device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return {"ok": False, "reason": f"onnxruntime {onnxruntime.__version__} has "
+                                       f"{onnxruntime.get_available_providers()}: install onnxruntime-gpu"}
+    os.environ["TRANSFERLINE_ORT_DEVICE"] = ort_device  # this process's policy probe and the replicas
+    try:
+        models = serve_load.make_models(root)
+        policies = serve_load.batch_policies(models)
+        proc, port, info = serve_load.start_server("serve", models, serve_load.MODES["haproxy"])
+        try:
+            paths, bodies = serve_load.bodies_for("image", "jpeg")
+            rates = {}
+            for app in ("b", "u"):
+                served = [f"/{app}{path}" for path in paths]
+                serve_load.load(f"http://127.0.0.1:{port}", served, bodies, 8, 2.0)  # warm
+                rates[app] = serve_load.load(f"http://127.0.0.1:{port}", served, bodies, 32, seconds)
+        finally:
+            serve_load.stop_server(proc)
+    finally:
+        os.environ.pop("TRANSFERLINE_ORT_DEVICE", None)
+    speedup = rates["b"]["req_per_s"] / max(rates["u"]["req_per_s"], 1e-9)
+    errors = rates["b"]["errors"] + rates["u"]["errors"]
+    return {"ok": errors == 0, "ort_device": ort_device, "batching_speedup_c32": speedup,
+            "req_per_s_batched": rates["b"]["req_per_s"], "req_per_s_unbatched": rates["u"]["req_per_s"],
+            "p99_ms_batched": rates["b"]["p99_ms"], "errors": errors, "cold_start_s": info.get("cold_start_s"),
+            "policy": policies["image"]}
 
 
 def text_model() -> tuple[str, str]:
@@ -435,6 +474,9 @@ def main() -> int:
             "fit_seconds": fit["fit_seconds"], "curve": [r["val_map50"] for r in fit["history"]]}
         print("detection full NEU-DET", report["checks"]["detection/neu_det_full"], flush=True)
 
+    report["checks"]["serving/image_batching"] = serving_check(Path(tempfile.mkdtemp(prefix="tl-gpu-serve-")))
+    print("serving", report["checks"]["serving/image_batching"], flush=True)
+
     for encoder in ("cnn_small", "lstm") if DEVICE == "cuda" else ():  # the loop's timings need the GPU
         for precision in ("fp32", "bf16"):
             row = throughput(catalog, encoder, precision, batch=1024, steps=40)
@@ -479,6 +521,7 @@ def main() -> int:
         report["summary"][f"{pair}_loop_share_of_step"] = loop["windows_per_s"] / steps[pair, "fp32"]
     report["summary"]["all_checks_ok"] = all(c["ok"] for c in report["checks"].values())
     report["summary"]["ddp_replicas_in_sync"] = report["ddp"].get("replicas_in_sync")
+    report["summary"]["image_batching_speedup_c32"] = report["checks"]["serving/image_batching"].get("batching_speedup_c32")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (args.out / "gpu_check.md").write_text(table(report))

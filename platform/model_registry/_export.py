@@ -137,7 +137,7 @@ def onnx_mismatch(model: torch.nn.Module, example: torch.Tensor, path: str | Pat
     """How far onnxruntime's answer to ``example`` lies from the eager ``model``'s (largest absolute
     difference), or None where they agree within ``atol`` + ``rtol`` * |eager|."""
     with torch.no_grad():
-        eager, exported = _call(model, example).float(), _call(OnnxModule(path), example).float()
+        eager, exported = _call(model, example).float(), _call(OnnxModule(path, device="cpu"), example).float()
     return None if torch.allclose(eager, exported, atol=atol, rtol=rtol) else float((eager - exported).abs().max())
 
 
@@ -169,7 +169,7 @@ def export_served_onnx(model: torch.nn.Module, spec, out: Path, atol: float = 1e
     for exporter in ("torchscript", "dynamo"):
         try:
             export_onnx(model, examples[1], path, dynamo=exporter == "dynamo")
-            runtime = OnnxModule(path)
+            runtime = OnnxModule(path, device="cpu")  # registration checks on the CPU, whatever serves
             with torch.no_grad():
                 pairs = [(_call(model, x).float(), _call(runtime, x).float()) for x in examples]
         except Exception as exc:  # the exporters' and onnxruntime's errors have no common base

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 ORT_THREADS_ENV = "TRANSFERLINE_ORT_THREADS"  # intra-op threads per loaded ONNX model (default 1)
+ORT_DEVICE_ENV = "TRANSFERLINE_ORT_DEVICE"  # where served ONNX models run: cpu (default), cuda or cuda:N
 
 
 def ort_threads(threads: int | None = None) -> int:
@@ -24,12 +25,38 @@ def ort_threads(threads: int | None = None) -> int:
     return threads
 
 
-class OnnxModule:
-    """An ONNX file run by onnxruntime on the CPU. :meth:`run` maps arrays to arrays (the serving
-    path); calling it with a torch tensor answers a tensor (registration's checks against eager).
-    A model of several inputs (``multi``) takes a dict of arrays by input name."""
+def ort_providers(device: str | None = None) -> list:
+    """onnxruntime's execution providers for ``device`` (else $TRANSFERLINE_ORT_DEVICE, else
+    ``cpu``): ``cpu``, or ``cuda`` / ``cuda:N`` (GPU N, with the CPU for the operators CUDA lacks).
+    Raises TransferlineError naming the setting where this onnxruntime cannot run on a GPU
+    (``onnxruntime-gpu`` can) or the value is not a device."""
+    import re
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    import onnxruntime
+
+    from ..errors import TransferlineError
+
+    where = "device" if device is not None else f"${ORT_DEVICE_ENV}"
+    device = device if device is not None else os.environ.get(ORT_DEVICE_ENV, "cpu")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not match:
+        raise TransferlineError(f"{where}={device!r}: cpu, cuda or cuda:N (a GPU's index)")
+    available = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise TransferlineError(f"{where}={device!r}: this onnxruntime ({onnxruntime.__version__}) runs on "
+                                f"{', '.join(available)} only; install onnxruntime-gpu to serve on a GPU")
+    return [("CUDAExecutionProvider", {"device_id": int(match.group(1) or 0)}), "CPUExecutionProvider"]
+
+
+class OnnxModule:
+    """An ONNX file run by onnxruntime, on the CPU unless ``device`` (or $TRANSFERLINE_ORT_DEVICE)
+    names a GPU (:func:`ort_providers`). :meth:`run` maps arrays to arrays (the serving path);
+    calling it with a torch tensor answers a tensor (registration's checks against eager). A model
+    of several inputs (``multi``) takes a dict of arrays by input name."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -38,7 +65,8 @@ class OnnxModule:
         # NOTE: onnxruntime's CPU arena keeps the largest batch's buffers for good: 125-165 MB more
         # for EfficientNet-Lite0 after one batch of 32 (128 px), at no gain in speed up to batch 8.
         options.enable_cpu_mem_arena = False
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.providers = ort_providers(device)
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.input = self.inputs[0]
         self.multi = len(self.inputs) > 1

@@ -101,9 +101,11 @@ def run_serve(args) -> int:
     import threading
 
     from ..errors import TransferlineError
+    from ..model_registry._runtime import ort_providers, ort_threads
     from .app import OPEN_DOCS_ENV, application
     from .runtime import check_port_free, deploy, start
 
+    ort_threads(), ort_providers()  # the replicas' onnxruntime settings, checked before anything starts
     check_port_free(args.host, args.port)
     if args.metrics_port is not None:
         if os.environ.get("RAY_ADDRESS"):

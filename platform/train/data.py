@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import TransferlineError
 from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows,
                     fit_normalizer, get_data_spec, plan_stream, run_classes, series_input, split_by_asset,
                     split_by_time, split_keys)
@@ -80,7 +81,30 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
 
     out = _prepare(config, load, spec, streams, catalog)
     out.data_spec, out.class_names = spec, classes
+    _check_not_empty(out, config["data"], spec)
     return out
+
+
+SET_NAMES = {"source_train": "source training", "source_val": "validation", "target_train": "unlabelled target",
+             "target_labelled": "labelled target", "target_val": "target validation", "test": "test"}
+
+
+def _check_not_empty(out: RunData, data: dict, spec) -> None:
+    """Raises TransferlineError naming the first set of ``out`` that has no samples, and what
+    in ``data`` chose it (a run would otherwise fail later inside a metric, or train on nothing)."""
+    for name, what in SET_NAMES.items():
+        samples = getattr(out, name)
+        if samples is None or len(samples):  # (streams know their size from the plan)
+            continue
+        if data["time_split"] and isinstance(spec, WindowSpec):
+            why = (f"with data.time_split={data['time_split']} and data.val_fraction={data['val_fraction']}, no part "
+                   f"of a recording holds a whole window of {spec.length} samples; shorten the window "
+                   "(data.spec_options.length) or move the split")
+        else:
+            role = {"source_train": "source", "source_val": "source", "test": "test"}.get(name, "target")
+            why = (f"check data.{role} (dataset {_dataset(data, role)!r}, split {data[role].get('split')!r}, "
+                   f"domains {data[role].get('domains')}) and data.val_fraction")
+        raise TransferlineError(f"config data: the {what} set has no samples; {why}")
 
 
 def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog: Catalog) -> RunData:

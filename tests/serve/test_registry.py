@@ -146,6 +146,28 @@ def test_a_model_that_does_not_export_to_onnx_is_served_by_torchscript(runs, tmp
     assert np.allclose(a, b, atol=1e-3) and onnx.content_hash != fallback.content_hash
 
 
+def test_where_served_models_run_is_checked(registry, cli, monkeypatch):
+    """$TRANSFERLINE_ORT_DEVICE picks onnxruntime's providers; a GPU this onnxruntime cannot use, or
+    a value that is no device, is refused by name, by `transferline serve` before anything starts."""
+    import onnxruntime
+
+    from transferline.errors import TransferlineError
+    from transferline.model_registry._runtime import ORT_DEVICE_ENV, OnnxModule, ort_providers
+
+    assert ort_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(TransferlineError, match=r"device='gpu': cpu, cuda or cuda:N"):
+        ort_providers("gpu")
+    monkeypatch.setenv(ORT_DEVICE_ENV, "cuda:1")
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert ort_providers() == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+        return
+    message = r"\$TRANSFERLINE_ORT_DEVICE='cuda:1': this onnxruntime \(.+\) runs on .*CPUExecutionProvider only"
+    with pytest.raises(TransferlineError, match=message):
+        OnnxModule(registry.artifact("plant-a").with_name("model.onnx"))
+    code, out, err = cli("serve", "--models", registry.root, "--port", "1")
+    assert code == 2 and "install onnxruntime-gpu to serve on a GPU" in err and "serving" not in out
+
+
 def test_cli_models_list_show_promote(registry, cli):
     code, out, _ = cli("models", "list", "--models", registry.root)
     assert code == 0 and "plant-a" in out and "production=1" in out

@@ -81,6 +81,19 @@ def test_an_input_of_another_kind_is_refused(sensor_catalog, tmp_path):
         prepare_data(config)
 
 
+def test_an_empty_set_is_named_with_what_chose_it(sensor_catalog):
+    """Windows too long for the recordings' parts after the time split leave the validation set
+    empty: a clear error before training, not an IndexError from a metric afterwards."""
+    from transferline.train import prepare_data
+
+    # 6,144 samples: 60% to train and test on the rest, 40% of the training part (1,474 samples) to validate
+    config = _config(sensor_catalog, "data.spec_options.length=2048", "data.spec_options.stride=512")
+    with pytest.raises(TransferlineError, match=r"the validation set has no samples; with data.time_split=0.6 and "
+                                                r"data.val_fraction=0.4, .* a whole window of 2048 samples"):
+        prepare_data(config)
+    assert len(prepare_data(_config(sensor_catalog)).source_val) > 0  # the default window fits
+
+
 @pytest.mark.slow
 def test_cross_modal_pretraining_then_fused_transfer(sensor_catalog, tmp_path):
     """Unlabelled alignment of the three sensors (CLIP-style), then the fused classifier starts
