@@ -117,7 +117,8 @@ class FusionEncoder(Encoder):
         if self.fusion == "gated":
             logits = self.gate(z).squeeze(-1).masked_fill(~present, -1e4)
             weights = torch.softmax(logits, dim=1) * present  # no input present: all weights zero
-            self.last_weights = weights.detach()
+            if not (torch.compiler.is_exporting() or torch.jit.is_tracing()):  # an export keeps no side state
+                self.last_weights = weights.detach()
             return (weights[:, :, None] * z).sum(dim=1)
         tokens = torch.cat([self.token.expand(z.shape[0], -1, -1).to(z.dtype), z + self.position.to(z.dtype)], dim=1)
         keep = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)

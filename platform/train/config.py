@@ -309,6 +309,7 @@ def _validate_inputs(config: dict, spec) -> None:
     """``data.inputs``: input names → datasets, read by one window spec (``spec``), in memory."""
     from ..data import WindowSpec
     from ..data.inputs import PRESENT
+    from ..encoders import encoder_modality
 
     data = config["data"]
     inputs = data["inputs"]
@@ -320,8 +321,9 @@ def _validate_inputs(config: dict, spec) -> None:
                                     f"not {shorten(name)}")
         if not isinstance(dataset, str) or not dataset:
             raise TransferlineError(f"config data.inputs.{name}: a catalog dataset name, not {shorten(dataset)}")
-    if len(inputs) < 2 and config["encoder"]["name"] == "fusion":
-        raise TransferlineError("config data.inputs: the fusion encoder needs at least two inputs")
+    if len(inputs) < 2 and encoder_modality(config["encoder"]["name"]) == "multi":
+        raise TransferlineError(f"config data.inputs: the {config['encoder']['name']} encoder fuses several inputs; "
+                                "it needs at least two")
     for role in ("source", "target", "test"):
         if data[role].get("dataset"):
             raise TransferlineError(f"config data.{role}.dataset: with data.inputs every role reads the inputs' "

@@ -60,7 +60,7 @@ def test_fused_run_adapts_across_loads(sensor_catalog):
 @pytest.mark.parametrize("override, message", [
     ("data.inputs={de: cwru_de, present: cwru_fe}", "input names are identifiers other than 'present'"),
     ("data.inputs={de: cwru_de, fe: 3}", "config data.inputs.fe: a catalog dataset name"),
-    ("data.inputs={de: cwru_de}", "the fusion encoder needs at least two inputs"),
+    ("data.inputs={de: cwru_de}", "the fusion encoder fuses several inputs; it needs at least two"),
     ("source.dataset=cwru_de", "config data.source.dataset: with data.inputs every role reads"),
     ("data.streaming.enabled=true", "runs with several inputs are read into memory"),
 ])
