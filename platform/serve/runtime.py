@@ -6,6 +6,7 @@ from __future__ import annotations
 THROUGHPUT_ENV = "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 HAPROXY_ENV = "RAY_SERVE_ENABLE_HA_PROXY"
 DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
 
 
 def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = None, haproxy: bool = False,
@@ -25,8 +26,10 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
     # the cluster. ``MALLOC_ARENA_MAX=2`` keeps glibc from giving each of a replica's threads its
     # own heap (a replica held 378-426 MB under the load test with it, 370-460 MB without). A
     # replica drains for 2 s before it stops (Serve's default, 30 s, is for load balancers on other
-    # machines). HAProxy's statistics page (8404) and metrics (9101) listen on every interface
-    # whatever ``host`` is (Serve's template fixes them), so it is opt-in.
+    # machines). Serve's proxy (or HAProxy's manager) gets 30 s to report ready, not Serve's 5: on
+    # a machine whose cores are busy (training beside the server) it took longer, and Serve killed
+    # it and failed to start. HAProxy's statistics page (8404) and metrics (9101) listen on every
+    # interface whatever ``host`` is (Serve's template fixes them), so it is opt-in.
     """
     import os
 
@@ -36,6 +39,7 @@ def start(host: str = "127.0.0.1", port: int = 8000, *, num_cpus: int | None = N
 
     os.environ.setdefault(THROUGHPUT_ENV, "1")
     os.environ.setdefault(DRAIN_ENV, "2")
+    os.environ.setdefault(PROXY_READY_ENV, "30")
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     if haproxy:
         os.environ[HAPROXY_ENV] = "1"
