@@ -192,13 +192,16 @@ def serving_check(root: Path, seconds: float = 5.0) -> dict:
     ONNX), onnxruntime on the GPU ($TRANSFERLINE_ORT_DEVICE=cuda, which needs onnxruntime-gpu), and
     the Serve application with HAProxy under 32 concurrent image requests, batched (per-model
     policy) and not. ``batching_speedup_c32`` is the image target of issue 18 (>= 2.0)."""
-    import onnxruntime
     import serve_load
 
+    from transferline.errors import TransferlineError
+    from transferline.model_registry._runtime import ort_providers
+
     ort_device = "cuda" if DEVICE == "cuda" else "cpu"
-    if ort_device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        return {"ok": False, "reason": f"onnxruntime {onnxruntime.__version__} has "
-                                       f"{onnxruntime.get_available_providers()}: install onnxruntime-gpu"}
+    try:
+        ort_providers(ort_device)  # what the replicas will ask for; this onnxruntime may lack CUDA
+    except TransferlineError as exc:
+        return {"ok": False, "reason": str(exc)}
     os.environ["TRANSFERLINE_ORT_DEVICE"] = ort_device  # this process's policy probe and the replicas
     try:
         models = serve_load.make_models(root)

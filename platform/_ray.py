@@ -39,11 +39,12 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
         os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
         # NOTE: Ray starts its workers at niceness 15, below everything else on the machine: a
         # training worker's two intra-op threads then waited on each other whenever any process
-        # woke, and its steps took 1.3-1.4x as long as in-process on 2 cores (1.07x at niceness 0,
-        # benchmarks/results/train_scaling.json). Serving is the other way round: with the
-        # replicas, Serve's controller and its other actors at niceness 0 beside the load, Serve
-        # answered 0.55x a plain server at 32 clients against 0.58x at 15 (serve_load.py, same
-        # runs, noisy), so Serve keeps Ray's default (serve.runtime.start).
+        # woke, and its steps took 1.3-1.4x as long as in-process on 2 cores (at niceness 0: 1.03x
+        # on a 40-epoch job, 1.09x on a 300-epoch one, benchmarks/results/train_scaling.json).
+        # Serving is the other way round: with the replicas, Serve's controller and its other
+        # actors at niceness 0 beside the load, Serve answered 0.55x a plain server at 32 clients
+        # against 0.58x at 15 (serve_load.py, same runs, noisy), so Serve keeps Ray's default
+        # (serve.runtime.start).
         # NOTE: Ray Train's controller polls its workers every 2 s by default, and a finished run
         # waited for the next poll to be noticed.
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")

@@ -65,8 +65,7 @@ class OnnxModule:
         # NOTE: onnxruntime's CPU arena keeps the largest batch's buffers for good: 125-165 MB more
         # for EfficientNet-Lite0 after one batch of 32 (128 px), at no gain in speed up to batch 8.
         options.enable_cpu_mem_arena = False
-        self.providers = ort_providers(device)
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=ort_providers(device))
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.input = self.inputs[0]
         self.multi = len(self.inputs) > 1

@@ -105,7 +105,8 @@ def run_serve(args) -> int:
     from .app import OPEN_DOCS_ENV, application
     from .runtime import check_port_free, deploy, start
 
-    ort_threads(), ort_providers()  # the replicas' onnxruntime settings, checked before anything starts
+    ort_threads()  # the replicas' onnxruntime settings, checked before anything starts
+    ort_providers()
     check_port_free(args.host, args.port)
     if args.metrics_port is not None:
         if os.environ.get("RAY_ADDRESS"):
