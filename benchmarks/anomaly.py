@@ -32,7 +32,7 @@ from _common import started, write_results  # noqa: E402
 from _transfer import CONFIGS, DEFAULT_DATA, markdown_table  # noqa: E402
 
 TARGETS = {"mt_image_auroc": 0.95, "mt_pixel_auroc": 0.90}
-GOOD = "MT_Free"
+GOOD, UNEVEN = "MT_Free", "MT_Uneven"
 
 
 def main() -> int:
@@ -44,6 +44,10 @@ def main() -> int:
     parser.add_argument("--coreset", type=float, default=0.01, help="PatchCore: share of training patches kept")
     parser.add_argument("--methods", nargs="+", default=["patchcore", "padim"], help="on standardized images")
     parser.add_argument("--raw-methods", nargs="*", default=["padim"], help="also on raw images (the baseline)")
+    parser.add_argument("--resize", default="stretch", choices=["stretch", "pad"],
+                        help="tiles to the square input: stretched, or scaled whole and padded (padding left "
+                             "out of pixel AUROC)")
+    parser.add_argument("--dims", type=int, help="PaDiM: feature dimensions kept (default: AnomalyConfig's)")
     args = parser.parse_args()
     started()  # the sha of the code that runs
     import torch
@@ -63,7 +67,7 @@ def main() -> int:
                                        ("neu", "neu-det", args.data / "neu_det", {})):
         if not catalog.exists(name):
             catalog.ingest(name, create_reader(reader)(src, **options))
-    spec = ImageInput(size=(args.size, args.size), standardize=True)
+    spec = ImageInput(size=(args.size, args.size), standardize=True, resize=args.resize)
     samples = load_samples(catalog, "mt", spec)
     free = samples.classes.index(GOOD)
     good = np.random.default_rng(0).permutation(np.flatnonzero(samples.labels == free))
@@ -71,7 +75,8 @@ def main() -> int:
     fit_pool = samples.subset(np.sort(good[:cut]))
     test = samples.subset(np.sort(np.concatenate([good[cut:], np.flatnonzero(samples.labels != free)])))
     defect = test.labels != free
-    masks = test.get_masks(np.arange(len(test)))
+    masks, valid = test.get_masks(np.arange(len(test))), test.get_valid(np.arange(len(test)))
+    valid = None if valid.all() else valid
     print(f"magnetic tile: {len(fit_pool)} defect-free images to fit, test {int((~defect).sum())} defect-free + "
           f"{int(defect.sum())} defective", flush=True)
 
@@ -102,19 +107,25 @@ def main() -> int:
         for method in args.methods if standardize else args.raw_methods:
             runs = []
             for seed in args.seeds:
-                config = AnomalyConfig(method=method, pretrained=pretrained, coreset=args.coreset, seed=seed)
+                config = AnomalyConfig(method=method, pretrained=pretrained, coreset=args.coreset, seed=seed,
+                                       **({"dims": args.dims} if args.dims else {}))
                 model, info = fit_on_features(features, f_fit, config, spec.size)
                 t0 = time.perf_counter()
                 scores, maps = score_features(model, f_test, maps=True)
                 score_s = time.perf_counter() - t0
-                m = anomaly_metrics(scores, defect, info.threshold, maps, masks)
+                m = anomaly_metrics(scores, defect, info.threshold, maps, masks, valid)
                 per_class = {}
                 for c, name in enumerate(test.classes):
                     if c == free:
                         continue
                     pick = (test.labels == c) | ~defect
                     per_class[name] = anomaly_metrics(scores[pick], defect[pick], info.threshold, maps[pick],
-                                                      masks[pick])
+                                                      masks[pick], None if valid is None else valid[pick])
+                # every tile but the Uneven ones: how far the pooled pixel AUROC rests on that one class
+                pick = test.labels != test.classes.index(UNEVEN)
+                m["pixel_auroc_without_uneven"] = anomaly_metrics(
+                    scores[pick], defect[pick], info.threshold, maps[pick], masks[pick],
+                    None if valid is None else valid[pick])["pixel_auroc"]
                 runs.append({**m, "seed": seed, "per_class": per_class, "threshold": info.threshold,
                              "fit_seconds": fit_feature_s + info.fit_seconds, "bank_entries": info.bank_entries,
                              "bank_bytes_per_train_image": info.bank_bytes / info.train_images,
@@ -123,7 +134,7 @@ def main() -> int:
                       f"{m['pixel_auroc']:.4f}, flagged {m['true_positive_rate']:.1%} / {m['false_positive_rate']:.1%};"
                       f" fit {runs[-1]['fit_seconds']:.0f} s", flush=True)
             details[f"{method}/{key}"] = {"runs": runs, **{k: _spread([r[k] for r in runs]) for k in (
-                "image_auroc", "pixel_auroc", "true_positive_rate", "false_positive_rate", "fit_seconds",
+                "image_auroc", "pixel_auroc", "pixel_auroc_without_uneven", "true_positive_rate", "false_positive_rate", "fit_seconds",
                 "bank_bytes_per_train_image", "test_seconds_per_image")}}
 
     best_image = max(details, key=lambda k: details[k]["image_auroc"]["median"])
@@ -141,6 +152,10 @@ def main() -> int:
     summary["mt_pixel_auroc_per_class"] = {  # each class's defective tiles with the defect-free ones
         c.removeprefix("MT_"): statistics.median(r["per_class"][c]["pixel_auroc"] for r in details[best_pixel]["runs"])
         for c in details[best_pixel]["runs"][0]["per_class"]}
+    summary["mt_pixel_auroc_without_uneven"] = details[best_pixel]["pixel_auroc_without_uneven"]["median"]
+    positive = masks if valid is None else masks & valid  # each class's share of the test's defect pixels
+    summary["defect_pixel_share"] = {c.removeprefix("MT_"): float(positive[test.labels == i].sum() / positive.sum())
+                                     for i, c in enumerate(test.classes) if i != free}
     for method in args.raw_methods:  # what standardizing the images gives, same method and backbone
         both = (f"{method}/imagenet", f"{method}/imagenet/raw")
         if all(k in details for k in both):
@@ -153,23 +168,29 @@ def main() -> int:
         pixels = {c: statistics.median(r["per_class"][c]["pixel_auroc"] for r in v["runs"])
                   for c in v["runs"][0]["per_class"]}
         rows.append([key, f"{v['image_auroc']['median']:.4f} ({v['image_auroc']['min']:.4f}-{v['image_auroc']['max']:.4f})",
-                     f"{v['pixel_auroc']['median']:.4f}", f"{v['true_positive_rate']['median']:.1%}",
+                     f"{v['pixel_auroc']['median']:.4f}", f"{v['pixel_auroc_without_uneven']['median']:.4f}",
+                     f"{v['true_positive_rate']['median']:.1%}",
                      f"{v['false_positive_rate']['median']:.1%}", f"{v['fit_seconds']['median']:.0f}",
                      f"{v['bank_bytes_per_train_image']['median'] / 1e3:.1f}",
                      " ".join(f"{c.removeprefix('MT_')} {a:.3f}" for c, a in classes.items()),
                      " ".join(f"{c.removeprefix('MT_')} {a:.3f}" for c, a in pixels.items())])
-    table = markdown_table(["method/backbone", "image AUROC (median, min-max)", "pixel AUROC", "defects flagged",
+    table = markdown_table(["method/backbone", "image AUROC (median, min-max)", "pixel AUROC",
+                            "pixel AUROC without Uneven tiles", "defects flagged",
                             "good flagged", "fit s", "bank kB/image", "image AUROC per defect class",
                             "pixel AUROC per defect class"], rows)
     table += (f"\n\nTargets: image AUROC >= {TARGETS['mt_image_auroc']}, pixel AUROC >= {TARGETS['mt_pixel_auroc']}. "
               f"Fit on {len(fit_pool)} defect-free tiles (seed-0 draw of 80 %), test {int((~defect).sum())} defect-free + "
               f"{int(defect.sum())} defective; {args.size}x{args.size} px, {len(args.seeds)} seeds. Images standardized "
-              "per image (zero mean, unit variance) except in rows ending /raw.")
+              "per image (zero mean, unit variance) except in rows ending /raw. "
+              f"Tiles {'stretched to the square' if args.resize == 'stretch' else 'scaled whole and padded (padding left out of pixel AUROC)'}. "
+              "Share of the test's defect pixels per class: " + ", ".join(
+                  f"{c} {v:.1%}" for c, v in summary["defect_pixel_share"].items()) + ".")
     config = {"seeds": args.seeds, "size": args.size, "coreset": args.coreset, "methods": args.methods,
               "raw_methods": args.raw_methods, "standardize": "per image: each channel to zero mean, unit std",
               "backbones": list(backbones), "split": "defect-free tiles permuted with numpy seed 0: first 80 % fit "
               "(a tenth of those, per seed, sets the threshold), the rest and every defective tile test",
-              "quantile": AnomalyConfig().quantile, "stages": list(AnomalyConfig().stages)}
+              "quantile": AnomalyConfig().quantile, "stages": list(AnomalyConfig().stages), "resize": args.resize,
+              "dims": args.dims or AnomalyConfig().dims}
     write_results("anomaly", config, summary, details, table)
     return 0
 

@@ -81,6 +81,24 @@ class ImageSamples(SampleBatches):
 
         return np.stack([one(self.masks[int(i)]) for i in index]) if len(index) else np.zeros((0, h, w), bool)
 
+    def get_valid(self, index) -> np.ndarray:
+        """``[B, H, W]`` bool at the model's input size: True where a pixel shows the image, False on the
+        padding that ``resize="pad"`` adds around it (pixel metrics leave the padding out)."""
+        import io
+
+        from PIL import Image
+
+        index = np.atleast_1d(np.asarray(index))
+        h, w = self.spec.size
+        if self.spec.resize != "pad":
+            return np.ones((len(index), h, w), bool)
+        geometry = ImagePreprocess(replace(self.spec, channels=1, mean=(0.0,), std=(1.0,), standardize=False))
+        out = np.zeros((len(index), h, w), bool)
+        for row, i in enumerate(index):
+            width, height = Image.open(io.BytesIO(self.images[int(i)].as_py())).size  # the header only
+            out[row] = geometry.one(np.full((height, width), 255, np.uint8))[0] > 0.5
+        return out
+
     def get_boxes(self, index, classes: list[str] | None = None) -> list[dict]:
         """The boxes of the images at ``index`` in model-input pixels (scaled, cropped or padded as
         their images are): per image ``{"boxes": float32 [n, 4] xyxy, "labels": int64 [n]}``, ids in

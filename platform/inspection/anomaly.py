@@ -273,7 +273,10 @@ def fit_on_features(features: PatchFeatures, f: torch.Tensor, config: AnomalyCon
         mean = x.mean(1)
         centred = x - mean[:, None]
         cov = centred.transpose(1, 2) @ centred / max(1, n - 1) + 0.01 * torch.eye(len(dims), device=f.device)
-        model = Padim(features, dims, mean, torch.linalg.inv(cov), size, config.sigma)
+        # through Cholesky: the covariance is symmetric positive definite, and the batched LU inverse
+        # of oneMKL fails on some real feature covariances of 150+ dimensions ("Pivots given to lu_solve")
+        precision = torch.cholesky_inverse(torch.linalg.cholesky(cov))
+        model = Padim(features, dims, mean, precision, size, config.sigma)
         entries, nbytes = h * w, (mean.numel() + cov.numel()) * 4
     model.to(f.device).eval()  # the kernel and threshold buffers join the bank on its device
     val_scores, val_maps = score_features(model, val_f, maps=True)
@@ -315,15 +318,19 @@ def score_images(model: AnomalyModel, samples, batch_size: int = 32, maps: bool 
 def evaluate_anomaly(model: AnomalyModel, samples, defect: np.ndarray, batch_size: int = 32,
                      pixel: bool = True) -> dict:
     """Image AUROC (``defect`` marks defective images), pixel AUROC over every pixel of every image
-    against the masks at the input size, and the decisions at the stored threshold."""
+    against the masks at the input size (padding left out), and the decisions at the stored threshold."""
     scores, maps = score_images(model, samples, batch_size, maps=pixel)
-    masks = samples.get_masks(np.arange(len(samples))) if pixel else None
-    return anomaly_metrics(scores, defect, float(model.threshold), maps, masks)
+    index = np.arange(len(samples))
+    masks = samples.get_masks(index) if pixel else None
+    valid = samples.get_valid(index) if pixel and samples.spec.resize == "pad" else None
+    return anomaly_metrics(scores, defect, float(model.threshold), maps, masks, valid)
 
 
 def anomaly_metrics(scores: np.ndarray, defect: np.ndarray, threshold: float, maps: np.ndarray | None = None,
-                    masks: np.ndarray | None = None) -> dict:
-    """Image AUROC, the flag rates at ``threshold`` and, given maps and masks, pixel AUROC (scikit-learn)."""
+                    masks: np.ndarray | None = None, valid: np.ndarray | None = None) -> dict:
+    """Image AUROC, the flag rates at ``threshold`` and, given maps and masks, pixel AUROC (scikit-learn)
+    over the pixels ``valid`` marks (all if None: padding, always defect-free and scored low, would
+    otherwise count as easy negatives)."""
     from sklearn.metrics import roc_auc_score
 
     defect = np.asarray(defect, bool)
@@ -333,5 +340,6 @@ def anomaly_metrics(scores: np.ndarray, defect: np.ndarray, threshold: float, ma
            "false_positive_rate": float(flagged[~defect].mean()) if (~defect).any() else None,
            "images": int(len(scores)), "defective": int(defect.sum())}
     if maps is not None and masks is not None:
-        out["pixel_auroc"] = float(roc_auc_score(masks.ravel(), maps.ravel()))
+        keep = slice(None) if valid is None else np.asarray(valid, bool).ravel()
+        out["pixel_auroc"] = float(roc_auc_score(masks.ravel()[keep], maps.ravel()[keep]))
     return out

@@ -183,3 +183,25 @@ def test_real_magnetic_tiles_rank_defects_above_good_ones(tmp_path_factory, meth
     model, _ = fit_anomaly(samples.subset(np.sort(good[:120])), AnomalyConfig(method=method, coreset=0.05))
     metrics = evaluate_anomaly(model, test, test.labels != free)
     assert metrics["image_auroc"] > 0.7 and metrics["pixel_auroc"] > 0.65, metrics
+
+
+def test_pixel_auroc_leaves_the_padding_out(mt_sample):
+    """With ``resize="pad"`` the padding around a tile is neither image nor defect: pixel AUROC
+    counts only the pixels that show the tile, so padding scored low cannot inflate it."""
+    from transferline.inspection.anomaly import anomaly_metrics
+
+    padded = replace(mt_sample, spec=replace(mt_sample.spec, resize="pad"))
+    index = np.arange(len(padded))
+    valid, masks = padded.get_valid(index), padded.get_masks(index)
+    assert mt_sample.get_valid(index).all()  # stretched: every pixel is the image
+    assert (~valid).any() and not (masks & ~valid).any()
+    for row in np.flatnonzero((~valid).any(axis=(1, 2))):  # the tile is one centred rectangle
+        rows, cols = np.flatnonzero(valid[row].any(1)), np.flatnonzero(valid[row].any(0))
+        assert valid[row][rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+        assert valid[row].sum() == len(rows) * len(cols)
+    rng = np.random.default_rng(0)
+    maps = np.where(valid, rng.random(masks.shape), -1.0)  # uninformative on the tile, lowest on the padding
+    defect = masks.any(axis=(1, 2))
+    counted = anomaly_metrics(rng.random(len(index)), defect, 0.5, maps, masks)["pixel_auroc"]
+    left_out = anomaly_metrics(rng.random(len(index)), defect, 0.5, maps, masks, valid)["pixel_auroc"]
+    assert abs(left_out - 0.5) < 0.05 < counted - 0.5
