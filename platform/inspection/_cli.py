@@ -35,6 +35,9 @@ def add_parsers(sub) -> None:
     fit.add_argument("--standardize", action="store_true",
                      help="bring each image to zero mean and unit variance first (surfaces photographed at "
                           "varying exposure; recorded in the input spec, so serving does the same)")
+    fit.add_argument("--resize", choices=["stretch", "pad"], default="stretch",
+                     help="to the input size: stretch (default), or pad (scale whole, keeping the aspect, and pad; "
+                          "pixel AUROC leaves the padding out)")
     fit.add_argument("--encoder", default="timm/tf_efficientnet_lite0", help="a timm image encoder")
     fit.add_argument("--pretrained", default="imagenet",
                      help="imagenet (offline weights), a weights file or folder, or a pretraining run folder")
@@ -135,7 +138,7 @@ def run_inspect(args) -> int:
         raise TransferlineError(str(exc)) from None
     good = [g.strip() for g in args.good.split(",") if g.strip()]
     result = fit_dataset(Catalog(args.catalog), args.dataset, good, args.out, config, size=tuple(args.size),
-                         standardize=args.standardize, holdout=args.holdout, progress=sys.stderr.isatty(), say=print,
+                         standardize=args.standardize, resize=args.resize, holdout=args.holdout, progress=sys.stderr.isatty(), say=print,
                          workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker)
     print(f"wrote {result['out']} (register it: transferline models register {result['out']} --name NAME)")
     return 0

@@ -12,13 +12,15 @@ from .anomaly import AnomalyConfig, evaluate_anomaly, fit_anomaly
 
 
 def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, config: AnomalyConfig, *,
-                size: tuple[int, int] = (224, 224), standardize: bool = False, holdout: float = 0.2,
+                size: tuple[int, int] = (224, 224), standardize: bool = False, resize: str = "stretch",
+                holdout: float = 0.2,
                 progress: bool = False, say: Callable[[str], None] = lambda line: None,
                 workers: int | None = None, address: str | None = None, cpus_per_worker: float = 1) -> dict:
     """Fits on the images labelled ``good`` but a share ``holdout`` of them (drawn with the config's
     seed), tests on those and every other image (pixel AUROC where the dataset has masks), and
     writes the run folder ``out`` with ``report.html``. ``standardize`` brings each image to zero
-    mean and unit variance before the backbone (the input spec records it for serving). With
+    mean and unit variance before the backbone, ``resize`` is the input spec's (``pad`` keeps each
+    image's aspect; pixel AUROC then leaves the padding out); the spec records both for serving. With
     ``workers``, the training images' patch features come from that many Ray actors reading the
     images through Ray Data. Returns the metrics, the fit's costs, ``out`` and the held-out good
     images' file names."""
@@ -28,7 +30,7 @@ def fit_dataset(catalog, dataset: str, good: list[str], out: str | os.PathLike, 
     from .report import write_report
     from .store import save_anomaly
 
-    spec = ImageInput(size=tuple(size), standardize=standardize)
+    spec = ImageInput(size=tuple(size), standardize=standardize, resize=resize)
     samples = load_samples(catalog, dataset, spec)
     unknown = sorted(set(good) - set(samples.classes))
     if unknown or not good:

@@ -336,7 +336,7 @@ def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster,
 def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluster, tmp_path, cli):
     """`inspect fit --workers 2`: the good images stream through Ray Data to two feature actors; the
     fitted model is the one fitted in this process (same threshold, same test metrics), images
-    standardized alike on both paths and the run recording it for serving."""
+    standardized and padded to the square alike on both paths and the run recording both for serving."""
     import json
 
     from transferline.sample_data import sample_path
@@ -348,13 +348,16 @@ def test_anomaly_features_from_two_ray_actors_are_the_in_process_ones(ray_cluste
     runs = {}
     for name, extra in (("local", []), ("ray", ["--workers", "2", "--cpus-per-worker", "0.5"])):
         code, out, err = cli("inspect", "fit", "--dataset", "tiles", "--good", "MT_Free", "--out", tmp_path / name,
-                             "--size", "96", "96", "--holdout", "0.25", "--standardize", "--catalog", catalog, *extra)
+                             "--size", "96", "96", "--holdout", "0.25", "--standardize", "--resize", "pad", "--catalog", catalog,
+                             *extra)
         assert code == 0, err
         runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
-        assert json.loads((tmp_path / name / "model.json").read_text())["input"]["image"]["standardize"] is True
+        image = json.loads((tmp_path / name / "model.json").read_text())["input"]["image"]
+        assert image["standardize"] is True and image["resize"] == "pad"
     assert runs["ray"]["fit"]["ray"]["workers"] == 2
     assert runs["ray"]["fit"]["threshold"] == pytest.approx(runs["local"]["fit"]["threshold"], rel=1e-4)
     assert runs["ray"]["image_auroc"] == runs["local"]["image_auroc"]
+    assert runs["ray"]["pixel_auroc"] == pytest.approx(runs["local"]["pixel_auroc"], abs=1e-4)
 
 
 @pytest.mark.ray
