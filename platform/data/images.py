@@ -84,29 +84,31 @@ class ImageSamples(SampleBatches):
     def get_valid(self, index) -> np.ndarray:
         """``[B, H, W]`` bool at the model's input size: True where a pixel shows the image, False on the
         padding that ``resize="pad"`` adds around it (pixel metrics leave the padding out)."""
+        index = np.atleast_1d(np.asarray(index))
+        h, w = self.spec.size
+        out = np.ones((len(index), h, w), bool)
+        if self.spec.resize != "pad":
+            return out
+        out[:] = False
+        for row, i in enumerate(index):
+            width, height = self._image_size(int(i))
+            sx, sy, dx, dy = self._preprocess.geometry(width, height)  # where the image lands, as boxes do
+            out[row, int(dy):int(dy) + round(height * sy), int(dx):int(dx) + round(width * sx)] = True
+        return out
+
+    def _image_size(self, i: int) -> tuple[int, int]:
+        """``(width, height)`` of image ``i`` as stored (from its header only)."""
         import io
 
         from PIL import Image
 
-        index = np.atleast_1d(np.asarray(index))
-        h, w = self.spec.size
-        if self.spec.resize != "pad":
-            return np.ones((len(index), h, w), bool)
-        geometry = ImagePreprocess(replace(self.spec, channels=1, mean=(0.0,), std=(1.0,), standardize=False))
-        out = np.zeros((len(index), h, w), bool)
-        for row, i in enumerate(index):
-            width, height = Image.open(io.BytesIO(self.images[int(i)].as_py())).size  # the header only
-            out[row] = geometry.one(np.full((height, width), 255, np.uint8))[0] > 0.5
-        return out
+        return Image.open(io.BytesIO(self.images[i].as_py())).size
 
     def get_boxes(self, index, classes: list[str] | None = None) -> list[dict]:
         """The boxes of the images at ``index`` in model-input pixels (scaled, cropped or padded as
         their images are): per image ``{"boxes": float32 [n, 4] xyxy, "labels": int64 [n]}``, ids in
         ``classes`` (default: the dataset's class list). A box a crop cuts away entirely is dropped."""
-        import io
-
         import torch
-        from PIL import Image
 
         if self.boxes is None:
             raise ValueError("this image dataset has no boxes: ingest the images with their annotations")
@@ -122,7 +124,7 @@ class ImageSamples(SampleBatches):
                                  f"class list {list(lookup)}")
             xyxy = np.array([[b["xmin"], b["ymin"], b["xmax"], b["ymax"]] for b in entries], np.float32).reshape(-1, 4)
             if len(xyxy):
-                width, height = Image.open(io.BytesIO(self.images[i].as_py())).size  # the header only
+                width, height = self._image_size(i)
                 sx, sy, dx, dy = self._preprocess.geometry(width, height)
                 xyxy = xyxy * np.array([sx, sy, sx, sy], np.float32) + np.array([dx, dy, dx, dy], np.float32)
                 xyxy = np.clip(xyxy, 0, np.array([w, h, w, h], np.float32))

@@ -138,7 +138,8 @@ def run_inspect(args) -> int:
         raise TransferlineError(str(exc)) from None
     good = [g.strip() for g in args.good.split(",") if g.strip()]
     result = fit_dataset(Catalog(args.catalog), args.dataset, good, args.out, config, size=tuple(args.size),
-                         standardize=args.standardize, resize=args.resize, holdout=args.holdout, progress=sys.stderr.isatty(), say=print,
+                         standardize=args.standardize, resize=args.resize, holdout=args.holdout,
+                         progress=sys.stderr.isatty(), say=print,
                          workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker)
     print(f"wrote {result['out']} (register it: transferline models register {result['out']} --name NAME)")
     return 0

@@ -322,7 +322,7 @@ def evaluate_anomaly(model: AnomalyModel, samples, defect: np.ndarray, batch_siz
     scores, maps = score_images(model, samples, batch_size, maps=pixel)
     index = np.arange(len(samples))
     masks = samples.get_masks(index) if pixel else None
-    valid = samples.get_valid(index) if pixel and samples.spec.resize == "pad" else None
+    valid = samples.get_valid(index) if pixel else None
     return anomaly_metrics(scores, defect, float(model.threshold), maps, masks, valid)
 
 
@@ -340,6 +340,8 @@ def anomaly_metrics(scores: np.ndarray, defect: np.ndarray, threshold: float, ma
            "false_positive_rate": float(flagged[~defect].mean()) if (~defect).any() else None,
            "images": int(len(scores)), "defective": int(defect.sum())}
     if maps is not None and masks is not None:
-        keep = slice(None) if valid is None else np.asarray(valid, bool).ravel()
-        out["pixel_auroc"] = float(roc_auc_score(masks.ravel()[keep], maps.ravel()[keep]))
+        valid = None if valid is None or np.all(valid) else np.asarray(valid, bool).ravel()
+        labels, values = masks.ravel(), maps.ravel()
+        out["pixel_auroc"] = float(roc_auc_score(labels, values) if valid is None else
+                                   roc_auc_score(labels[valid], values[valid]))
     return out
