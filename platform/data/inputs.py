@@ -88,10 +88,13 @@ class TextInput:
 
 @dataclass(frozen=True)
 class TabularInput:
-    """Rows of named numeric columns: ``[batch, len(columns)]``."""
+    """Rows of named numeric columns: ``[batch, len(columns)]``, standardized by ``mean`` and
+    ``std`` (one per column, fitted on training rows) where they are given."""
 
     modality: ClassVar[str] = "tabular"
     columns: tuple[str, ...]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def example(self, batch: int = 2, seed: int = 0) -> np.ndarray:
         return np.random.default_rng(seed).standard_normal((batch, len(self.columns))).astype(np.float32)

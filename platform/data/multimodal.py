@@ -7,6 +7,9 @@ fan-end windows of one recording at one moment are one sample. A sample that som
 (a sensor not fitted on that machine, a recording without it) keeps the others and is marked
 absent for that input; its tensor there is zeros and the presence mask, which every batch carries
 as input ``present`` (``[B, M]`` bool, inputs in order), is what tells a model so.
+
+A tabular input (:class:`RowValues`: named columns of a ``runs`` dataset, e.g. a process's
+set-points) is read at the last row of each window and joins by the same key.
 """
 
 from __future__ import annotations
@@ -17,9 +20,37 @@ import numpy as np
 
 from ..errors import DataError
 from .inputs import PRESENT
+from .preprocess import standardize_rows
 from .windows import Windows
 
-__all__ = ["PRESENT", "JoinedSamples", "join_samples", "sample_keys"]
+__all__ = ["PRESENT", "JoinedSamples", "RowValues", "join_samples", "sample_keys"]
+
+
+@dataclass
+class RowValues(Windows):
+    """A tabular input cut like series windows: each sample is its window's last row of the
+    ``channels`` columns, ``[C]``, standardized by ``mean``/``std`` where they are set (fitted on
+    training rows, :meth:`fit_standardize`)."""
+
+    mean: np.ndarray | None = None  # float64 [C]
+    std: np.ndarray | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.n_channels,)
+
+    def rows_at_ends(self) -> np.ndarray:
+        """float64 ``[N, C]``: every sample's raw values."""
+        return self.values[:, self.ends - 1].T.astype(np.float64)
+
+    def get(self, index) -> np.ndarray:
+        """The rows at ``index`` as float32 ``[B, C]``, preprocessed as serving does."""
+        return standardize_rows(self.values[:, self.ends[index] - 1].T, self.mean, self.std)
+
+    def fit_standardize(self, index: np.ndarray) -> "RowValues":
+        """A copy standardized by the mean and standard deviation of the samples at ``index``."""
+        x = self.rows_at_ends()[index]
+        return replace(self, mean=x.mean(axis=0), std=np.maximum(x.std(axis=0), 1e-6))
 
 
 def sample_keys(samples) -> list[tuple]:
@@ -46,7 +77,7 @@ class JoinedSamples:
     classes: list[str]
     task_type: str
     ends: np.ndarray  # int64 [N]: where each sample's window ends in its recording (the join key's position)
-    length: int  # window length
+    length: int  # the longest input window (a time split drops samples whose windows straddle it)
 
     @property
     def asset_starts(self) -> np.ndarray:
@@ -72,7 +103,7 @@ class JoinedSamples:
         out = {}
         for m, (name, part) in enumerate(self.parts.items()):
             have = rows[:, m] >= 0
-            x = np.zeros((len(rows), part.n_channels, part.length), np.float32)  # windows: float32 [C, L]
+            x = np.zeros((len(rows), *part.sample_shape), np.float32)  # windows [C, L], rows [C]
             if have.any():
                 x[have] = part.get(rows[have, m])
             out[name] = x
@@ -104,6 +135,17 @@ class JoinedSamples:
         drawn = self.draw(n, rng)
         return drawn.get(np.arange(len(drawn)))
 
+    def with_parts(self, parts: dict) -> "JoinedSamples":
+        """The same samples reading from ``parts`` (e.g. each input normalized)."""
+        if list(parts) != self.names:
+            raise ValueError(f"parts {list(parts)} do not match the inputs {self.names}")
+        return replace(self, parts=dict(parts))
+
+    def input_rows(self, name: str) -> np.ndarray:
+        """The rows of input ``name`` that these samples read (absent ones left out)."""
+        rows = self.rows[:, self.names.index(name)]
+        return rows[rows >= 0]
+
     def without(self, names: str | list[str]) -> "JoinedSamples":
         """The same samples with inputs ``names`` marked absent everywhere (a sensor down at test time)."""
         names = [names] if isinstance(names, str) else list(names)
@@ -131,9 +173,6 @@ def join_samples(parts: dict, *, how: str = "outer") -> JoinedSamples:
     first = parts[names[0]]
     for name in names[1:]:
         part = parts[name]
-        if getattr(part, "length", None) != getattr(first, "length", None):
-            raise ValueError(f"inputs {names[0]!r} and {name!r} have windows of {first.length} and {part.length} "
-                             "samples; joined windows share one length")
         if part.task_type != first.task_type or list(part.classes) != list(first.classes):
             raise ValueError(f"inputs {names[0]!r} and {name!r} label samples differently "
                              f"({first.task_type} {list(first.classes)} vs {part.task_type} {list(part.classes)})")
@@ -171,4 +210,4 @@ def join_samples(parts: dict, *, how: str = "outer") -> JoinedSamples:
                          assets=np.array([asset_index[k[0]] for k in keys], np.int64),
                          domain_names=domain_names, asset_names=asset_names, classes=list(first.classes),
                          task_type=first.task_type, ends=np.array([k[1] for k in keys], np.int64),
-                         length=int(first.length))
+                         length=max(int(p.length) for p in parts.values()))

@@ -167,7 +167,26 @@ class TextPreprocess:
         return np.ascontiguousarray(self.tokenize(list(texts)), dtype=np.int64)
 
 
-PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess, "text": TextPreprocess}
+def standardize_rows(rows: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """Tabular rows ``[B, C]`` → float32, standardized per column where ``mean``/``std`` are given."""
+    x = np.asarray(rows, np.float64)
+    if mean is not None and len(mean):
+        x = (x - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class TabularPreprocess:
+    """Rows ``[B, C]`` → float32, standardized by the spec's column statistics where it has them."""
+
+    def __init__(self, spec) -> None:
+        self.mean, self.std = spec.mean, spec.std
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return standardize_rows(rows, self.mean, self.std)
+
+
+PREPROCESS = {"series": SeriesPreprocess, "image": ImagePreprocess, "text": TextPreprocess,
+              "tabular": TabularPreprocess}
 
 
 def build_preprocess(spec):

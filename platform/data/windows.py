@@ -43,6 +43,11 @@ class Windows:
     def n_channels(self) -> int:
         return self.values.shape[0]
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(C, L)``."""
+        return (self.n_channels, self.length)
+
     def get(self, index: np.ndarray | list[int] | slice) -> np.ndarray:
         """The windows at ``index`` as float32 ``[B, C, L]``."""
         ends, starts = self.ends[index], self.asset_starts[index]

@@ -42,8 +42,8 @@ class Encoder(nn.Module):
 
 
 def _load_builtin() -> None:
-    from . import (conv, fusion, hf_text, recurrent, spectrogram, timm_backbones,  # noqa: F401  (registration
-                   tsai_backbones)  # side effects)
+    from . import (conv, fusion, hf_text, recurrent, spectrogram, tabular, timm_backbones,  # noqa: F401
+                   tsai_backbones)  # (registration side effects)
 
 
 ENCODERS = Registry("encoder", _load_builtin)

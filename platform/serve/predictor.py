@@ -25,9 +25,10 @@ from ..model_registry._runtime import OnnxModule, TorchScriptModule
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_TEXT_CHARS = 20_000
 # request fields by the input modality that takes them (series models take windows), and what to call them
-INPUT_FIELDS = {"image": ("images", "pixels"), "text": ("texts",), "series": ("windows", "windows_base64")}
+INPUT_FIELDS = {"image": ("images", "pixels"), "text": ("texts",), "series": ("windows", "windows_base64"),
+                "tabular": ("rows",)}
 INPUT_NAMES = {"windows": "sensor windows", "windows_base64": "sensor windows", "images": "images",
-               "pixels": "images", "texts": "texts"}
+               "pixels": "images", "texts": "texts", "rows": "table rows"}
 
 
 class RequestError(TransferlineError):
@@ -57,6 +58,10 @@ class InputPart(BaseModel):
         None, description="image models: raw pixels 0-255, [batch][height][width] or [batch][height][width][channel]")
     texts: list[str] | None = Field(None, description="text models: the texts, each non-empty and at most "
                                                       f"{MAX_TEXT_CHARS:,} characters (cut at the model's max tokens)")
+    rows: list[list[float]] | None = Field(None, description="tabular inputs (e.g. set-points): [batch][column] raw "
+                                                             "values, columns in the order of `columns`")
+    columns: list[str] | None = Field(None, description="tabular inputs: column names in order (checked against "
+                                                        "the model)")
 
 
 class PredictRequest(InputPart):
@@ -124,11 +129,16 @@ def validate(entry: ModelEntry, request: PredictRequest) -> tuple:
     if wrong:
         raise RequestError(["body", wrong[0]], f"model {entry.ref} takes {INPUT_NAMES[accepted[0]]}, not "
                                                f"{INPUT_NAMES[wrong[0]]}")
+    if request.columns is not None and "tabular" not in entry.input:
+        raise RequestError(["body", "columns"], f"model {entry.ref} takes {INPUT_NAMES[accepted[0]]}; columns name "
+                                                "the values of table rows")
     if request.heatmap and entry.output.get("kind") != "anomaly":
         raise RequestError(["body", "heatmap"], f"model {entry.ref} is a {entry.task.get('name')} model; heat maps "
                                                 "come from anomaly models")
     if "text" in entry.input:
         return validate_texts(entry, request.texts), None
+    if "tabular" in entry.input:
+        return validate_rows(entry, request), None
     if "image" in entry.input:
         from ._images import decode_images
 
@@ -236,6 +246,26 @@ def _binary_windows(text: str, shape: tuple[int, int], entry: ModelEntry) -> np.
     return np.frombuffer(raw, dtype="<f4").reshape(-1, *shape).astype(np.float64)  # as the JSON form's values
 
 
+def validate_rows(entry: ModelEntry, request: PredictRequest) -> np.ndarray:
+    """The rows of a request for a tabular input: ``[batch >= 1][columns]`` finite numbers."""
+    columns = list(entry.input["tabular"]["columns"])
+    if request.columns is not None and list(request.columns) != columns:
+        raise RequestError(["body", "columns"], f"model {entry.ref} takes columns {columns} in this order")
+    if not request.rows:
+        raise RequestError(["body", "rows"], f"model {entry.ref} takes table rows: [batch][column] values of "
+                                             f"{columns}")
+    for i, row in enumerate(request.rows):
+        if len(row) != len(columns):
+            raise RequestError(["body", "rows", i], f"{len(row)} values; model {entry.ref} takes one per column "
+                                                    f"{columns}")
+    x = np.asarray(request.rows, dtype=np.float64)
+    bad = ~(np.abs(x) <= FLOAT32_MAX)
+    if bad.any():
+        b, c = (int(i) for i in np.argwhere(bad)[0])
+        raise RequestError(["body", "rows", b, c], f"{x[b, c]!r} is not a finite float32 (column {columns[c]!r})")
+    return x
+
+
 def validate_texts(entry: ModelEntry, texts: list[str] | None) -> list[str]:
     """The texts of a request for a text model: at least one, none empty or over the size limit."""
     if not texts:
@@ -325,7 +355,7 @@ def load_model(registry: ModelRegistry, ref: str | ModelEntry) -> LoadedModel:
 def prepare_input(preprocess, modality: str, raw, extra: np.ndarray | None = None) -> np.ndarray:
     """One input as :func:`validate` returned it → model input, by the training preprocessing:
     raw windows ``[B, T, C]`` and their groups → ``[B, C, T]``; images and texts as they come."""
-    if modality in ("image", "text"):
+    if modality in ("image", "text", "tabular"):
         return preprocess(raw)
     return preprocess(np.asarray(raw).transpose(0, 2, 1), extra)
 

@@ -26,7 +26,8 @@ DEFAULTS: dict = {
     "data": {
         "dataset": None,
         # several inputs joined per sample (a multimodal run): input name -> catalog dataset, e.g.
-        # {de: cwru_de, fe: cwru_fe}; each read by data.spec, joined by recording and position
+        # {de: cwru_de, fe: cwru_fe}, each read by data.spec and joined by recording and position; or
+        # {dataset, spec_options} (other spec options, e.g. features) or {dataset, columns} (tabular)
         "inputs": {},
         "spec": None,
         "spec_options": {},
@@ -273,9 +274,12 @@ def _validate_spec(data: dict):  # -> WindowSpec | ImageInput | TextInput
         value = getattr(spec, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TransferlineError(f"config {key(name)}: a positive integer, not {shorten(value)}")
-    if spec.kind == "runs" and not spec.features:
+    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    own = inputs and all(isinstance(s, dict) and ((s.get("spec_options") or {}).get("features") or s.get("columns"))
+                         for s in inputs.values())
+    if spec.kind == "runs" and not spec.features and not own:
         raise TransferlineError(f"config {key('features')}: a runs spec needs features (the signal columns that "
-                                "become channels)")
+                                "become channels), here or in each of data.inputs' spec_options")
     if spec.kind == "waveforms" and not spec.label:
         raise TransferlineError(f"config {key('label')}: a waveforms spec needs label (the class column, e.g. "
                                 "label)")
@@ -306,7 +310,10 @@ def _validate_text_spec(spec, key) -> None:
 
 
 def _validate_inputs(config: dict, spec) -> None:
-    """``data.inputs``: input names → datasets, read by one window spec (``spec``), in memory."""
+    """``data.inputs``: input name → a dataset (series windows by ``data.spec``), or a mapping
+    ``{dataset, spec_options}`` (windows by ``data.spec`` with these options, e.g. other
+    ``features``) or ``{dataset, columns}`` (a tabular input: those columns of a runs dataset at
+    each window's last row); all read in memory."""
     from ..data import WindowSpec
     from ..data.inputs import PRESENT
     from ..encoders import encoder_modality
@@ -315,12 +322,14 @@ def _validate_inputs(config: dict, spec) -> None:
     inputs = data["inputs"]
     if not isinstance(inputs, dict):
         raise TransferlineError(f"config data.inputs: a mapping of input name to dataset, not {shorten(inputs)}")
-    for name, dataset in inputs.items():
+    for name, source in inputs.items():
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name == PRESENT:
             raise TransferlineError(f"config data.inputs: input names are identifiers other than {PRESENT!r}, "
                                     f"not {shorten(name)}")
-        if not isinstance(dataset, str) or not dataset:
-            raise TransferlineError(f"config data.inputs.{name}: a catalog dataset name, not {shorten(dataset)}")
+        _validate_input(f"data.inputs.{name}", source, data, spec)
+    if all(isinstance(s, dict) and s.get("columns") for s in inputs.values()):
+        raise TransferlineError("config data.inputs: tabular inputs are read at the windows of a series input; "
+                                "give at least one series input")
     if len(inputs) < 2 and encoder_modality(config["encoder"]["name"]) == "multi":
         raise TransferlineError(f"config data.inputs: the {config['encoder']['name']} encoder fuses several inputs; "
                                 "it needs at least two")
@@ -328,9 +337,48 @@ def _validate_inputs(config: dict, spec) -> None:
         if data[role].get("dataset"):
             raise TransferlineError(f"config data.{role}.dataset: with data.inputs every role reads the inputs' "
                                     "datasets; leave it unset")
-    if not isinstance(spec, WindowSpec) or spec.normalize == "group":
-        raise TransferlineError("config data.inputs: inputs are joined as series windows normalized per "
-                                    "window (or not at all); use a waveforms or runs spec with normalize: window")
+    if not isinstance(spec, WindowSpec):
+        raise TransferlineError("config data.inputs: inputs are joined as series windows (and tabular rows at their "
+                                "ends); use a runs or waveforms spec")
+
+
+def _validate_input(key: str, source, data: dict, spec) -> None:
+    """One ``data.inputs`` entry (see :func:`_validate_inputs`)."""
+    from ..data import get_data_spec
+
+    if isinstance(source, str) and source:
+        return
+    if not isinstance(source, dict):
+        raise TransferlineError(f"config {key}: a catalog dataset name, or {{dataset: NAME, spec_options: {{...}}}} "
+                                f"or {{dataset: NAME, columns: [...]}}, not {shorten(source)}")
+    unknown = sorted(set(source) - {"dataset", "spec_options", "columns"})
+    if unknown:
+        raise TransferlineError(f"config {key}: unknown key(s) {unknown}; an input takes dataset and spec_options "
+                                "(series) or columns (tabular)")
+    if not isinstance(source.get("dataset"), str) or not source["dataset"]:
+        raise TransferlineError(f"config {key}.dataset: a catalog dataset name, not {shorten(source.get('dataset'))}")
+    if "spec_options" in source and "columns" in source:
+        raise TransferlineError(f"config {key}: spec_options (a series input) or columns (a tabular input), not both")
+    if "spec_options" in source and not isinstance(source["spec_options"], dict):
+        raise TransferlineError(f"config {key}.spec_options: a mapping of window spec fields, not "
+                                f"{shorten(source['spec_options'])}")
+    columns = source.get("columns")
+    if "columns" in source and (not isinstance(columns, list) or not columns
+                                or not all(isinstance(c, str) and c for c in columns)):
+        raise TransferlineError(f"config {key}.columns: a non-empty list of column names, not {shorten(columns)}")
+    if columns and getattr(spec, "kind", None) != "runs":
+        raise TransferlineError(f"config {key}.columns: tabular inputs read columns of runs datasets; the spec reads "
+                                f"{getattr(spec, 'kind', type(spec).__name__)}")
+    if source.get("spec_options"):
+        try:
+            own = get_data_spec(data["spec"], **{**(data.get("spec_options") or {}), **source["spec_options"]})
+        except (TypeError, ValueError) as exc:
+            raise TransferlineError(f"config {key}.spec_options: {exc}") from None
+        if getattr(own, "kind", None) != getattr(spec, "kind", None):
+            raise TransferlineError(f"config {key}.spec_options: joined inputs share the spec's kind "
+                                    f"({getattr(spec, 'kind', None)})")
+        if own.kind == "runs" and not own.features:
+            raise TransferlineError(f"config {key}.spec_options.features: a runs input needs features")
 
 
 def _validate_streaming(config: dict) -> None:

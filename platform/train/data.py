@@ -4,7 +4,7 @@ normalized with statistics of their own domain's training rows; images by their 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -15,7 +15,8 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
                     split_by_time, split_keys)
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
-from ..data.multimodal import JoinedSamples, join_samples
+from ..data.inputs import TabularInput
+from ..data.multimodal import JoinedSamples, RowValues, join_samples
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
 
 
@@ -30,6 +31,7 @@ class RunData:
     normalizers: dict | None = None
     data_spec: WindowSpec | ImageInput | None = None
     class_names: list[str] | None = None  # the run's class list (a stream's windows carry none)
+    input_specs: dict | None = None  # several inputs: input name -> its window spec (None: tabular)
 
     @property
     def multi_label(self) -> bool:
@@ -44,9 +46,13 @@ class RunData:
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
-        if isinstance(self.source_train, JoinedSamples):  # several inputs: each one's windows
-            return InputSpec({name: series_input(self.data_spec, part.n_channels, part.length, None,
-                                                 signals=part.channels)
+        if isinstance(self.source_train, JoinedSamples):  # several inputs: each one's windows or rows
+            norms = (self.normalizers or {}).get("inputs") or {}
+            return InputSpec({name: TabularInput(tuple(part.channels), tuple(part.mean.tolist()),
+                                                 tuple(part.std.tolist()))
+                              if isinstance(part, RowValues) else
+                              series_input(self.input_specs[name], part.n_channels, part.length,
+                                           norms[name].to_dict() if name in norms else None, signals=part.channels)
                               for name, part in self.source_train.parts.items()})
         if not isinstance(self.data_spec, WindowSpec):  # images, text: the spec is the model input
             return InputSpec.of(self.data_spec)
@@ -68,21 +74,85 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     """
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(config["data"])
-    inputs = config["data"].get("inputs") or {}
-    for dataset in inputs.values() or [_dataset(config["data"], "source")]:
-        check_kind(catalog, dataset, spec)
-    classes = run_classes(catalog, next(iter(inputs.values()), None) or _dataset(config["data"], "source"), spec)
+    inputs = input_sources(config["data"], spec)
+    for dataset, input_spec, _ in inputs.values() or [(_dataset(config["data"], "source"), spec, None)]:
+        check_kind(catalog, dataset, input_spec)
+    first = next((src for src in inputs.values() if not src[2]), None)
+    classes = run_classes(catalog, first[0] if first else _dataset(config["data"], "source"), spec)
 
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
         if inputs:  # each input's samples, joined by recording and position
-            return join_samples({name: load_samples(catalog, ds, spec, classes=classes, **kwargs)
-                                 for name, ds in inputs.items()})
+            return join_samples({name: _load_input(name, catalog, ds, input_spec, columns, classes=classes, **kwargs)
+                                 for name, (ds, input_spec, columns) in inputs.items()})
         return load_samples(catalog, dataset, spec, classes=classes, **kwargs)
 
     out = _prepare(config, load, spec, streams, catalog)
     out.data_spec, out.class_names = spec, classes
     _check_not_empty(out, config["data"], spec)
+    if inputs:
+        out.input_specs = {name: input_spec for name, (_, input_spec, _) in inputs.items()}
+        _standardize_inputs(out)
     return out
+
+
+def input_sources(data: dict, spec) -> dict[str, tuple]:
+    """``data.inputs`` as input name → ``(dataset, window spec, columns)``; ``columns`` is set for a
+    tabular input (its window spec then only cuts where rows are read)."""
+    out = {}
+    for name, source in (data.get("inputs") or {}).items():
+        if isinstance(source, str):
+            out[name] = (source, spec, None)
+        elif source.get("columns"):
+            out[name] = (source["dataset"], replace(spec, features=tuple(source["columns"]), normalize="none",
+                                                    row_group=None), list(source["columns"]))
+        else:
+            out[name] = (source["dataset"], get_data_spec(data["spec"], **{**(data.get("spec_options") or {}),
+                                                                            **(source.get("spec_options") or {})}),
+                         None)
+    return out
+
+
+def _load_input(name: str, catalog: Catalog, dataset: str, spec: WindowSpec, columns: list[str] | None, **kwargs):
+    """One input's samples: series windows, or for a tabular input the rows at their ends."""
+    try:
+        windows = load_samples(catalog, dataset, spec, **kwargs)
+    except ValueError as exc:
+        raise TransferlineError(f"config data.inputs.{name} (dataset {dataset!r}): {exc}") from None
+    if not columns:
+        return windows
+    return RowValues(**{f.name: getattr(windows, f.name) for f in fields(Windows)})
+
+
+def _standardize_inputs(out: RunData) -> None:
+    """Standardizes every set's joined inputs with statistics of the source training samples:
+    runs windows normalized by group get a :class:`GroupNormalizer` per input, tabular inputs a
+    mean and standard deviation per column (per-window normalization needs neither)."""
+    train = out.source_train
+    parts, norms = {}, {}
+    for name, part in train.parts.items():
+        rows = train.input_rows(name)
+        if isinstance(part, RowValues):
+            parts[name] = lambda p, fitted=part.fit_standardize(rows): replace(p, mean=fitted.mean, std=fitted.std)
+        elif _group_norm(out.input_specs[name]):
+            norms[name] = GroupNormalizer.fit(part.subset(rows))
+            parts[name] = norms[name].transform
+    if not parts:
+        return
+    out.normalizers = {**(out.normalizers or {}), "inputs": norms}
+    done = {}  # sets share their inputs' samples (a subset keeps its parent's): transform each once
+    for set_name in SET_NAMES:
+        samples = getattr(out, set_name)
+        if samples is None:
+            continue
+        new = {}
+        for name, part in samples.parts.items():
+            if name not in parts:
+                new[name] = part
+                continue
+            if id(part) not in done:
+                done[id(part)] = (part, parts[name](part))
+            new[name] = done[id(part)][1]
+        setattr(out, set_name, samples.with_parts(new))
 
 
 SET_NAMES = {"source_train": "source training", "source_val": "validation", "target_train": "unlabelled target",
@@ -109,7 +179,7 @@ def _check_not_empty(out: RunData, data: dict, spec) -> None:
 
 def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog: Catalog) -> RunData:
     data, seed = config["data"], config["seed"]
-    group_norm = _group_norm(spec)
+    group_norm = _group_norm(spec) and not data.get("inputs")  # several inputs: see _standardize_inputs
     if not data["source"]["domains"]:
         return _target_only(config, load, group_norm)
     if data["streaming"]["enabled"]:

@@ -88,8 +88,14 @@ def test_inputs_that_disagree_on_a_label(sensors):
         join_samples({"de": sensors["de"], "fe": relabelled})
 
 
-def test_windows_of_another_length_are_refused(sensors, tmp_path):
-    short = sensors["fe"].subset(np.arange(4))
+def test_windows_of_another_length_join_by_where_they_end(sensors):
+    """A shorter window of another input is the same moment when it ends at the same sample; a time
+    split keeps the longest window of a sample on one side."""
+    short = sensors["fe"].subset(np.arange(len(sensors["fe"])))
     short.length = 512
-    with pytest.raises(ValueError, match="have windows of 1024 and 512 samples"):
-        join_samples({"de": sensors["de"], "fe": short})
+    joined = join_samples({"de": sensors["de"], "fe": short}, how="inner")
+    assert len(joined) == len(sensors["de"]) and joined.length == 1024
+    x = joined.get(np.arange(3))
+    assert x["de"].shape == (3, 1, 1024) and x["fe"].shape == (3, 1, 512)
+    np.testing.assert_array_equal(x["fe"], short.get(joined.rows[:3, 1]))
+    assert (short.ends[joined.rows[:, 1]] == sensors["de"].ends[joined.rows[:, 0]]).all()
