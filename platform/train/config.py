@@ -275,8 +275,8 @@ def _validate_spec(data: dict):  # -> WindowSpec | ImageInput | TextInput
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TransferlineError(f"config {key(name)}: a positive integer, not {shorten(value)}")
     inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
-    own = inputs and all(isinstance(s, dict) and ((s.get("spec_options") or {}).get("features") or s.get("columns"))
-                         for s in inputs.values())
+    own = inputs and all(isinstance(s, dict) and ("features" in (s.get("spec_options") or {}) or "columns" in s)
+                         for s in inputs.values())  # each input names its own (checked with the inputs)
     if spec.kind == "runs" and not spec.features and not own:
         raise TransferlineError(f"config {key('features')}: a runs spec needs features (the signal columns that "
                                 "become channels), here or in each of data.inputs' spec_options")

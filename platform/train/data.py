@@ -47,7 +47,7 @@ class RunData:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
         if isinstance(self.source_train, JoinedSamples):  # several inputs: each one's windows or rows
-            norms = (self.normalizers or {}).get("inputs") or {}
+            norms = {k[len("input_"):]: v for k, v in (self.normalizers or {}).items() if k.startswith("input_")}
             return InputSpec({name: TabularInput(tuple(part.channels), tuple(part.mean.tolist()),
                                                  tuple(part.std.tolist()))
                               if isinstance(part, RowValues) else
@@ -138,7 +138,7 @@ def _standardize_inputs(out: RunData) -> None:
             parts[name] = norms[name].transform
     if not parts:
         return
-    out.normalizers = {**(out.normalizers or {}), "inputs": norms}
+    out.normalizers = {**(out.normalizers or {}), **{f"input_{name}": norm for name, norm in norms.items()}}
     done = {}  # sets share their inputs' samples (a subset keeps its parent's): transform each once
     for set_name in SET_NAMES:
         samples = getattr(out, set_name)
