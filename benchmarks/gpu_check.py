@@ -419,6 +419,18 @@ def main() -> int:
     from transferline.process.recommend import Problem, next_experiments
 
     catalog.ingest("cnc", create_reader("cnc-mill")(sample_path("cnc_mill")))
+    # the CNC signal groups as four inputs and the set-points as a tabular one, fused in bf16 and
+    # registered with the tabular input kept in the ONNX export
+    run_dir = pre_dir.parent / "cnc"
+    m = train_loop({**load_config(REPO / "examples" / "configs" / "fusion_cnc.yaml",
+                                  [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16",
+                                   "epochs=2"]), "run_dir": str(run_dir)})
+    entry = ModelRegistry(pre_dir.parent / "models").register(run_dir, "cnc-fused")
+    report["checks"]["fusion/tabular"] = {
+        "ok": m["test_accuracy"] == m["test_accuracy"] and entry.runtime.get("served_by") == "onnxruntime",
+        "test_accuracy": m["test_accuracy"], "test_without_setpoints_accuracy": m["test_without_setpoints_accuracy"],
+        "served_by": entry.runtime.get("served_by")}
+    print("fusion tabular", report["checks"]["fusion/tabular"], flush=True)
     data = load_process_data(catalog, "cnc")
     spec = SignalFeatures(epochs=2)
     features = fold_features(run_windows(catalog, data, spec), data, np.arange(1, len(data.runs)), spec)

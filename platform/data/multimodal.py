@@ -30,7 +30,7 @@ __all__ = ["PRESENT", "JoinedSamples", "RowValues", "join_samples", "sample_keys
 class RowValues(Windows):
     """A tabular input cut like series windows: each sample is its window's last row of the
     ``channels`` columns, ``[C]``, standardized by ``mean``/``std`` where they are set (fitted on
-    training rows, :meth:`fit_standardize`)."""
+    training rows, :meth:`statistics`)."""
 
     mean: np.ndarray | None = None  # float64 [C]
     std: np.ndarray | None = None
@@ -47,10 +47,10 @@ class RowValues(Windows):
         """The rows at ``index`` as float32 ``[B, C]``, preprocessed as serving does."""
         return standardize_rows(self.values[:, self.ends[index] - 1].T, self.mean, self.std)
 
-    def fit_standardize(self, index: np.ndarray) -> "RowValues":
-        """A copy standardized by the mean and standard deviation of the samples at ``index``."""
+    def statistics(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"mean", "std"}`` per column over the samples at ``index`` (to standardize with)."""
         x = self.rows_at_ends()[index]
-        return replace(self, mean=x.mean(axis=0), std=np.maximum(x.std(axis=0), 1e-6))
+        return {"mean": x.mean(axis=0), "std": np.maximum(x.std(axis=0), 1e-6)}
 
 
 def sample_keys(samples) -> list[tuple]:

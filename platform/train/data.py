@@ -5,6 +5,7 @@ normalized with statistics of their own domain's training rows; images by their 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import partial
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def _standardize_inputs(out: RunData) -> None:
     for name, part in train.parts.items():
         rows = train.input_rows(name)
         if isinstance(part, RowValues):
-            parts[name] = lambda p, fitted=part.fit_standardize(rows): replace(p, mean=fitted.mean, std=fitted.std)
+            parts[name] = partial(replace, **part.statistics(rows))
         elif _group_norm(out.input_specs[name]):
             norms[name] = GroupNormalizer.fit(part.subset(rows))
             parts[name] = norms[name].transform

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from transferline.data import ImageInput, InputSpec, SeriesInput, TextInput
+from transferline.data import ImageInput, InputSpec, SeriesInput, TabularInput, TextInput
 from transferline.encoders import Encoder, create_encoder, encoder_modality, encoder_name, list_encoders
 
 
@@ -21,6 +21,8 @@ def _spec_and_input(name: str, batch: int):
         ids = torch.randint(1000, 2000, (batch, 16))
         ids[:, 10:] = 0  # padding
         return TextInput(max_length=16), ids
+    if encoder_modality(name) == "tabular":
+        return TabularInput(("feedrate", "clamp_pressure", "spindle_speed")), torch.randn(batch, 3)
     c_in, length = _input(name)
     return SeriesInput(channels=c_in, window=length), torch.randn(batch, c_in, length)
 

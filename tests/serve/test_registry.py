@@ -70,11 +70,12 @@ def test_export_matches_eager_for_each_encoder(tmp_path, name):
     from transferline.encoders import create_encoder
     from transferline.model_registry import build_inference_model, export_torchscript, load_exported
 
-    from transferline.data import ImageInput, InputSpec, SeriesInput, TextInput
+    from transferline.data import ImageInput, InputSpec, SeriesInput, TabularInput, TextInput
     from transferline.encoders import encoder_modality
 
     c_in, length = (1, 1024) if name in ("wdcnn", "spectrogram") else (14, 30)
-    one = {"image": ImageInput(size=(64, 64)), "text": TextInput(max_length=16)}.get(
+    one = {"image": ImageInput(size=(64, 64)), "text": TextInput(max_length=16),
+           "tabular": TabularInput(("feedrate", "clamp_pressure"), (6.0, 3.0), (4.0, 0.5))}.get(
         encoder_modality(name), SeriesInput(channels=c_in, window=length))
     spec = InputSpec.of(one)
     meta = {"encoder": name, "options": {}, "task": {"name": "fault_diagnosis", "n_classes": 4}}
