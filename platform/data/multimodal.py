@@ -161,7 +161,8 @@ def join_samples(parts: dict, *, how: str = "outer") -> JoinedSamples:
     """Joins the inputs ``parts`` (name → sample set) by :func:`sample_keys`.
 
     ``how="outer"`` keeps every sample any input has (the others marked absent); ``"inner"`` only
-    the samples every input has. Inputs must agree on a shared sample's label and domain: a
+    the samples every input has. Tabular inputs (:class:`RowValues`) attach to the series inputs'
+    samples and make none of their own. Inputs must agree on a shared sample's label and domain: a
     disagreement is a :class:`~transferline.errors.DataError` naming both inputs, the asset and the
     position. Samples are ordered by asset, then position.
     """
@@ -177,8 +178,14 @@ def join_samples(parts: dict, *, how: str = "outer") -> JoinedSamples:
             raise ValueError(f"inputs {names[0]!r} and {name!r} label samples differently "
                              f"({first.task_type} {list(first.classes)} vs {part.task_type} {list(part.classes)})")
     keyed = {name: {k: i for i, k in enumerate(sample_keys(part))} for name, part in parts.items()}
-    keys = set().union(*keyed.values()) if how == "outer" else set.intersection(*(set(k) for k in keyed.values()))
+    # tabular rows attach to the series windows' samples; they make none of their own
+    series = [k for name, k in keyed.items() if not isinstance(parts[name], RowValues)] or list(keyed.values())
+    keys = set().union(*series) if how == "outer" else set.intersection(*(set(k) for k in keyed.values()))
     keys = sorted(keys)
+    for name, index in keyed.items():
+        if isinstance(parts[name], RowValues) and index and keys and not any(k in index for k in keys):
+            raise DataError(f"tabular input {name!r} has no row where a window of the series inputs ends (does it "
+                            "read the same recordings?)", key=name)
     rows = np.full((len(keys), len(names)), -1, np.int64)
     for m, name in enumerate(names):
         index = keyed[name]

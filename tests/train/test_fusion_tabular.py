@@ -201,3 +201,32 @@ def test_the_tabular_encoder():
     assert encoder({"tabular": torch.randn(3, 2)}).shape == (3, 16)
     with pytest.raises(ValueError, match="rows \\[batch, columns\\]"):
         encoder(torch.randn(5, 2, 8))
+
+
+def test_table_rows_attach_to_series_samples_and_make_none_of_their_own(cnc_catalog):
+    """Rows read at windows the series inputs do not have are left out, not joined as samples with
+    only set-points; rows that meet no series window at all are an error naming the input."""
+    from dataclasses import fields
+
+    from transferline.data import Windows, get_data_spec
+    from transferline.data.factory import load_samples
+    from transferline.data.multimodal import RowValues, join_samples
+    from transferline.errors import DataError
+
+    def spec(**options):
+        return get_data_spec({"kind": "runs", "length": 32, "label": "tool_condition", "domain": "asset",
+                              "normalize": "none", **options})
+
+    def rows(windows):
+        return RowValues(**{f.name: getattr(windows, f.name) for f in fields(Windows)})
+
+    series = load_samples(cnc_catalog, "cnc", spec(stride=8, features=("S1_OutputCurrent",)))
+    every = load_samples(cnc_catalog, "cnc", spec(stride=3, features=("feedrate", "clamp_pressure")))
+    joined = join_samples({"spindle": series, "setpoints": rows(every)})
+    assert len(joined) == len(series) and joined.present[:, 0].all()
+    shared = np.isin(series.ends, every.ends)
+    assert 0 < shared.sum() < len(series)  # windows every 24 rows end where both cut
+    np.testing.assert_array_equal(joined.present[:, 1], shared)
+    elsewhere = every.subset(~np.isin(every.ends, series.ends))
+    with pytest.raises(DataError, match="tabular input 'setpoints' has no row where a window of the series"):
+        join_samples({"spindle": series, "setpoints": rows(elsewhere)})
