@@ -14,7 +14,7 @@ set-points) is read at the last row of each window and joins by the same key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -35,21 +35,26 @@ class RowValues(Windows):
     mean: np.ndarray | None = None  # float64 [C]
     std: np.ndarray | None = None
 
+    @classmethod
+    def from_windows(cls, windows: Windows) -> "RowValues":
+        """The rows at the ends of ``windows`` (cut over the tabular columns as channels)."""
+        return cls(**{f.name: getattr(windows, f.name) for f in fields(Windows)})
+
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return (self.n_channels,)
 
-    def rows_at_ends(self) -> np.ndarray:
-        """float64 ``[N, C]``: every sample's raw values."""
-        return self.values[:, self.ends - 1].T.astype(np.float64)
+    def _raw(self, index) -> np.ndarray:
+        """``[B, C]``: the raw values of the samples at ``index``."""
+        return self.values[:, self.ends[index] - 1].T
 
     def get(self, index) -> np.ndarray:
         """The rows at ``index`` as float32 ``[B, C]``, preprocessed as serving does."""
-        return standardize_rows(self.values[:, self.ends[index] - 1].T, self.mean, self.std)
+        return standardize_rows(self._raw(index), self.mean, self.std)
 
     def statistics(self, index: np.ndarray) -> dict[str, np.ndarray]:
         """``{"mean", "std"}`` per column over the samples at ``index`` (to standardize with)."""
-        x = self.rows_at_ends()[index]
+        x = self._raw(index).astype(np.float64)
         return {"mean": x.mean(axis=0), "std": np.maximum(x.std(axis=0), 1e-6)}
 
 

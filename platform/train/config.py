@@ -344,7 +344,7 @@ def _validate_inputs(config: dict, spec) -> None:
 
 def _validate_input(key: str, source, data: dict, spec) -> None:
     """One ``data.inputs`` entry (see :func:`_validate_inputs`)."""
-    from ..data import get_data_spec
+    from .data import input_source
 
     if isinstance(source, str) and source:
         return
@@ -371,7 +371,7 @@ def _validate_input(key: str, source, data: dict, spec) -> None:
                                 f"{getattr(spec, 'kind', type(spec).__name__)}")
     if source.get("spec_options"):
         try:
-            own = get_data_spec(data["spec"], **{**(data.get("spec_options") or {}), **source["spec_options"]})
+            own = input_source(data, spec, source).spec
         except (TypeError, ValueError) as exc:
             raise TransferlineError(f"config {key}.spec_options: {exc}") from None
         if getattr(own, "kind", None) != getattr(spec, "kind", None):

@@ -4,8 +4,9 @@ normalized with statistics of their own domain's training rows; images by their 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
 from ..data.inputs import TabularInput
-from ..data.multimodal import JoinedSamples, RowValues, join_samples
+from ..data.multimodal import RowValues, join_samples
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
 
 
@@ -32,7 +33,7 @@ class RunData:
     normalizers: dict | None = None
     data_spec: WindowSpec | ImageInput | None = None
     class_names: list[str] | None = None  # the run's class list (a stream's windows carry none)
-    input_specs: dict | None = None  # several inputs: input name -> its window spec (None: tabular)
+    inputs: InputSpec | None = None  # several inputs: each one's spec, with the statistics it is served with
 
     @property
     def multi_label(self) -> bool:
@@ -47,14 +48,8 @@ class RunData:
     def input_spec(self) -> InputSpec:
         """What the model takes, with the fitted statistics it is served with (the target's where
         it has its own, else the source's)."""
-        if isinstance(self.source_train, JoinedSamples):  # several inputs: each one's windows or rows
-            norms = {k[len("input_"):]: v for k, v in (self.normalizers or {}).items() if k.startswith("input_")}
-            return InputSpec({name: TabularInput(tuple(part.channels), tuple(part.mean.tolist()),
-                                                 tuple(part.std.tolist()))
-                              if isinstance(part, RowValues) else
-                              series_input(self.input_specs[name], part.n_channels, part.length,
-                                           norms[name].to_dict() if name in norms else None, signals=part.channels)
-                              for name, part in self.source_train.parts.items()})
+        if self.inputs is not None:
+            return self.inputs
         if not isinstance(self.data_spec, WindowSpec):  # images, text: the spec is the model input
             return InputSpec.of(self.data_spec)
         norm = self.normalizers or {}
@@ -78,82 +73,88 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     inputs = input_sources(config["data"], spec)
     for dataset, input_spec, _ in inputs.values() or [(_dataset(config["data"], "source"), spec, None)]:
         check_kind(catalog, dataset, input_spec)
-    first = next((src for src in inputs.values() if not src[2]), None)
-    classes = run_classes(catalog, first[0] if first else _dataset(config["data"], "source"), spec)
+    series = [source.dataset for source in inputs.values() if not source.columns]
+    classes = run_classes(catalog, series[0] if series else _dataset(config["data"], "source"), spec)
 
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
         if inputs:  # each input's samples, joined by recording and position
-            return join_samples({name: _load_input(name, catalog, ds, input_spec, columns, classes=classes, **kwargs)
-                                 for name, (ds, input_spec, columns) in inputs.items()})
+            return join_samples({name: _load_input(name, source, catalog, classes=classes, **kwargs)
+                                 for name, source in inputs.items()})
         return load_samples(catalog, dataset, spec, classes=classes, **kwargs)
 
     out = _prepare(config, load, spec, streams, catalog)
     out.data_spec, out.class_names = spec, classes
     _check_not_empty(out, config["data"], spec)
     if inputs:
-        out.input_specs = {name: input_spec for name, (_, input_spec, _) in inputs.items()}
-        _standardize_inputs(out)
+        _standardize_inputs(out, inputs)
     return out
 
 
-def input_sources(data: dict, spec) -> dict[str, tuple]:
-    """``data.inputs`` as input name → ``(dataset, window spec, columns)``; ``columns`` is set for a
-    tabular input (its window spec then only cuts where rows are read)."""
-    out = {}
-    for name, source in (data.get("inputs") or {}).items():
-        if isinstance(source, str):
-            out[name] = (source, spec, None)
-        elif source.get("columns"):
-            out[name] = (source["dataset"], replace(spec, features=tuple(source["columns"]), normalize="none",
-                                                    row_group=None), list(source["columns"]))
-        else:
-            out[name] = (source["dataset"], get_data_spec(data["spec"], **{**(data.get("spec_options") or {}),
-                                                                            **(source.get("spec_options") or {})}),
-                         None)
-    return out
+class InputSource(NamedTuple):
+    """Where one of ``data.inputs`` comes from and how it is cut."""
+
+    dataset: str
+    spec: WindowSpec  # a tabular input's cuts where its rows are read, over its columns
+    columns: list[str] | None = None  # set for a tabular input
 
 
-def _load_input(name: str, catalog: Catalog, dataset: str, spec: WindowSpec, columns: list[str] | None, **kwargs):
+def input_source(data: dict, spec: WindowSpec, source: str | dict) -> InputSource:
+    """One ``data.inputs`` entry (a dataset name, ``{dataset, spec_options}`` or ``{dataset,
+    columns}``) read against the run's window ``spec``."""
+    if isinstance(source, str):
+        return InputSource(source, spec)
+    if source.get("columns"):
+        columns = list(source["columns"])
+        return InputSource(source["dataset"], replace(spec, features=tuple(columns), normalize="none", row_group=None),
+                           columns)
+    options = {**(data.get("spec_options") or {}), **(source.get("spec_options") or {})}
+    return InputSource(source["dataset"], get_data_spec(data["spec"], **options))
+
+
+def input_sources(data: dict, spec: WindowSpec) -> dict[str, InputSource]:
+    """``data.inputs`` by input name (:func:`input_source`)."""
+    return {name: input_source(data, spec, source) for name, source in (data.get("inputs") or {}).items()}
+
+
+def _load_input(name: str, source: InputSource, catalog: Catalog, **kwargs):
     """One input's samples: series windows, or for a tabular input the rows at their ends."""
     try:
-        windows = load_samples(catalog, dataset, spec, **kwargs)
+        windows = load_samples(catalog, source.dataset, source.spec, **kwargs)
     except ValueError as exc:
-        raise TransferlineError(f"config data.inputs.{name} (dataset {dataset!r}): {exc}") from None
-    if not columns:
-        return windows
-    return RowValues(**{f.name: getattr(windows, f.name) for f in fields(Windows)})
+        raise TransferlineError(f"config data.inputs.{name} (dataset {source.dataset!r}): {exc}") from None
+    return RowValues.from_windows(windows) if source.columns else windows
 
 
-def _standardize_inputs(out: RunData) -> None:
+def _standardize_inputs(out: RunData, sources: dict[str, InputSource]) -> None:
     """Standardizes every set's joined inputs with statistics of the source training samples:
     runs windows normalized by group get a :class:`GroupNormalizer` per input, tabular inputs a
-    mean and standard deviation per column (per-window normalization needs neither)."""
+    mean and standard deviation per column (per-window normalization needs neither). Sets
+    ``out.inputs``, the spec of each input with those statistics."""
     train = out.source_train
-    parts, norms = {}, {}
+    transforms, specs = {}, {}
     for name, part in train.parts.items():
         rows = train.input_rows(name)
         if isinstance(part, RowValues):
-            parts[name] = partial(replace, **part.statistics(rows))
-        elif _group_norm(out.input_specs[name]):
-            norms[name] = GroupNormalizer.fit(part.subset(rows))
-            parts[name] = norms[name].transform
-    if not parts:
-        return
-    out.normalizers = {**(out.normalizers or {}), **{f"input_{name}": norm for name, norm in norms.items()}}
-    done = {}  # sets share their inputs' samples (a subset keeps its parent's): transform each once
+            stats = part.statistics(rows)
+            transforms[name] = partial(replace, **stats)
+            specs[name] = TabularInput(tuple(part.channels), tuple(stats["mean"].tolist()), tuple(stats["std"].tolist()))
+            continue
+        norm = GroupNormalizer.fit(part.subset(rows)) if _group_norm(sources[name].spec) else None
+        if norm:
+            transforms[name] = norm.transform
+        specs[name] = series_input(sources[name].spec, part.n_channels, part.length,
+                                   norm.to_dict() if norm else None, signals=part.channels)
+    out.inputs = InputSpec(specs)
+    done = {}  # id -> (part, transformed): sets share their inputs' samples, each is transformed once
     for set_name in SET_NAMES:
         samples = getattr(out, set_name)
-        if samples is None:
+        if samples is None or not transforms:
             continue
-        new = {}
         for name, part in samples.parts.items():
-            if name not in parts:
-                new[name] = part
-                continue
-            if id(part) not in done:
-                done[id(part)] = (part, parts[name](part))
-            new[name] = done[id(part)][1]
-        setattr(out, set_name, samples.with_parts(new))
+            if name in transforms and id(part) not in done:
+                done[id(part)] = (part, transforms[name](part))
+        setattr(out, set_name, samples.with_parts({name: done[id(part)][1] if name in transforms else part
+                                                   for name, part in samples.parts.items()}))
 
 
 SET_NAMES = {"source_train": "source training", "source_val": "validation", "target_train": "unlabelled target",

@@ -206,9 +206,7 @@ def test_the_tabular_encoder():
 def test_table_rows_attach_to_series_samples_and_make_none_of_their_own(cnc_catalog):
     """Rows read at windows the series inputs do not have are left out, not joined as samples with
     only set-points; rows that meet no series window at all are an error naming the input."""
-    from dataclasses import fields
-
-    from transferline.data import Windows, get_data_spec
+    from transferline.data import get_data_spec
     from transferline.data.factory import load_samples
     from transferline.data.multimodal import RowValues, join_samples
     from transferline.errors import DataError
@@ -217,8 +215,7 @@ def test_table_rows_attach_to_series_samples_and_make_none_of_their_own(cnc_cata
         return get_data_spec({"kind": "runs", "length": 32, "label": "tool_condition", "domain": "asset",
                               "normalize": "none", **options})
 
-    def rows(windows):
-        return RowValues(**{f.name: getattr(windows, f.name) for f in fields(Windows)})
+    rows = RowValues.from_windows
 
     series = load_samples(cnc_catalog, "cnc", spec(stride=8, features=("S1_OutputCurrent",)))
     every = load_samples(cnc_catalog, "cnc", spec(stride=3, features=("feedrate", "clamp_pressure")))
