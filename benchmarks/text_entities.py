@@ -2,7 +2,8 @@
 masked-language-model pretraining (DAPT), at MaintIE's coarse (5 top-level types) and 32-type
 (first two levels of the type path) granularity, 2 CPU cores.
 
-Split (fixed, stated in the results; MaintIE's release has no test split of its own): 10 % of the
+Config: ``benchmarks/configs/text_entities.yaml`` (the ``tag fit --config`` format); the benchmark
+sets the depth, the start (plain or DAPT) and the seed. Split (fixed, stated in the results; MaintIE's release has no test split of its own): 10 % of the
 1,076 gold work orders held out for the test (numpy seed 0), 10 % of the rest for early stopping
 (seed 1), the rest for training. DAPT learns from every MaintNet PROBLEM and ACTION text and the
 MaintIE texts outside the test, once (seed 0), and every tagger seed starts from it. Spans are
@@ -11,7 +12,7 @@ outermost where they nest (the published 87.39 / 71.58 are SpERT's, which scores
 too: the count of gold spans dropped by flattening is in the results).
 
 Writes ``benchmarks/results/text_entities.json`` and ``.md``.
-Usage: ``python benchmarks/text_entities.py [--seeds 0 1 2] [--epochs 20] [--dapt-epochs 3]``
+Usage: ``python benchmarks/text_entities.py [--seeds 0 1 2] [--epochs N] [--dapt-epochs 3]``
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import spread, started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, markdown_table  # noqa: E402
+from _transfer import CONFIGS, DEFAULT_DATA, markdown_table  # noqa: E402
 
 TARGETS = {"maintie_coarse_f1": 0.874, "maintie_fine32_f1": 0.716}
 DEPTHS = {"coarse": 1, "fine32": 2}
@@ -35,13 +36,15 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--catalog", type=Path, default=Path("/tmp/transferline-bench-entities"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--config", type=Path, default=CONFIGS / "text_entities.yaml")
+    parser.add_argument("--epochs", type=int, help="override the config's tagging.epochs")
+    parser.add_argument("--patience", type=int, help="override the config's tagging.patience")
     parser.add_argument("--dapt-epochs", type=int, default=3)
     args = parser.parse_args()
     started()
     import torch
 
+    from transferline._fitconfig import read_fit_config
     from transferline.catalog import Catalog
     from transferline.connectors import create_reader
     from transferline.tagging import TagConfig, evaluate_tagger, fit_tagger, load_tagged
@@ -50,6 +53,8 @@ def main() -> int:
     from transferline.tagging.spans import outermost
 
     torch.set_num_threads(2)
+    split, tagging = read_fit_config(args.config, "tagging", TagConfig)
+    tagging.update({k: v for k in ("epochs", "patience") if (v := getattr(args, k)) is not None})
     catalog = Catalog(args.catalog)
     for name, reader, folder in (("maintie", "maintie", "maintie"), ("maintnet", "maintnet", "maintnet")):
         if not catalog.exists(name):
@@ -58,9 +63,9 @@ def main() -> int:
     gold, kept = sum(len(s) for s in spans), sum(len(outermost(s)) for s in spans)
     splits = {}
     for key, depth in DEPTHS.items():
-        data = load_tagged(catalog, "maintie", depth)
-        rest, test = data.holdout(0.1, 0)
-        train, val = rest.holdout(0.1, 1)
+        data = load_tagged(catalog, split["dataset"], depth)
+        rest, test = data.holdout(split["holdout"], split["split_seed"])
+        train, val = rest.holdout(split["val_fraction"], split["split_seed"] + 1)
         splits[key] = (train, val, test, len(data.types))
     test_ids = set(splits["coarse"][2].names)
     print(f"MaintIE: {gold} gold spans, {kept} after flattening nested ones; train {len(splits['coarse'][0])}, "
@@ -85,8 +90,7 @@ def main() -> int:
         train, val, test, n_types = splits[key]
         for start, pretrained in (("plain", None), ("dapt", str(dapt_dir))):
             for seed in args.seeds:
-                config = TagConfig(depth=DEPTHS[key], pretrained=pretrained, epochs=args.epochs,
-                                   patience=args.patience, seed=seed)
+                config = TagConfig(**{**tagging, "depth": DEPTHS[key], "pretrained": pretrained, "seed": seed})
                 tagger, spec, fit = fit_tagger(train, val, config)
                 scores = evaluate_tagger(tagger, spec, test)
                 runs.append({"granularity": key, "start": start, "seed": seed, "types": n_types,
@@ -122,7 +126,9 @@ def main() -> int:
               f"flattened to the outermost ({kept} of {gold} kept). DAPT: {dapt['train_texts']} texts, held-out "
               f"masked-token accuracy {dapt['val_masked_accuracy_before']:.3f} -> {dapt['val_masked_accuracy']:.3f}. "
               f"Targets {'met' if summary['targets_met'] else 'missed'}.")
-    config = {"seeds": args.seeds, "tag_config": asdict(TagConfig(epochs=args.epochs, patience=args.patience)),
+    config = {"seeds": args.seeds, "config_file": "benchmarks/configs/text_entities.yaml"
+              if args.config == CONFIGS / "text_entities.yaml" else str(args.config),
+              "tag_config": asdict(TagConfig(**tagging)),
               "dapt_config": asdict(dapt_config),
               "split": "MaintIE gold work orders: 10 % test (numpy seed 0), 10 % of the rest validation (seed 1)",
               "granularity": "coarse: first level of the type path (5 types); fine32: first two levels (32 types in "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,8 +12,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # runs tracked in MLflow go to one folder per test session, not to ./mlruns of the checkout (tests of
-# the default location set their own working directory); subprocesses and Ray workers inherit it
+# the default location set their own working directory); subprocesses and Ray workers inherit it. The
+# folder goes when the session ends (it grows to hundreds of MB over a full run)
 os.environ["MLFLOW_TRACKING_URI"] = tempfile.mkdtemp(prefix="transferline-mlruns-")
+atexit.register(shutil.rmtree, os.environ["MLFLOW_TRACKING_URI"], ignore_errors=True)
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # for the tests' own MLflow clients reading it
 SHARED_DATA = Path(os.environ.get("TRANSFERLINE_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from transferline.retrieval import BM25, Pairs, rank_metrics
 
@@ -88,6 +89,12 @@ def test_cli_fits_a_retriever_and_names_bad_input(maintnet, tmp_path, capsys):
     assert (tmp_path / "r" / "encoder.safetensors").is_file()
     out = capsys.readouterr().out
     assert "fine_tuned" in out and "recall@10" in out
+    # the run folder's config.yaml repeats the run (`--config`); flags given win over it
+    assert main(["retrieve", "fit", "--config", str(tmp_path / "r" / "config.yaml"), "--seed", "1", *home,
+                 "--out", str(tmp_path / "r2")]) == 0
+    first, again = (yaml.safe_load((tmp_path / run / "config.yaml").read_text()) for run in ("r", "r2"))
+    assert first["retrieval"]["k"] == 5 and first["data"]["dataset"] == "mn"
+    assert again == {**first, "retrieval": {**first["retrieval"], "seed": 1}}
     assert main([*args, "--out", str(tmp_path / "r")]) == 2  # exists
     assert main([*args[:3], "mie", *args[4:], "--out", str(tmp_path / "s")]) == 2
     assert "'mie': 0 row(s) with a paired text" in capsys.readouterr().err

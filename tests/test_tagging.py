@@ -153,6 +153,15 @@ def test_pretrain_then_tag_through_the_cli(catalog, tmp_path, capsys):
     assert "'mn' has no entity spans" in capsys.readouterr().err
     assert main([*args, "--depth", "-1", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # the run folder's config.yaml is a `--config` file holding the run's settings; flags win over it
+    from transferline._fitconfig import read_fit_config
+
+    data, tagging = read_fit_config(run / "config.yaml", "tagging", TagConfig)
+    assert data["dataset"] == "mie" and tagging["epochs"] == 4 and tagging["pretrained"] == str(pre)
+    assert main(["tag", "fit", "--config", str(run / "config.yaml"), "--freeze-epochs", "-1", *home,
+                 "--out", str(tmp_path / "z")]) == 2
+    assert f"--config {run / 'config.yaml'}: tagging: depth >= 0, freeze_epochs >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
 def test_text_views_swap_abbreviations_and_drop_tokens(tmp_path):

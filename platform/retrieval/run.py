@@ -15,6 +15,7 @@ from .pairs import BM25, load_pairs, rank_metrics
 EPILOG = """example:
   transferline ingest maintnet path/to/maintnet --name maintnet
   transferline retrieve fit --dataset maintnet --out runs/maintnet-retriever
+  transferline retrieve fit --config benchmarks/configs/text_retrieval.yaml --out runs/maintnet-retriever-2
   transferline transfer --config examples/configs/text_classification.yaml pretrained=runs/maintnet-retriever
 
 Holds out --holdout of the distinct problem texts (all their rows) for the test and --val-fraction
@@ -23,7 +24,7 @@ and the fine-tuned one on the held-out problems. The run folder holds encoder.sa
 pretrained encoder for other runs), the index of the dataset's problems (index.safetensors,
 index.json), model.json, metrics.json and config.yaml; `transferline models register RUN --name
 NAME` serves it: POST /v1/models/NAME/predict {"texts": [...]} answers each text's --k nearest
-past problems with the actions that fixed them."""
+past problems with the actions that fixed them. `--config RUN/config.yaml --out NEW` repeats a run."""
 
 
 def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairConfig, *, holdout: float = 0.2,
@@ -80,7 +81,8 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
         (stage / "config.yaml").write_text(yaml.safe_dump({"data": {"dataset": dataset, "holdout": holdout,
                                                                     "val_fraction": val_fraction,
                                                                     "split_seed": split_seed},
-                                                           "retrieval": asdict(config)}, sort_keys=False))
+                                                           "retrieval": {**asdict(config), "k": k}},
+                                                          sort_keys=False))
     return {"metrics": metrics, "out": out}
 
 
@@ -92,22 +94,23 @@ def add_parsers(sub) -> None:
     fit = rsub.add_parser("fit", help="fine-tune a text encoder on (problem, action) pairs; compare with BM25 and "
                                       "the zero-shot encoder on held-out problems", epilog=EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    fit.add_argument("--dataset", required=True, help="a text dataset with paired texts (e.g. ingested with maintnet)")
+    fit.add_argument("--config", metavar="FILE", help="a YAML file with sections data (dataset, holdout, "
+                                                      "val_fraction, split_seed) and retrieval (the flags below and "
+                                                      "weight_decay, patience), e.g. a run folder's config.yaml; "
+                                                      "flags given win over it")
+    fit.add_argument("--dataset", help="a text dataset with paired texts (e.g. ingested with maintnet)")
     fit.add_argument("--out", required=True, help="the run folder to write (must not exist)")
-    fit.add_argument("--encoder", default="hf/all-minilm-l6-v2", help="a text encoder (hf/<folder-or-name>)")
+    fit.add_argument("--encoder", help="a text encoder (hf/<folder-or-name>; default hf/all-minilm-l6-v2)")
     fit.add_argument("--pretrained", help="a pretraining run folder whose encoder to start from")
-    fit.add_argument("--max-length", type=int, default=32, help="tokens per text (default 32)")
-    fit.add_argument("--epochs", type=int, default=3, help="at most this many epochs (default 3)")
-    fit.add_argument("--batch-size", type=int, default=32, help="pairs per step; the others are its negatives "
-                                                                "(default 32)")
-    fit.add_argument("--lr", type=float, default=3e-5, help="AdamW learning rate (default 3e-5)")
-    fit.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature (default 0.05)")
-    fit.add_argument("--holdout", type=float, default=0.2, help="share of problems held out for the test (default 0.2)")
-    fit.add_argument("--val-fraction", type=float, default=0.1, help="share of the rest for early stopping "
-                                                                     "(default 0.1)")
-    fit.add_argument("--seed", type=int, default=0, help="batch order and the row drawn of each problem (default 0)")
-    fit.add_argument("--k", type=int, default=5, help="neighbours the registered retriever answers per text "
-                                                      "(default 5)")
+    fit.add_argument("--max-length", type=int, help="tokens per text (default 32)")
+    fit.add_argument("--epochs", type=int, help="at most this many epochs (default 3)")
+    fit.add_argument("--batch-size", type=int, help="pairs per step; the others are its negatives (default 32)")
+    fit.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-5)")
+    fit.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.05)")
+    fit.add_argument("--holdout", type=float, help="share of problems held out for the test (default 0.2)")
+    fit.add_argument("--val-fraction", type=float, help="share of the rest for early stopping (default 0.1)")
+    fit.add_argument("--seed", type=int, help="batch order and the row drawn of each problem (default 0)")
+    fit.add_argument("--k", type=int, help="neighbours the registered retriever answers per text (default 5)")
     from .._ray import add_ray_arguments
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
@@ -116,20 +119,18 @@ def add_parsers(sub) -> None:
                                                       "./transferline-data)")
 
 
-def run_retrieve(args) -> int:
-    from ..catalog import Catalog
-    from ..errors import TransferlineError
+FIT_DATA = {"holdout": 0.2, "val_fraction": 0.1, "split_seed": 0}  # `retrieve fit`'s split unless set
 
-    try:
-        config = PairConfig(encoder=args.encoder, pretrained=args.pretrained, max_length=args.max_length,
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, temperature=args.temperature,
-                            seed=args.seed)
-    except ValueError as exc:
-        raise TransferlineError(str(exc)) from None
-    result = fit_retrieval(Catalog(args.catalog), args.dataset, args.out, config, holdout=args.holdout,
-                           val_fraction=args.val_fraction, progress=sys.stderr.isatty(), say=print,
-                           workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker,
-                           k=args.k)
+
+def run_retrieve(args) -> int:
+    from .._fitconfig import fit_settings
+    from ..catalog import Catalog
+
+    data, config, extra = fit_settings(args, "retrieval", PairConfig, FIT_DATA, {"k": 5})
+    result = fit_retrieval(Catalog(args.catalog), data["dataset"], args.out, config, holdout=data["holdout"],
+                           val_fraction=data["val_fraction"], split_seed=data["split_seed"],
+                           progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
+                           cpus_per_worker=args.cpus_per_worker, k=extra["k"])
     print(f"wrote {result['out']} (its encoder: pretrained={result['out']} in a text run's config; "
           f"transferline models register {result['out']} --name NAME serves its neighbours)")
     return 0

@@ -17,19 +17,23 @@ EPILOG_FIT = """example:
   transferline ingest maintie path/to/maintie --name maintie
   transferline tag pretrain --datasets maintie maintnet --out runs/maint-dapt
   transferline tag fit --dataset maintie --depth 1 --pretrained runs/maint-dapt --out runs/maintie-tagger
+  transferline tag fit --config benchmarks/configs/text_entities.yaml --out runs/maintie-tagger-2
 
 Holds out --holdout of the texts for the test and --val-fraction of the rest for early stopping on
 the span F1; prints the test span precision, recall and F1 (seqeval, exact type and boundaries) and
 each type's. Nested spans are flattened to the outermost. The run folder holds model.safetensors
 and model.json (tags, tokenizer, max length), metrics.json and config.yaml; `transferline models
 register RUN --name NAME` exports it (TorchScript, ONNX) for serving, which answers each text's
-spans with character offsets."""
+spans with character offsets. `--config RUN/config.yaml --out NEW` repeats a run."""
 
 EPILOG_PRETRAIN = """Masked language modelling (--objective masked) or NT-Xent over two views of each text
 (--objective contrastive: abbreviation swaps from MaintNet's aviation lexicon or --lexicon CSV,
 then token dropout) on every distinct text (and paired text) of the datasets; the run folder's
 encoder.safetensors starts other runs (--pretrained, or pretrained= in a text run's config). Texts
 later used as a test set should be left out (--exclude-holdout-of)."""
+
+
+FIT_DATA = {"holdout": 0.1, "val_fraction": 0.1, "split_seed": 0}  # `tag fit`'s split unless set
 
 
 def _guard(out) -> str:
@@ -126,25 +130,28 @@ def add_parsers(sub) -> None:
     tsub = tag.add_subparsers(dest="action", required=True)
     fit = tsub.add_parser("fit", help="train an entity tagger (BIO spans) on a text dataset with spans",
                           epilog=EPILOG_FIT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    fit.add_argument("--dataset", required=True, help="a text dataset with entity spans (e.g. ingested with maintie)")
+    fit.add_argument("--config", metavar="FILE", help="a YAML file with sections data (dataset, holdout, "
+                                                      "val_fraction, split_seed) and tagging (the flags below and "
+                                                      "weight_decay, dropout), e.g. a run folder's config.yaml; "
+                                                      "flags given win over it")
+    fit.add_argument("--dataset", help="a text dataset with entity spans (e.g. ingested with maintie)")
     fit.add_argument("--out", required=True, help="the run folder to write (must not exist)")
-    fit.add_argument("--depth", type=int, default=1, help="entity type levels kept: 1 top-level types, 2 the first "
-                                                          "two levels, 0 full paths (default 1)")
-    fit.add_argument("--encoder", default="hf/all-minilm-l6-v2", help="a text encoder (hf/<folder-or-name>)")
+    fit.add_argument("--depth", type=int, help="entity type levels kept: 1 top-level types, 2 the first "
+                                               "two levels, 0 full paths (default 1)")
+    fit.add_argument("--encoder", help="a text encoder (hf/<folder-or-name>; default hf/all-minilm-l6-v2)")
     fit.add_argument("--pretrained", help="a run folder whose encoder.safetensors to start from")
-    fit.add_argument("--max-length", type=int, default=48, help="sub-word tokens per text (default 48)")
-    fit.add_argument("--epochs", type=int, default=30, help="at most this many epochs (default 30)")
-    fit.add_argument("--batch-size", type=int, default=16, help="texts per step (default 16)")
-    fit.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (default 1e-4)")
-    fit.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (default 1e-3)")
-    fit.add_argument("--freeze-epochs", type=int, default=0, help="epochs training the head alone before the "
-                                                                  "encoder is unfrozen (default 0)")
-    fit.add_argument("--patience", type=int, default=6, help="epochs without a better validation F1 before "
-                                                             "stopping (default 6)")
-    fit.add_argument("--holdout", type=float, default=0.1, help="share of texts held out for the test (default 0.1)")
-    fit.add_argument("--val-fraction", type=float, default=0.1, help="share of the rest for early stopping "
-                                                                     "(default 0.1)")
-    fit.add_argument("--seed", type=int, default=0, help="head initialisation and batch order (default 0)")
+    fit.add_argument("--max-length", type=int, help="sub-word tokens per text (default 48)")
+    fit.add_argument("--epochs", type=int, help="at most this many epochs (default 30)")
+    fit.add_argument("--batch-size", type=int, help="texts per step (default 16)")
+    fit.add_argument("--lr", type=float, help="encoder learning rate (default 1e-4)")
+    fit.add_argument("--head-lr", type=float, help="head learning rate (default 1e-3)")
+    fit.add_argument("--freeze-epochs", type=int, help="epochs training the head alone before the "
+                                                       "encoder is unfrozen (default 0)")
+    fit.add_argument("--patience", type=int, help="epochs without a better validation F1 before "
+                                                  "stopping (default 6)")
+    fit.add_argument("--holdout", type=float, help="share of texts held out for the test (default 0.1)")
+    fit.add_argument("--val-fraction", type=float, help="share of the rest for early stopping (default 0.1)")
+    fit.add_argument("--seed", type=int, help="head initialisation and batch order (default 0)")
     from .._ray import add_ray_arguments
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
@@ -178,35 +185,31 @@ def add_parsers(sub) -> None:
 
 
 def run_tag(args) -> int:
+    from .._fitconfig import fit_settings
     from ..catalog import Catalog
     from ..errors import TransferlineError
 
     catalog = Catalog(args.catalog)
+    if args.action == "fit":
+        data, config, _ = fit_settings(args, "tagging", TagConfig, FIT_DATA)
+        result = fit_tagging(catalog, data["dataset"], args.out, config, holdout=data["holdout"],
+                             val_fraction=data["val_fraction"], split_seed=data["split_seed"],
+                             progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
+                             cpus_per_worker=args.cpus_per_worker)
+        print(f"wrote {result['out']}")
+        return 0
+    options = {"drop": args.drop, "swap": args.swap, **({"lexicon": args.lexicon} if args.lexicon else {})} \
+        if args.objective == "contrastive" else {}
     try:
-        if args.action == "pretrain":
-            options = {"drop": args.drop, "swap": args.swap, **({"lexicon": args.lexicon} if args.lexicon else {})} \
-                if args.objective == "contrastive" else {}
-            config = MLMConfig(encoder=args.encoder, objective=args.objective, options=options,
-                               max_length=args.max_length, ratio=args.ratio, epochs=args.epochs,
-                               batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-        else:
-            config = TagConfig(encoder=args.encoder, pretrained=args.pretrained, depth=args.depth,
-                               max_length=args.max_length, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               head_lr=args.head_lr, freeze_epochs=args.freeze_epochs, patience=args.patience,
-                               seed=args.seed)
+        config = MLMConfig(encoder=args.encoder, objective=args.objective, options=options, max_length=args.max_length,
+                           ratio=args.ratio, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     except ValueError as exc:
         raise TransferlineError(str(exc)) from None
-    if args.action == "pretrain":
-        exclude = None
-        if args.exclude_holdout_of:
-            held = load_tagged(catalog, args.exclude_holdout_of).holdout(args.holdout, 0)[1]
-            exclude = {args.exclude_holdout_of: set(held.names)}
-        result = pretrain_texts(catalog, args.datasets, args.out, config, exclude=exclude,
-                                progress=sys.stderr.isatty(), say=print)
-        print(f"wrote {result['out']} (its encoder: --pretrained {result['out']})")
-        return 0
-    result = fit_tagging(catalog, args.dataset, args.out, config, holdout=args.holdout,
-                         val_fraction=args.val_fraction, split_seed=0, progress=sys.stderr.isatty(), say=print,
-                         workers=args.workers, address=args.address, cpus_per_worker=args.cpus_per_worker)
-    print(f"wrote {result['out']}")
+    exclude = None
+    if args.exclude_holdout_of:
+        held = load_tagged(catalog, args.exclude_holdout_of).holdout(args.holdout, 0)[1]
+        exclude = {args.exclude_holdout_of: set(held.names)}
+    result = pretrain_texts(catalog, args.datasets, args.out, config, exclude=exclude,
+                            progress=sys.stderr.isatty(), say=print)
+    print(f"wrote {result['out']} (its encoder: --pretrained {result['out']})")
     return 0
