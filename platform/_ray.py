@@ -72,19 +72,37 @@ def add_ray_arguments(parser, title: str, workers: str) -> None:
     group.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each worker reserves (default 1)")
 
 
+def read_cpus(workers: int, cpus_per_worker: float, option: str) -> float:
+    """CPUs each Ray Data read task takes beside ``workers`` training workers (at most 1); a clear
+    error naming ``option`` where the workers take every CPU of the cluster (reads would never run)."""
+    import ray
+
+    from .errors import TransferlineError
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    free = cpus - workers * cpus_per_worker
+    if free <= 0:
+        raise TransferlineError(
+            f"{option}: Ray Data needs CPU beside the training workers, but the cluster has {cpus:g} CPUs and "
+            f"{workers} workers x {cpus_per_worker:g} take them all; give the workers fewer CPUs or add a node")
+    return min(1.0, free)
+
+
 def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker: float = 1,
-                  gpus_per_worker: float = 0):
+                  gpus_per_worker: float = 0, datasets: dict | None = None):
     """Runs ``worker(job)`` in ``workers`` Ray Train workers (a TorchTrainer: gloo on CPU, NCCL on
-    GPU) and returns the finished result (its checkpoint and metrics); a worker's error is raised."""
+    GPU) and returns the finished result (its checkpoint and metrics); a worker's error is raised.
+    ``datasets``: Ray Datasets each worker reads its own equal shard of (``get_dataset_shard``)."""
     import tempfile
 
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     trainer = TorchTrainer(worker, train_loop_config=job,
                            scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
                                                         resources_per_worker=resources),
+                           datasets=datasets or None, dataset_config=DataConfig(datasets_to_split="all"),
                            run_config=RunConfig(name=name, storage_path=tempfile.mkdtemp(prefix="transferline-ray-")))
     result = trainer.fit()
     if result.error:

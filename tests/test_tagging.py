@@ -225,3 +225,36 @@ def test_contrastive_text_pretraining_through_the_cli(catalog, tmp_path, capsys)
     assert main(["tag", "pretrain", "--datasets", "mn", "--objective", "contrastive", "--swap", "2",
                  "--catalog", str(catalog.root), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_streamed_tagging_reads_the_in_memory_split_and_encoding(catalog):
+    """What `tag fit --stream` reads: the same training, validation and test texts as in memory, the
+    same tag set, and each training text encoded as in memory (ids, each word's first token, tag id)."""
+    import numpy as np
+
+    from transferline.tagging import TagConfig, load_tagged
+    from transferline.tagging.spans import WordTokens
+    from transferline.tagging.stream import encode, plan_tagging, read_task
+    from transferline.tagging.tagger import tag_spec
+
+    data = load_tagged(catalog, "mie", 2)
+    rest, test = data.holdout(0.2, 3)
+    train, val = rest.holdout(0.1, 4)
+    plan = plan_tagging(catalog, "mie", 2, holdout=0.2, val_fraction=0.1, split_seed=3)
+    assert plan.tag_names == data.tag_names and len(plan.split["train"]) == len(train)
+    for part, want in (("val", val), ("test", test)):
+        got = plan.texts(part)
+        assert (got.names, got.texts, got.tags) == (want.names, want.texts, want.tags)
+    spec = tag_spec(TagConfig(max_length=12))  # short enough that words of longer texts are cut
+    tasks = plan.tasks("train", texts_per_task=50)
+    assert len(tasks) == 4 and sum(len(t["rows"]) for t in tasks) == len(train)
+    blocks = [b for task in tasks for b in read_task({k: [v] for k, v in task.items()}, spec=spec,
+                                                     tag_names=plan.tag_names, depth=2, seed=0, block=16)]
+    got = {k: np.concatenate([b[k] for b in blocks]) for k in ("ids", "first", "targets")}
+    want = encode(train, WordTokens(spec, pad_to_max=True))
+    assert got["ids"].shape == want["ids"].shape == (len(train), 12) and (want["first"] == -1).any()
+    assert (want["targets"] >= 0).sum() > len(train)  # tags of words with a token
+    rows = lambda e: sorted(e["ids"][i].tobytes() + e["first"][i].tobytes() + e["targets"][i].tobytes()
+                            for i in range(len(e["ids"])))  # noqa: E731
+    assert rows(got) == rows(want)  # the same texts, encoded alike, in another (shuffled) order
+    assert not np.array_equal(got["ids"], want["ids"])

@@ -95,16 +95,21 @@ def _preprocess(spec: ImageInput | TextInput):
     return _BUILT[key]
 
 
-def _read_rows(path: str, rows: np.ndarray, column: str) -> list:
-    """The values of ``column`` at ``rows`` of one Parquet file, reading only the row groups that hold them."""
+def read_rows(path: str, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """``columns`` at ``rows`` (in that order) of one Parquet file, reading only the row groups that hold them."""
     meta = pq.ParquetFile(path).metadata
     starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
     group_of = np.searchsorted(starts, rows, side="right") - 1
     groups = np.unique(group_of)
-    table = pq.ParquetFile(path).read_row_groups(groups.tolist(), columns=[column])
+    table = pq.ParquetFile(path).read_row_groups(groups.tolist(), columns=columns)
     base = dict(zip(groups.tolist(), np.cumsum([0] + [meta.row_group(g).num_rows for g in groups[:-1]]).tolist()))
     local = rows - starts[group_of] + np.array([base[g] for g in group_of.tolist()], np.int64)
-    return table.column(column).take(pa.array(local, pa.int64())).to_pylist()
+    return table.take(pa.array(local, pa.int64()))
+
+
+def _read_rows(path: str, rows: np.ndarray, column: str) -> list:
+    """The values of ``column`` at ``rows`` of one Parquet file (see :func:`read_rows`)."""
+    return read_rows(path, rows, [column]).column(column).to_pylist()
 
 
 def _decode_task(batch: dict, *, spec: ImageInput | TextInput, seed: int, shuffle: bool,

@@ -1,6 +1,7 @@
 """A tagger trained by Ray Train workers: each reads the dataset from the catalog and draws its own
-batches; gradients are averaged after every step, so the workers hold the same weights; rank 0
-returns them."""
+batches, or (``stream``) iterates its own shard of the training texts streamed through Ray Data
+(:mod:`.stream`); gradients are averaged after every step, so the workers hold the same weights;
+rank 0 returns them."""
 
 from __future__ import annotations
 
@@ -22,28 +23,42 @@ def _worker(job: dict) -> None:
     ctx = ray.train.get_context()
     dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
     config = TagConfig(**job["config"])
-    data = load_tagged(Catalog(job["catalog"]), job["dataset"], config.depth)
-    rest, _ = data.holdout(job["holdout"], job["split_seed"])
-    train, val = rest.holdout(job["val_fraction"], job["split_seed"] + 1)
+    if job.get("stream"):
+        from .stream import TagStream
+
+        train = TagStream(ray.train.get_dataset_shard("train"), job["stream"]["n"], job["stream"]["tag_names"])
+        val = job["stream"]["val"]
+    else:
+        data = load_tagged(Catalog(job["catalog"]), job["dataset"], config.depth)
+        rest, _ = data.holdout(job["holdout"], job["split_seed"])
+        train, val = rest.holdout(job["val_fraction"], job["split_seed"] + 1)
     tagger, _, fit = fit_tagger(train, val, config, dist=dist)
     report_weights(dist, tagger, {**fit, "tags": tagger.tag_names})
 
 
 def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.1,
                       val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
-                      cpus_per_worker: float = 1):
+                      cpus_per_worker: float = 1, plan=None):
     """``(tagger, spec, fit record)`` from ``workers`` Ray Train workers training on ``dataset``'s
-    training texts (the split of :func:`~transferline.tagging.run.fit_tagging`)."""
+    training texts (the split of :func:`~transferline.tagging.run.fit_tagging`); with ``plan`` (a
+    :class:`~.stream.TagPlan`) the training texts stream through Ray Data and the validation
+    texts go to the workers in the job."""
     from dataclasses import asdict
 
-    from .._ray import ensure_ray, reported_weights, train_workers
-    from .tagger import build_tagger
+    from .._ray import ensure_ray, read_cpus, reported_weights, train_workers
+    from .tagger import build_tagger, tag_spec
 
     ensure_ray(address)
     job = {"catalog": str(Path(catalog.root).resolve()), "dataset": dataset, "config": asdict(config),
            "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
            "threads": max(1, int(cpus_per_worker))}
-    result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker)
+    datasets = None
+    if plan is not None:
+        datasets = {"train": plan.dataset(tag_spec(config), seed=config.seed,
+                                          num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
+        job["stream"] = {"n": len(plan.split["train"]), "tag_names": plan.tag_names, "val": plan.texts("val")}
+    result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker,
+                           datasets=datasets)
     state, fit = reported_weights(result)
     tagger, spec = build_tagger(config, fit.pop("tags"))
     tagger.load_state_dict(state)

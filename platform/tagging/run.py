@@ -48,26 +48,40 @@ def _guard(out) -> str:
 def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig, *, holdout: float = 0.1,
                 val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False,
                 say: Callable[[str], None] = lambda line: None, workers: int | None = None,
-                address: str | None = None, cpus_per_worker: float = 1) -> dict:
-    """Trains a tagger on ``dataset`` (with ``workers``: on that many Ray Train workers), writes the
-    run folder ``out`` (which must not exist) and returns the test span scores."""
+                address: str | None = None, cpus_per_worker: float = 1, stream: bool = False) -> dict:
+    """Trains a tagger on ``dataset`` (with ``workers``: on that many Ray Train workers, which with
+    ``stream`` read the training texts through Ray Data), writes the run folder ``out`` (which must
+    not exist) and returns the test span scores."""
     import yaml
 
     from .._fs import new_run_folder
+    from ..errors import TransferlineError
     from ..train.checkpoint import save_module
 
     out = _guard(out)
-    data = load_tagged(catalog, dataset, config.depth)
-    rest, test = data.holdout(holdout, split_seed)
-    train, val = rest.holdout(val_fraction, split_seed + 1)
-    say(f"{dataset}: {len(train)} training texts, {len(val)} validation, {len(test)} test; "
-        f"{len(data.types)} entity types at depth {config.depth}")
+    if stream and not workers:
+        raise TransferlineError("--stream feeds Ray Train workers: give --workers N too")
+    plan = None
+    if stream:  # the driver reads the spans column, then only the validation and test texts
+        from .stream import plan_tagging
+
+        plan = plan_tagging(catalog, dataset, config.depth, holdout=holdout, val_fraction=val_fraction,
+                            split_seed=split_seed)
+        n_train, val, test, n_types = len(plan.split["train"]), plan.texts("val"), plan.texts("test"), \
+            (len(plan.tag_names) - 1) // 2
+    else:
+        data = load_tagged(catalog, dataset, config.depth)
+        rest, test = data.holdout(holdout, split_seed)
+        train, val = rest.holdout(val_fraction, split_seed + 1)
+        n_train, n_types = len(train), len(data.types)
+    say(f"{dataset}: {n_train} training texts{' (streamed through Ray Data)' if stream else ''}, {len(val)} "
+        f"validation, {len(test)} test; {n_types} entity types at depth {config.depth}")
     if workers:
         from .ray_fit import fit_tagger_on_ray
 
         tagger, spec, fit = fit_tagger_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker)
+                                              cpus_per_worker=cpus_per_worker, plan=plan)
     else:
         tagger, spec, fit = fit_tagger(train, val, config, progress=progress, report=lambda r: say(
             f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, validation span F1 {r['val_f1']:.3f} ({r['seconds']:.0f} s)"))
@@ -156,6 +170,8 @@ def add_parsers(sub) -> None:
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
                       "N training workers (default: in this process)")
+    fit.add_argument("--stream", action="store_true", help="with --workers: the training texts stream from the "
+                                                           "catalog through Ray Data, each worker its own shard")
     pre = tsub.add_parser("pretrain", help="pretrain a text encoder on text datasets (masked language modelling or "
                                            "contrastive views)",
                           epilog=EPILOG_PRETRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,7 +211,7 @@ def run_tag(args) -> int:
         result = fit_tagging(catalog, data["dataset"], args.out, config, holdout=data["holdout"],
                              val_fraction=data["val_fraction"], split_seed=data["split_seed"],
                              progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
-                             cpus_per_worker=args.cpus_per_worker)
+                             cpus_per_worker=args.cpus_per_worker, stream=args.stream)
         print(f"wrote {result['out']}")
         return 0
     options = {"drop": args.drop, "swap": args.swap, **({"lexicon": args.lexicon} if args.lexicon else {})} \

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 _WORD = re.compile(r"\S+")
+IGNORE = -100  # the target of a word without a token (cut by max_length) and of padding
 
 
 def cut(label: str, depth: int) -> str:
@@ -98,12 +99,38 @@ class TaggedTexts:
 
     def holdout(self, fraction: float, seed: int) -> tuple["TaggedTexts", "TaggedTexts"]:
         """``(rest, held)``: ``fraction`` of the texts, drawn with ``seed``, held out."""
-        order = np.random.default_rng(seed).permutation(len(self))
-        n = max(1, round(fraction * len(self)))
-        return self.subset(np.sort(order[n:])), self.subset(np.sort(order[:n]))
+        rest, held = holdout_index(len(self), fraction, seed)
+        return self.subset(rest), self.subset(held)
 
     def words(self, i: int) -> list[str]:
         return [self.texts[i][a:b] for a, b in self.offsets[i]]
+
+
+def holdout_index(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held)`` positions among ``n`` texts: ``fraction`` of them, drawn with ``seed``, held
+    out (both sorted)."""
+    order = np.random.default_rng(seed).permutation(n)
+    k = max(1, round(fraction * n))
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+def tag_split(n: int, holdout: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Positions of the training, validation and test texts among ``n``: ``holdout`` of them for
+    the test (drawn with ``seed``), ``val_fraction`` of the rest for validation (``seed + 1``)."""
+    rest, test = holdout_index(n, holdout, seed)
+    train, val = holdout_index(len(rest), val_fraction, seed + 1)
+    return {"train": rest[train], "val": rest[val], "test": test}
+
+
+def tag_targets(data: TaggedTexts, first: np.ndarray) -> np.ndarray:
+    """Tag ids ``[B, W]`` of each word that has a first token in ``first``; ``IGNORE`` elsewhere."""
+    lookup = {t: i for i, t in enumerate(data.tag_names)}
+    out = np.full(first.shape, IGNORE, np.int64)
+    for b, tags in enumerate(data.tags):
+        for w, tag in enumerate(tags[:first.shape[1]]):
+            if first[b, w] >= 0:
+                out[b, w] = lookup[tag]
+    return out
 
 
 def tag_set(types: list[str]) -> list[str]:
@@ -124,11 +151,15 @@ def load_tagged(catalog, dataset: str, depth: int = 1, *, split: str | None = No
                                 "them (e.g. maintie)") from None
     table = catalog.read(dataset, split=split, columns=["doc_id", "text", "spans"])
     types = sorted({cut(s["label"], depth) for spans in everything for s in outermost(spans or [])})
-    texts = table.column("text").to_pylist()
+    return tagged(table.column("text").to_pylist(), table.column("spans").to_pylist(),
+                  table.column("doc_id").to_pylist(), tag_set(types), depth)
+
+
+def tagged(texts: list[str], spans: list, names: list[str], tag_names: list[str], depth: int) -> TaggedTexts:
+    """Texts with their annotated spans as word-level BIO tags over ``tag_names``."""
     offsets = [words(t) for t in texts]
-    tags = [bio_tags(o, spans or [], depth) for o, spans in zip(offsets, table.column("spans").to_pylist())]
-    return TaggedTexts(texts=texts, offsets=offsets, tags=tags, tag_names=tag_set(types), depth=depth,
-                       names=table.column("doc_id").to_pylist())
+    tags = [bio_tags(o, s or [], depth) for o, s in zip(offsets, spans)]
+    return TaggedTexts(texts=texts, offsets=offsets, tags=tags, tag_names=tag_names, depth=depth, names=names)
 
 
 class WordTokens:

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .spans import TaggedTexts, WordTokens, decode, span_scores, words
+from .spans import IGNORE, TaggedTexts, WordTokens, decode, span_scores, tag_targets, words
 
-IGNORE = -100
 
 
 @dataclass
@@ -96,13 +95,19 @@ class TokenLogits(nn.Module):
         return self.tagger.token_logits(ids)
 
 
+def tag_spec(config: TagConfig):
+    """The tagger's input spec: its encoder's tokenizer and ``config.max_length``."""
+    from ..data import TextInput
+
+    return TextInput(tokenizer=f"hf/{config.encoder.removeprefix('hf/')}", max_length=config.max_length)
+
+
 def build_tagger(config: TagConfig, tag_names: list[str]):
     """A tagger for ``tag_names`` and its input spec (tokenizer, max length), the encoder from
     ``config.pretrained`` where given."""
-    from ..data import TextInput
     from ..encoders import create_encoder
 
-    spec = TextInput(tokenizer=f"hf/{config.encoder.removeprefix('hf/')}", max_length=config.max_length)
+    spec = tag_spec(config)
     encoder = create_encoder(config.encoder, spec)
     if config.pretrained:
         from pathlib import Path
@@ -111,16 +116,6 @@ def build_tagger(config: TagConfig, tag_names: list[str]):
 
         encoder.load_state_dict(load_state(Path(config.pretrained), "encoder")[0])
     return Tagger(encoder, tag_names, config.dropout), spec
-
-
-def _targets(data: TaggedTexts, first: np.ndarray) -> np.ndarray:
-    lookup = {t: i for i, t in enumerate(data.tag_names)}
-    out = np.full(first.shape, IGNORE, np.int64)
-    for b, tags in enumerate(data.tags):
-        for w, tag in enumerate(tags):
-            if first[b, w] >= 0:
-                out[b, w] = lookup[tag]
-    return out
 
 
 @torch.no_grad()
@@ -154,11 +149,13 @@ def tag_texts(tagger: Tagger, spec, texts: list[str]) -> list[list[dict]]:
     return [decode(t, o, g) for t, o, g in zip(texts, offsets, tags)]
 
 
-def fit_tagger(train: TaggedTexts, val: TaggedTexts, config: TagConfig, *, device: str | torch.device = "cpu",
+def fit_tagger(train, val: TaggedTexts, config: TagConfig, *, device: str | torch.device = "cpu",
                progress: bool = False, report: Callable[[dict], None] | None = None, dist=None):
     """Trains a tagger on ``train``, early-stopped on ``val``'s span F1; returns the best tagger,
-    its input spec and the fit's record. With ``dist`` (a Ray Train worker's place) each worker
-    draws its own batches and gradients are averaged after every step."""
+    its input spec and the fit's record. ``train``: :class:`TaggedTexts` in memory, or a Ray Train
+    worker's :class:`~transferline.tagging.stream.TagStream`. With ``dist`` (a Ray Train worker's
+    place) each worker draws its own batches (in memory: from every text; streamed: from its shard)
+    and gradients are averaged after every step."""
     from ..train._dist import Dist
     from ..train.loop import run_epochs
 
@@ -167,21 +164,38 @@ def fit_tagger(train: TaggedTexts, val: TaggedTexts, config: TagConfig, *, devic
     tagger, spec = build_tagger(config, train.tag_names)
     tagger.to(device)
     dist.broadcast(tagger)
-    tokens = WordTokens(spec)
-    ids, first = tokens([train.words(i) for i in range(len(train))])
-    targets = _targets(train, first)
-    steps = max(1, len(train) // config.batch_size)
     rng = np.random.default_rng(config.seed + 1_000_003 * dist.rank)
-    queue: list[np.ndarray] = []
+    if isinstance(train, TaggedTexts):
+        ids, first = WordTokens(spec)([train.words(i) for i in range(len(train))])
+        targets = tag_targets(train, first)
+        steps = max(1, len(train) // config.batch_size)
+        queue: list[np.ndarray] = []
+
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            if not queue:
+                order = rng.permutation(len(train))
+                queue.extend(order[i:i + config.batch_size]
+                             for i in range(0, steps * config.batch_size, config.batch_size))
+            rows = queue.pop(0)
+            return ids[rows], first[rows], targets[rows]
+    else:  # every worker takes the same number of steps (its shard holds len(train) // world texts)
+        steps = max(1, len(train) // dist.world // config.batch_size)
+        passes = iter(())
+
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            nonlocal passes
+            for _ in range(2):
+                batch = next(passes, None)
+                if batch is not None:
+                    return batch["ids"], batch["first"], batch["targets"]
+                passes = iter(train.batches(config.batch_size, seed=int(rng.integers(2**31))))
+            raise ValueError(f"worker {dist.rank}: its shard of the training texts is empty")
 
     def step(progress: float) -> dict:
-        if not queue:
-            order = rng.permutation(len(train))
-            queue.extend(order[i:i + config.batch_size] for i in range(0, steps * config.batch_size, config.batch_size))
-        rows = queue.pop(0)
-        width = int((first[rows] >= 0).sum(1).max()) or 1
-        logits = tagger(torch.from_numpy(ids[rows]).to(device), torch.from_numpy(first[rows, :width]).to(device))
-        target = torch.from_numpy(targets[rows, :width]).to(device)
+        ids_, first_, targets_ = draw()
+        width = int((first_ >= 0).sum(1).max()) or 1
+        logits = tagger(torch.from_numpy(ids_).to(device), torch.from_numpy(first_[:, :width]).to(device))
+        target = torch.from_numpy(targets_[:, :width]).to(device)
         return {"loss": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)}
 
     encoder_params = list(tagger.encoder.parameters())

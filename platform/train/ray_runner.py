@@ -6,8 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import TransferlineError
-
 
 def _worker(job: dict) -> None:
     """Runs in every Ray Train worker."""
@@ -102,18 +100,10 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     job = {"config": config, "threads": max(1, int(cpus_per_worker))}
     datasets = {}
     if config["data"]["streaming"]["enabled"]:  # index, split and normalize once, here; stream in the workers
-        import ray
-
+        from .._ray import read_cpus
         from .data import source_streams
 
-        cpus = ray.cluster_resources().get("CPU", 0)
-        free = cpus - workers * cpus_per_worker
-        if free <= 0:
-            raise TransferlineError(
-                f"data.streaming.enabled: Ray Data needs CPU beside the training workers, but the cluster has "
-                f"{cpus:g} CPUs and {workers} workers x {cpus_per_worker:g} take them all; give the workers "
-                "fewer CPUs or add a node")
-        streams = source_streams(config, read_cpus=min(1.0, free))
+        streams = source_streams(config, read_cpus=read_cpus(workers, cpus_per_worker, "data.streaming.enabled"))
         datasets = {name: streams.pop(name) for name in ("source_train", "source_val")}
         job["streams"] = streams
     use_gpu = gpus_per_worker > 0

@@ -414,6 +414,32 @@ def test_a_tagger_trains_on_two_ray_train_workers(ray_cluster, tmp_path):
     assert tagger.tag_names[0] == "O" and isinstance(tag_texts(tagger, spec, ["pump leaking"])[0], list)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_tagging_texts_stream_to_two_ray_train_workers(ray_cluster, tmp_path, cli):
+    """`tag fit --workers 2 --stream`: the training texts stream from the catalog through Ray Data,
+    each worker iterating its own shard; the run folder and its test scores as without streaming."""
+    from transferline.sample_data import sample_path
+
+    home = ["--catalog", tmp_path / "cat"]
+    assert cli("ingest", "maintie", sample_path("maintie"), "--name", "mie", *home, "--quiet")[0] == 0
+    args = ["tag", "fit", "--dataset", "mie", "--epochs", "2", "--batch-size", "8", "--max-length", "24", *home]
+    code, out, err = cli(*args, "--workers", "2", "--stream", "--cpus-per-worker", "0.5", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "194 training texts (streamed through Ray Data), 22 validation, 24 test" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    fit = metrics["fit"]
+    assert fit["workers"] == 2 and fit["epochs_run"] == 2 and fit["train_texts"] == 194
+    assert fit["steps_per_epoch"] == 194 // 2 // 8  # each worker's shard: 97 texts
+    assert 0 < metrics["test"]["f1"] <= 1 and metrics["test"]["spans"] > 40
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    code, _, err = cli(*args, "--stream", "--out", tmp_path / "a")
+    assert code == 2 and "--stream feeds Ray Train workers: give --workers N too" in err
+    code, _, err = cli(*args, "--workers", "2", "--stream", "--out", tmp_path / "b")
+    assert code == 2 and "--stream: Ray Data needs CPU beside the training workers" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def _ingest_sensors(cli, tmp_path):
     """The vendored three-sensor slice ingested from the CLI, a dataset per sensor; the catalog folder."""
     from transferline.sample_data import cwru_folder

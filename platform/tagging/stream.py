@@ -1,0 +1,134 @@
+"""Tagging texts streamed from the catalog through Ray Data (``tag fit --workers N --stream``).
+
+The driver makes one pass over the dataset's ``spans`` column, file by file: the tag set (the
+whole dataset's, as in memory) and each file's row count. Texts are numbered in the order the
+in-memory path reads them, so :func:`~.spans.tag_split` draws the same training, validation and
+test texts. The training texts are dealt into read tasks of at most ``texts_per_task`` rows of one
+file; each task reads only the Parquet row groups holding its rows, tags their words BIO and
+tokenizes them (the ``WordTokens`` of training in memory, padded to the spec's max length), and
+yields them in shuffled blocks. Each Ray Train worker iterates its own shard of them; the
+validation and test texts (a tenth each by default) are read by the driver alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spans import TaggedTexts, WordTokens, cut, outermost, tag_set, tag_split, tag_targets, tagged
+
+
+@dataclass
+class TagPlan:
+    """What the driver works out once to stream a tagging dataset; cheap to send."""
+
+    files: list[str]
+    file_of: np.ndarray  # int64 [N]: index into files, texts in read order
+    row_of: np.ndarray  # int64 [N]: row in that file
+    tag_names: list[str]
+    depth: int
+    split: dict[str, np.ndarray]  # "train", "val", "test" → text numbers
+
+    def texts(self, part: str) -> TaggedTexts:
+        """The ``part`` texts read into memory (validation and test)."""
+        from ..data.sample_stream import read_rows
+
+        numbers = self.split[part]
+        texts, spans, names = [], [], []
+        for f in np.unique(self.file_of[numbers]):
+            table = read_rows(self.files[f], self.row_of[numbers[self.file_of[numbers] == f]],
+                              ["doc_id", "text", "spans"])
+            texts += table.column("text").to_pylist()
+            spans += table.column("spans").to_pylist()
+            names += table.column("doc_id").to_pylist()
+        return tagged(texts, spans, names, self.tag_names, self.depth)
+
+    def tasks(self, part: str = "train", texts_per_task: int = 256) -> list[dict]:
+        numbers, items = self.split[part], []
+        for f in np.unique(self.file_of[numbers]):
+            rows = self.row_of[numbers[self.file_of[numbers] == f]]
+            for lo in range(0, len(rows), texts_per_task):
+                items.append({"task": len(items), "file": self.files[f], "rows": rows[lo:lo + texts_per_task].tolist()})
+        return items
+
+    def dataset(self, spec, *, seed: int, texts_per_task: int = 256, block: int = 64, num_cpus: float = 1):
+        """A lazy Ray Dataset of the training texts as ``{"ids" [L], "first" [L], "targets" [L]}`` rows."""
+        import ray.data
+
+        items = self.tasks("train", texts_per_task)
+        return ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
+            read_task, batch_size=1, num_cpus=num_cpus,
+            fn_kwargs={"spec": spec, "tag_names": self.tag_names, "depth": self.depth, "seed": seed, "block": block})
+
+
+def plan_tagging(catalog, dataset: str, depth: int, *, holdout: float, val_fraction: float,
+                 split_seed: int) -> TagPlan:
+    """Indexes ``dataset`` (one pass over its spans column) and draws the in-memory path's split."""
+    import pyarrow.parquet as pq
+
+    from ..errors import TransferlineError
+
+    files = [str(f) for f in catalog.files(dataset)]
+    file_of, types = [], set()
+    for i, path in enumerate(files):
+        if "spans" not in pq.read_schema(path).names:
+            raise TransferlineError(f"{dataset!r} has no entity spans: tagging needs a text dataset ingested with "
+                                    "them (e.g. maintie)")
+        spans = pq.read_table(path, columns=["spans"]).column("spans").to_pylist()
+        types.update(cut(s["label"], depth) for row in spans for s in outermost(row or []))
+        file_of.append(np.full(len(spans), i, np.int64))
+    file_of = np.concatenate(file_of) if file_of else np.zeros(0, np.int64)
+    row_of = np.concatenate([np.arange((file_of == i).sum(), dtype=np.int64) for i in range(len(files))]) \
+        if files else np.zeros(0, np.int64)
+    if len(file_of) < 3:
+        raise TransferlineError(f"{dataset!r}: {len(file_of)} text(s); tagging needs training, validation and "
+                                "test texts")
+    return TagPlan(files, file_of, row_of, tag_set(sorted(types)), depth,
+                   tag_split(len(file_of), holdout, val_fraction, split_seed))
+
+
+_TOKENS: dict[str, WordTokens] = {}
+
+
+def encode(data: TaggedTexts, tokens: WordTokens) -> dict[str, np.ndarray]:
+    """Token ids, each word's first token and its tag id, all ``[B, max_length]`` (a word past
+    ``max_length`` tokens has none: its column is cut; -1 and ``IGNORE`` fill)."""
+    width = tokens.spec.max_length
+    ids, first = tokens([data.words(i) for i in range(len(data))])
+    first = np.pad(first, ((0, 0), (0, max(0, width - first.shape[1]))), constant_values=-1)[:, :width]
+    return {"ids": ids, "first": first, "targets": tag_targets(data, first)}
+
+
+def read_task(batch: dict, *, spec, tag_names: list[str], depth: int, seed: int, block: int) -> Iterator[dict]:
+    """Ray Data map: one read task's rows → shuffled blocks of encoded training texts."""
+    from ..data.sample_stream import read_rows
+
+    task, path = int(batch["task"][0]), str(batch["file"][0])
+    table = read_rows(path, np.asarray(batch["rows"][0], np.int64), ["doc_id", "text", "spans"])
+    data = tagged(table.column("text").to_pylist(), table.column("spans").to_pylist(),
+                  table.column("doc_id").to_pylist(), tag_names, depth)
+    key = repr(spec)
+    if key not in _TOKENS:  # a tokenizer loads once per read process
+        _TOKENS[key] = WordTokens(spec, pad_to_max=True)
+    encoded = encode(data, _TOKENS[key])
+    order = np.random.default_rng([seed, task]).permutation(len(data))
+    for lo in range(0, len(order), block):
+        yield {k: v[order[lo:lo + block]] for k, v in encoded.items()}
+
+
+class TagStream:
+    """A Ray Train worker's shard of the streamed training texts, as :func:`~.tagger.fit_tagger`
+    draws from it: ``len`` is the whole stream's number of texts, :meth:`batches` one pass over
+    the shard, mixed in a local buffer of ``shuffle_buffer`` texts."""
+
+    def __init__(self, shard, n: int, tag_names: list[str], shuffle_buffer: int = 512) -> None:
+        self.shard, self.n, self.tag_names, self.shuffle_buffer = shard, n, list(tag_names), shuffle_buffer
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batches(self, batch_size: int, seed: int) -> Iterator[dict]:
+        return self.shard.iter_batches(batch_size=batch_size, batch_format="numpy",
+                                       local_shuffle_buffer_size=self.shuffle_buffer, local_shuffle_seed=seed)
