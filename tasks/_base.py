@@ -89,6 +89,11 @@ class Evaluator:
 
 
 def mlp_head(in_dim: int, out_dim: int, hidden: int = 64, dropout: float = 0.1) -> nn.Module:
+    """One hidden layer of ``hidden`` units; ``hidden=0``: a linear layer on ``dropout``-ed features."""
+    if hidden < 0:
+        raise ValueError(f"task.options.hidden: 0 (a linear head) or more units, not {hidden}")
+    if hidden == 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim))
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
 
 

@@ -39,10 +39,12 @@ def _set_trainable(module: nn.Module, trainable: bool) -> None:
 
 
 class LinearProbe(Strategy):
-    """The encoder never trains; only the head does."""
+    """The encoder never trains; only the head does, on the encoder's inference features (the
+    encoder stays in eval mode: no dropout, BatchNorm on its running statistics)."""
 
     def on_epoch_start(self, epoch, encoder):
         _set_trainable(encoder, False)
+        encoder.eval()
 
 
 class FreezeUnfreeze(Strategy):

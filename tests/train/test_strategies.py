@@ -28,6 +28,21 @@ def test_linear_probe_freezes_encoder_and_its_batchnorm():
     create_strategy("linear_probe").on_epoch_start(0, encoder)
     assert not any(_trainable(encoder))
     assert all(not m.training for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    assert not encoder.training  # the head learns from inference features: no dropout in the encoder
+
+
+def test_a_linear_head_is_hidden_zero():
+    from transferline.tasks import create_task
+
+    task = create_task("text_classification", hidden=0, dropout=0.0)
+    task.bind(["a", "b", "c"])
+    head = task.build_head(16)
+    assert [type(m) for m in head] == [torch.nn.Dropout, torch.nn.Linear] and head[1].out_features == 3
+    assert sum(p.numel() for p in head.parameters()) == 16 * 3 + 3
+    task = create_task("text_classification", hidden=-1)
+    task.bind(["a", "b"])
+    with pytest.raises(ValueError, match=r"task.options.hidden: 0 \(a linear head\) or more units, not -1"):
+        task.build_head(16)
 
 
 def test_freeze_then_unfreeze_at_once_and_gradually():
