@@ -18,6 +18,8 @@
    labelled per class, EfficientNet-Lite0 with offline ImageNet weights), tested on the other half;
 8. maintenance text: the 240 vendored MaintIE work orders labelled failed / degraded / routine from
    their expert annotations, MiniLM-L6 (offline) fine-tuned on 20 per class, tested on held-out ones;
+   then an entity tagger (BIO spans of MaintIE's 5 top-level types) trained on the same work orders'
+   annotations and scored by span F1 on held-out ones;
 9. process optimization: the 18 vendored CNC milling experiments' set-points (feedrate, clamp
    pressure), tool condition and outcomes, a deep-ensemble quality surrogate scored
    leave-one-experiment-out;
@@ -231,6 +233,11 @@ def main() -> int:
           f"{log.status}; fault labels from the expert annotations): "
           f"{text_cfg['data']['target']['per_class']} labelled texts per class, MiniLM-L6 fine-tuned in {time.perf_counter() - t0:.0f} s: macro-F1 "
           f"{text['test_macro_f1']:.3f}, accuracy {text['test_accuracy']:.3f} on held-out texts")
+    tags = tag_work_orders(catalog, runs / "maintie-tagger", quick=args.quick)
+    print(f"  entity tagger (BIO spans, {tags['types']} top-level types, MiniLM-L6), trained on {tags['train']} "
+          f"work orders in {tags['seconds']:.0f} s: span F1 {tags['f1']:.3f} on {tags['test']} held-out ones "
+          f"({tags['spans']} spans); e.g. {tags['example']!r} → "
+          + ", ".join(f"{s['label']} {s['text']!r}" for s in tags["spans_found"]))
 
     t0 = time.perf_counter()
     cnc = catalog.ingest("cnc-mill", create_reader("cnc-mill")(sample_path("cnc_mill")))
@@ -326,6 +333,31 @@ def fuse_sensors(catalog: Catalog, runs: Path, *, quick: bool) -> dict:
         out[name] = train_loop({**config, "run_dir": str(runs / ("fused-sensors" if name == "fused" else
                                                                  "drive-end-alone"))})
     return out
+
+
+def tag_work_orders(catalog: Catalog, out: Path, *, quick: bool) -> dict:
+    """An entity tagger on the vendored MaintIE work orders (``tag fit``'s path): its test span
+    scores, and the spans it finds in one held-out work order."""
+    from transferline.tagging import TagConfig, load_tagged, tag_texts
+    from transferline.tagging.run import fit_tagging
+    from transferline.tagging.tagger import build_tagger
+    from transferline.train.checkpoint import load_state
+
+    t0 = time.perf_counter()
+    if not catalog.exists("maintie-sample"):
+        catalog.ingest("maintie-sample", create_reader("maintie")(sample_path("maintie")))
+    shutil.rmtree(out, ignore_errors=True)
+    config = TagConfig(max_length=32, epochs=2 if quick else 8, patience=3)
+    result = fit_tagging(catalog, "maintie-sample", out, config)
+    state, meta = load_state(out, "model")
+    tagger, spec = build_tagger(config, meta["tags"])
+    tagger.load_state_dict(state)
+    test = load_tagged(catalog, "maintie-sample").holdout(0.1, 0)[1]
+    example = max(test.texts, key=len)
+    scores, fit = result["test"], result["fit"]
+    return {"types": (len(meta["tags"]) - 1) // 2, "train": fit["train_texts"], "test": len(test),
+            "f1": scores["f1"], "spans": scores["spans"], "seconds": time.perf_counter() - t0,
+            "example": example, "spans_found": tag_texts(tagger.eval(), spec, [example])[0]}
 
 
 def fit_process(catalog: Catalog, dataset: str, out: Path, *, quick: bool) -> dict:

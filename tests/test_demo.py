@@ -27,6 +27,7 @@ def test_demo_quick(tmp_path):
                  "created)", "two tiles sent to tiles-anomaly@1 with heatmap=true",
                  "POST /v1/models/cnc-quality/recommend: with a worn tool, max feedrate", "next experiment (BoTorch qLogNEI): feedrate",
                  "work orders sent as text: 'hydraulic pump not working' → ",
+                 "entity tagger (BIO spans, 5 top-level types, MiniLM-L6), trained on 194 work orders",
                  "source model only, no FD001 labels", "[6/11] three accelerometers of one bearing (CWRU, 7 vendored "
                  "recordings", "with one sensor down at test time: de ",
                  "5 FD001 engines alone, from scratch", "transfer: source model + 5 engines + MMD", "from scratch: RMSE"):
@@ -37,6 +38,9 @@ def test_demo_quick(tmp_path):
     assert pivoted and pivoted.group(1) == pivoted.group(2) and pivoted.group(1) != "0", done.stdout
     assert (tmp_path / "runs" / "transfer" / "model.safetensors").is_file()
     assert (tmp_path / "runs" / "tiles-anomaly" / "report.html").is_file()
+    assert (tmp_path / "runs" / "maintie-tagger" / "model.safetensors").is_file()
+    tagged = re.search(r"span F1 ([\d.]+) on 24 held-out ones \((\d+) spans\)", done.stdout)
+    assert tagged and 0 <= float(tagged.group(1)) <= 1 and int(tagged.group(2)) > 40, done.stdout
     report = re.search(r"report of 5 training runs .*: (\S+report\.html)$", done.stdout, re.M)
     assert report and report.group(1) == str((tmp_path / "runs" / "report.html").resolve())
     assert len(list((tmp_path / "runs").glob("heatmap-*.png"))) == 2
