@@ -117,3 +117,35 @@ def test_cli_fits_a_retriever_and_names_bad_input(maintnet, tmp_path, capsys):
     assert answer[0][0]["problem"] == task.queries[7] and answer[0][0]["score"] > 0.999  # itself, first
     assert answer[0][0]["actions"] == [task.documents[j] for j in sorted(task.relevant[7])]
     assert all(a["score"] >= b["score"] for row in answer for a, b in zip(row, row[1:]))
+
+
+def test_streamed_pairs_are_the_in_memory_split_and_encoding(maintnet):
+    """What `retrieve fit --stream` reads: the in-memory split by problem text (validation and test
+    pairs alike), and every training pair tokenized as in memory, with equal hashes for equal texts."""
+    from transferline.data.preprocess import TextPreprocess
+    from transferline.retrieval import PairConfig, load_pairs
+    from transferline.retrieval.dense import pair_spec
+    from transferline.retrieval.stream import plan_pairs, read_task, text_hash
+
+    pairs = load_pairs(maintnet, "mn")
+    rest, test = pairs.split(0.3, 5)
+    train, val = rest.split(0.2, 6)
+    plan = plan_pairs(maintnet, "mn", holdout=0.3, val_fraction=0.2, split_seed=5)
+    for part, want in (("val", val), ("test", test)):
+        got = plan.pairs(part)
+        assert (got.queries, got.answers, got.names) == (want.queries, want.answers, want.names)
+    assert len(plan.split["train"]) == len(train) and not set(train.queries) & set(test.queries)
+    spec = pair_spec(PairConfig(max_length=16))
+    tasks = plan.tasks("train", pairs_per_task=60)
+    assert len(tasks) == -(-len(train) // 60)
+    blocks = [b for task in tasks for b in read_task({k: [v] for k, v in task.items()}, spec=spec, seed=0, block=16)]
+    got = {k: np.concatenate([b[k] for b in blocks]) for k in ("q", "a", "q_hash", "a_hash")}
+    tokenize = TextPreprocess(spec)
+    want = {"q": tokenize(train.queries), "a": tokenize(train.answers), "q_hash": text_hash(train.queries),
+            "a_hash": text_hash(train.answers)}
+    rows = lambda e: sorted(b"".join(e[k][i].tobytes() for k in ("q", "a", "q_hash", "a_hash"))
+                            for i in range(len(e["q"])))  # noqa: E731
+    assert rows(got) == rows(want)  # the same pairs, encoded alike, in another (shuffled) order
+    assert not np.array_equal(got["q"], want["q"])
+    assert (text_hash(["OIL LEAK", "OIL LEAK", "oil leak"]) == text_hash(["OIL LEAK"])[0]).tolist() == [True, True,
+                                                                                                       False]

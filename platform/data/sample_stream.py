@@ -107,6 +107,18 @@ def read_rows(path: str, rows: np.ndarray, columns: list[str]) -> pa.Table:
     return table.take(pa.array(local, pa.int64()))
 
 
+def row_tasks(files: list[str], file_of: np.ndarray, row_of: np.ndarray, numbers: np.ndarray,
+              per_task: int) -> list[dict]:
+    """Read tasks ``{"task", "file", "rows"}`` over the samples ``numbers`` (indexes into
+    ``file_of`` / ``row_of``): runs of at most ``per_task`` rows of one file."""
+    items = []
+    for f in np.unique(file_of[numbers]):
+        rows = row_of[numbers[file_of[numbers] == f]]
+        for lo in range(0, len(rows), per_task):
+            items.append({"task": len(items), "file": files[f], "rows": rows[lo:lo + per_task].tolist()})
+    return items
+
+
 def _read_rows(path: str, rows: np.ndarray, column: str) -> list:
     """The values of ``column`` at ``rows`` of one Parquet file (see :func:`read_rows`)."""
     return read_rows(path, rows, [column]).column(column).to_pylist()

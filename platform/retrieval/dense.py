@@ -53,13 +53,18 @@ class PairConfig:
                              f"{self.batch_size}, {self.lr}, {self.temperature}")
 
 
+def pair_spec(config: PairConfig):
+    """The retriever's input spec: its encoder's tokenizer and ``config.max_length``."""
+    from ..data import TextInput
+
+    return TextInput(tokenizer=f"hf/{config.encoder.removeprefix('hf/')}", max_length=config.max_length)
+
+
 def build_encoder(config: PairConfig):
     """The text encoder and its input spec (tokenizer and max length), with the pretrained weights."""
-    from ..data import TextInput
     from ..encoders import create_encoder
 
-    name = config.encoder.removeprefix("hf/")
-    spec = TextInput(tokenizer=f"hf/{name}", max_length=config.max_length)
+    spec = pair_spec(config)
     encoder = create_encoder(config.encoder, spec)
     if config.pretrained:
         from pathlib import Path
@@ -98,21 +103,23 @@ def evaluate_dense(embed: Embedder, pairs: Pairs, ks: tuple[int, ...] = (1, 10))
     return rank_metrics(dense_scores(embed, task.queries, task.documents), task.relevant, ks)
 
 
-def pair_loss(q: torch.Tensor, a: torch.Tensor, same_answer: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE of matching rows of ``q`` and ``a`` ``[B, d]``; ``same_answer [B, B]`` marks
-    other rows with the identical answer text, left out of the negatives."""
+def pair_loss(q: torch.Tensor, a: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE of matching rows of ``q`` and ``a`` ``[B, d]``; ``same [B, B]`` marks other
+    rows with the identical answer text (or problem text), left out of the negatives."""
     logits = F.normalize(q, dim=1) @ F.normalize(a, dim=1).T / temperature
-    logits = logits.masked_fill(same_answer & ~torch.eye(len(q), dtype=torch.bool, device=q.device), float("-inf"))
+    logits = logits.masked_fill(same & ~torch.eye(len(q), dtype=torch.bool, device=q.device), float("-inf"))
     targets = torch.arange(len(q), device=q.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
-def fit_pairs(train: Pairs, val: Pairs, config: PairConfig, *, device: str | torch.device = "cpu",
+def fit_pairs(train, val: Pairs, config: PairConfig, *, device: str | torch.device = "cpu",
               progress: bool = False, report: Callable[[dict], None] | None = None, dist=None):
     """Fine-tunes ``config.encoder`` on ``train`` pairs, early-stopped on ``val``'s MRR; returns the
     best encoder, its input spec and the fit's record (history, best epoch, validation metrics).
-    With ``dist`` (a Ray Train worker's place) each worker draws its own batches and gradients are
-    averaged after every step."""
+    ``train``: :class:`Pairs` in memory, or a Ray Train worker's
+    :class:`~transferline.retrieval.stream.PairStream`. With ``dist`` (a Ray Train worker's place)
+    each worker draws its own batches (in memory: from every pair; streamed: from its shard) and
+    gradients are averaged after every step."""
     from ..data.preprocess import TextPreprocess
     from ..train._dist import Dist
     from ..train.loop import run_epochs
@@ -122,28 +129,43 @@ def fit_pairs(train: Pairs, val: Pairs, config: PairConfig, *, device: str | tor
     encoder, spec = build_encoder(config)
     encoder.to(device)
     dist.broadcast(encoder)
-    tokenize = TextPreprocess(spec)
-    by_problem: dict[str, list[int]] = {}
-    for i, q in enumerate(train.queries):
-        by_problem.setdefault(q, []).append(i)
-    groups = list(by_problem.values())
-    answer_ids = {a: i for i, a in enumerate(sorted(set(train.answers)))}
-    steps = max(1, len(groups) // config.batch_size)
     rng = np.random.default_rng(config.seed + 1_000_003 * dist.rank)
-    queue: list[np.ndarray] = []
+    if isinstance(train, Pairs):
+        tokenize = TextPreprocess(spec)
+        by_problem: dict[str, list[int]] = {}
+        for i, q in enumerate(train.queries):
+            by_problem.setdefault(q, []).append(i)
+        groups = list(by_problem.values())
+        answer_ids = {a: i for i, a in enumerate(sorted(set(train.answers)))}
+        steps, n_problems = max(1, len(groups) // config.batch_size), len(groups)
+        queue: list[np.ndarray] = []
 
-    def next_rows() -> np.ndarray:
-        if not queue:  # a new epoch: one row of each problem, in a new order
-            rows = np.array([g[rng.integers(len(g))] for g in groups])[rng.permutation(len(groups))]
-            queue.extend(rows[i:i + config.batch_size] for i in range(0, steps * config.batch_size, config.batch_size))
-        return queue.pop(0)
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            if not queue:  # a new epoch: one row of each problem, in a new order
+                rows = np.array([g[rng.integers(len(g))] for g in groups])[rng.permutation(len(groups))]
+                queue.extend(rows[i:i + config.batch_size]
+                             for i in range(0, steps * config.batch_size, config.batch_size))
+            rows = queue.pop(0)
+            ids = np.array([answer_ids[train.answers[i]] for i in rows], np.int64)
+            return (tokenize([train.queries[i] for i in rows]), tokenize([train.answers[i] for i in rows]),
+                    rows.astype(np.int64), ids)  # the rows' problems differ: their numbers stand for them
+    else:  # every worker takes the same number of steps (its shard holds len(train) // world pairs)
+        steps, n_problems = max(1, len(train) // dist.world // config.batch_size), None
+        passes = iter(())
+
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            nonlocal passes
+            for _ in range(2):
+                batch = next(passes, None)
+                if batch is not None:
+                    return batch["q"], batch["a"], batch["q_hash"], batch["a_hash"]
+                passes = iter(train.batches(config.batch_size, seed=int(rng.integers(2**31))))
+            raise ValueError(f"worker {dist.rank}: its shard of the training pairs is empty")
 
     def step(progress: float) -> dict:
-        rows = next_rows()
-        q = encoder(torch.from_numpy(tokenize([train.queries[i] for i in rows])).to(device))
-        a = encoder(torch.from_numpy(tokenize([train.answers[i] for i in rows])).to(device))
-        ids = torch.tensor([answer_ids[train.answers[i]] for i in rows], device=device)
-        return {"loss": pair_loss(q, a, ids[:, None] == ids[None, :], config.temperature)}
+        q_ids, a_ids, problem, answer = (torch.from_numpy(np.asarray(v)).to(device) for v in draw())
+        same = (answer[:, None] == answer[None, :]) | (problem[:, None] == problem[None, :])
+        return {"loss": pair_loss(encoder(q_ids), encoder(a_ids), same, config.temperature)}
 
     embed = Embedder(encoder, spec, device=device)
     opt = torch.optim.AdamW(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -163,6 +185,6 @@ def fit_pairs(train: Pairs, val: Pairs, config: PairConfig, *, device: str | tor
     best = history[stopper.best_epoch] if stopper.best_epoch >= 0 else {}
     return encoder.cpu(), spec, {"best_epoch": stopper.best_epoch + 1, "epochs_run": len(history),
                                  "val_mrr": best.get("val_mrr"), "val_recall_at_10": best.get("val_recall_at_10"),
-                                 "train_pairs": len(train), "train_problems": len(groups), "val_pairs": len(val),
+                                 "train_pairs": len(train), "train_problems": n_problems, "val_pairs": len(val),
                                  "steps_per_epoch": steps, "fit_seconds": time.perf_counter() - t0,
                                  "history": history, "config": asdict(config)}

@@ -30,9 +30,9 @@ past problems with the actions that fixed them. `--config RUN/config.yaml --out 
 def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairConfig, *, holdout: float = 0.2,
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False,
                   say: Callable[[str], None] = lambda line: None, workers: int | None = None,
-                  address: str | None = None, cpus_per_worker: float = 1, k: int = 5) -> dict:
+                  address: str | None = None, cpus_per_worker: float = 1, k: int = 5, stream: bool = False) -> dict:
     """Fine-tunes a retriever on ``dataset``'s pairs (with ``workers``: on that many Ray Train
-    workers) and writes the run folder ``out`` (which must not exist): the encoder, and an index of
+    workers, which with ``stream`` read the training pairs through Ray Data) and writes the run folder ``out`` (which must not exist): the encoder, and an index of
     every distinct problem of the dataset with its actions, served ``k`` neighbours per text once
     registered; returns the test metrics of BM25, the zero-shot and the fine-tuned encoder."""
     import yaml
@@ -48,12 +48,23 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
         raise TransferlineError(f"{out} exists; pass a new --out folder")
     if k < 1:
         raise TransferlineError(f"--k: at least 1 neighbour per text, not {k}")
-    pairs = load_pairs(catalog, dataset)
-    rest, test = pairs.split(holdout, split_seed)
-    train, val = rest.split(val_fraction, split_seed + 1)
+    if stream and not workers:
+        raise TransferlineError("--stream feeds Ray Train workers: give --workers N too")
+    plan = None
+    if stream:  # the driver reads the two text columns, then only the validation and test pairs
+        from .stream import plan_pairs
+
+        plan = plan_pairs(catalog, dataset, holdout=holdout, val_fraction=val_fraction, split_seed=split_seed)
+        val, test = plan.pairs("val"), plan.pairs("test")
+        training = f"{len(plan.split['train'])} training pairs (streamed through Ray Data)"
+    else:
+        pairs = load_pairs(catalog, dataset)
+        rest, test = pairs.split(holdout, split_seed)
+        train, val = rest.split(val_fraction, split_seed + 1)
+        training = f"{len(train)} training pairs ({len(set(train.queries))} problems)"
     task = test.task()
-    say(f"{dataset}: {len(train)} training pairs ({len(set(train.queries))} problems), {len(val)} validation, test "
-        f"{len(task.queries)} problems against {len(task.documents)} actions")
+    say(f"{dataset}: {training}, {len(val)} validation, test {len(task.queries)} problems against "
+        f"{len(task.documents)} actions")
     metrics = {"bm25": rank_metrics(BM25(task.documents).scores(task.queries), task.relevant)}
     encoder, spec = build_encoder(config)
     metrics["zero_shot"] = evaluate_dense(Embedder(encoder, spec), test)
@@ -62,7 +73,7 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
 
         encoder, spec, fit = fit_pairs_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker)
+                                              cpus_per_worker=cpus_per_worker, plan=plan)
     else:
         encoder, spec, fit = fit_pairs(train, val, config, progress=progress, report=lambda r: say(
             f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, validation MRR {r['val_mrr']:.3f} ({r['seconds']:.0f} s)"))
@@ -73,7 +84,8 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
     with new_run_folder(out) as stage:
         save_module(stage, "encoder", encoder, {"encoder": encoder.name, "options": {}, "input": {"text": asdict(spec)},
                                                 "objective": "pair_contrastive", "dataset": dataset})
-        indexed = write_index(stage, Embedder(encoder, spec), pairs)
+        # the served index holds every problem of the dataset (streamed runs read them here, once)
+        indexed = write_index(stage, Embedder(encoder, spec), load_pairs(catalog, dataset) if stream else pairs)
         (stage / "model.json").write_text(json.dumps({"kind": "retriever", "encoder": config.encoder,
                                                       "input": {"text": asdict(spec)}, "dataset": dataset, "k": k,
                                                       "indexed": indexed}, indent=2))
@@ -115,6 +127,8 @@ def add_parsers(sub) -> None:
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
                       "N training workers (default: in this process)")
+    fit.add_argument("--stream", action="store_true", help="with --workers: the training pairs stream from the "
+                                                           "catalog through Ray Data, each worker its own shard")
     fit.add_argument("--catalog", metavar="DIR", help="catalog directory (default: $TRANSFERLINE_HOME, else "
                                                       "./transferline-data)")
 
@@ -130,7 +144,7 @@ def run_retrieve(args) -> int:
     result = fit_retrieval(Catalog(args.catalog), data["dataset"], args.out, config, holdout=data["holdout"],
                            val_fraction=data["val_fraction"], split_seed=data["split_seed"],
                            progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
-                           cpus_per_worker=args.cpus_per_worker, k=extra["k"])
+                           cpus_per_worker=args.cpus_per_worker, k=extra["k"], stream=args.stream)
     print(f"wrote {result['out']} (its encoder: pretrained={result['out']} in a text run's config; "
           f"transferline models register {result['out']} --name NAME serves its neighbours)")
     return 0

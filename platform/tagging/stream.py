@@ -46,12 +46,9 @@ class TagPlan:
         return tagged(texts, spans, names, self.tag_names, self.depth)
 
     def tasks(self, part: str = "train", texts_per_task: int = 256) -> list[dict]:
-        numbers, items = self.split[part], []
-        for f in np.unique(self.file_of[numbers]):
-            rows = self.row_of[numbers[self.file_of[numbers] == f]]
-            for lo in range(0, len(rows), texts_per_task):
-                items.append({"task": len(items), "file": self.files[f], "rows": rows[lo:lo + texts_per_task].tolist()})
-        return items
+        from ..data.sample_stream import row_tasks
+
+        return row_tasks(self.files, self.file_of, self.row_of, self.split[part], texts_per_task)
 
     def dataset(self, spec, *, seed: int, texts_per_task: int = 256, block: int = 64, num_cpus: float = 1):
         """A lazy Ray Dataset of the training texts as ``{"ids" [L], "first" [L], "targets" [L]}`` rows."""

@@ -4,6 +4,7 @@ average their gradients, and the CLI runs it with --workers."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -396,6 +397,31 @@ def test_a_retriever_fine_tunes_on_two_ray_train_workers(ray_cluster, tmp_path):
     encoder, spec, fit = fit_pairs_on_ray(catalog, "mn", PairConfig(epochs=1, batch_size=8, max_length=16), workers=2)
     assert fit["workers"] == 2 and fit["epochs_run"] == 1 and 0 < fit["val_mrr"] <= 1
     assert Embedder(encoder, spec)(["OIL LEAK"]).shape == (1, encoder.out_dim)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_retrieval_pairs_stream_to_two_ray_train_workers(ray_cluster, tmp_path, cli):
+    """`retrieve fit --workers 2 --stream`: the training pairs stream from the catalog through Ray
+    Data, each worker iterating its own shard; the run folder holds the encoder and the index."""
+    from transferline.sample_data import sample_path
+
+    home = ["--catalog", tmp_path / "cat"]
+    assert cli("ingest", "maintnet", sample_path("maintnet"), "--name", "mn", *home, "--quiet")[0] == 0
+    args = ["retrieve", "fit", "--dataset", "mn", "--epochs", "1", "--batch-size", "8", "--max-length", "16", *home]
+    code, out, err = cli(*args, "--workers", "2", "--stream", "--cpus-per-worker", "0.5", "--out", tmp_path / "run")
+    assert code == 0, err
+    streamed = re.search(r"mn: (\d+) training pairs \(streamed through Ray Data\), (\d+) validation", out)
+    assert streamed, out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    fit = metrics["fit"]
+    assert fit["workers"] == 2 and fit["epochs_run"] == 1 and fit["train_pairs"] == int(streamed.group(1))
+    assert fit["steps_per_epoch"] == int(streamed.group(1)) // 2 // 8 and 0 < fit["val_mrr"] <= 1
+    assert 0 < metrics["fine_tuned"]["mrr"] <= 1
+    assert (tmp_path / "run" / "encoder.safetensors").is_file() and (tmp_path / "run" / "index.json").is_file()
+    code, _, err = cli(*args, "--stream", "--out", tmp_path / "a")
+    assert code == 2 and "--stream feeds Ray Train workers: give --workers N too" in err
+    assert not (tmp_path / "a").exists()
 
 
 @pytest.mark.ray
