@@ -64,12 +64,16 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
             os.environ.pop("RAY_worker_niceness", None)
 
 
-def add_ray_arguments(parser, title: str, workers: str) -> None:
-    """The --workers / --address / --cpus-per-worker options of a command that can run on Ray."""
+def add_ray_arguments(parser, title: str, workers: str, gpus: bool = False) -> None:
+    """The --workers / --address / --cpus-per-worker (and, with ``gpus``, --gpus-per-worker)
+    options of a command that can run on Ray."""
     group = parser.add_argument_group(title)
     group.add_argument("--workers", type=int, help=workers)
     group.add_argument("--address", help="Ray cluster: 'auto', or ray://HOST:10001 (default: an embedded local Ray)")
     group.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each worker reserves (default 1)")
+    if gpus:
+        group.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs each worker reserves (NCCL); "
+                                                                            "0: CPU, gloo (default 0)")
 
 
 def read_cpus(workers: int, cpus_per_worker: float, option: str) -> float:
@@ -98,6 +102,15 @@ def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker
     from ray.train import DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    if gpus_per_worker:
+        import ray
+
+        from .errors import TransferlineError
+
+        have = ray.cluster_resources().get("GPU", 0)
+        if have < workers * gpus_per_worker:
+            raise TransferlineError(f"--gpus-per-worker {gpus_per_worker:g}: {workers} workers need "
+                                    f"{workers * gpus_per_worker:g} GPUs; the Ray cluster has {have:g}")
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     trainer = TorchTrainer(worker, train_loop_config=job,
                            scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,

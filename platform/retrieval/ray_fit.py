@@ -11,6 +11,7 @@ from pathlib import Path
 def _worker(job: dict) -> None:
     import ray
     import ray.train
+    import ray.train.torch
     import torch
 
     from .._ray import report_weights
@@ -30,13 +31,14 @@ def _worker(job: dict) -> None:
         pairs = load_pairs(Catalog(job["catalog"]), job["dataset"])
         rest, _ = pairs.split(job["holdout"], job["split_seed"])
         train, val = rest.split(job["val_fraction"], job["split_seed"] + 1)
-    encoder, _, fit = fit_pairs(train, val, PairConfig(**job["config"]), dist=dist)
+    device = ray.train.torch.get_device() if job["gpu"] else "cpu"
+    encoder, _, fit = fit_pairs(train, val, PairConfig(**job["config"]), dist=dist, device=device)
     report_weights(dist, encoder, fit)
 
 
 def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.2,
                      val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
-                     cpus_per_worker: float = 1, plan=None):
+                     cpus_per_worker: float = 1, plan=None, gpus_per_worker: float = 0):
     """``(encoder, spec, fit record)`` from ``workers`` Ray Train workers fine-tuning on
     ``dataset``'s training pairs (the split of :func:`~transferline.retrieval.run.fit_retrieval`);
     with ``plan`` (a :class:`~.stream.PairPlan`) the training pairs stream through Ray Data and
@@ -49,14 +51,14 @@ def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout
     ensure_ray(address)
     job = {"catalog": str(Path(catalog.root).resolve()), "dataset": dataset, "config": asdict(config),
            "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
-           "threads": max(1, int(cpus_per_worker))}
+           "threads": max(1, int(cpus_per_worker)), "gpu": gpus_per_worker > 0}
     datasets = None
     if plan is not None:
         datasets = {"train": plan.dataset(pair_spec(config), seed=config.seed,
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
         job["stream"] = {"n": len(plan.split["train"]), "val": plan.pairs("val")}
     result = train_workers(_worker, job, name="retriever-fit", workers=workers, cpus_per_worker=cpus_per_worker,
-                           datasets=datasets)
+                           gpus_per_worker=gpus_per_worker, datasets=datasets)
     state, fit = reported_weights(result)
     encoder, spec = build_encoder(config)
     encoder.load_state_dict(state)

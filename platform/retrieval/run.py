@@ -30,7 +30,8 @@ past problems with the actions that fixed them. `--config RUN/config.yaml --out 
 def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairConfig, *, holdout: float = 0.2,
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False,
                   say: Callable[[str], None] = lambda line: None, workers: int | None = None,
-                  address: str | None = None, cpus_per_worker: float = 1, k: int = 5, stream: bool = False) -> dict:
+                  address: str | None = None, cpus_per_worker: float = 1, k: int = 5, stream: bool = False,
+                  gpus_per_worker: float = 0) -> dict:
     """Fine-tunes a retriever on ``dataset``'s pairs (with ``workers``: on that many Ray Train
     workers, which with ``stream`` read the training pairs through Ray Data) and writes the run folder ``out`` (which must not exist): the encoder, and an index of
     every distinct problem of the dataset with its actions, served ``k`` neighbours per text once
@@ -50,6 +51,8 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
         raise TransferlineError(f"--k: at least 1 neighbour per text, not {k}")
     if stream and not workers:
         raise TransferlineError("--stream feeds Ray Train workers: give --workers N too")
+    if gpus_per_worker and not workers:
+        raise TransferlineError("--gpus-per-worker is for Ray Train workers: give --workers N too")
     plan = None
     if stream:  # the driver reads the two text columns, then only the validation and test pairs
         from .stream import plan_pairs
@@ -73,7 +76,8 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
 
         encoder, spec, fit = fit_pairs_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker, plan=plan)
+                                              cpus_per_worker=cpus_per_worker, plan=plan,
+                                              gpus_per_worker=gpus_per_worker)
     else:
         encoder, spec, fit = fit_pairs(train, val, config, progress=progress, report=lambda r: say(
             f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, validation MRR {r['val_mrr']:.3f} ({r['seconds']:.0f} s)"))
@@ -126,7 +130,7 @@ def add_parsers(sub) -> None:
     from .._ray import add_ray_arguments
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
-                      "N training workers (default: in this process)")
+                      "N training workers (default: in this process)", gpus=True)
     fit.add_argument("--stream", action="store_true", help="with --workers: the training pairs stream from the "
                                                            "catalog through Ray Data, each worker its own shard")
     fit.add_argument("--catalog", metavar="DIR", help="catalog directory (default: $TRANSFERLINE_HOME, else "
@@ -144,7 +148,8 @@ def run_retrieve(args) -> int:
     result = fit_retrieval(Catalog(args.catalog), data["dataset"], args.out, config, holdout=data["holdout"],
                            val_fraction=data["val_fraction"], split_seed=data["split_seed"],
                            progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
-                           cpus_per_worker=args.cpus_per_worker, k=extra["k"], stream=args.stream)
+                           cpus_per_worker=args.cpus_per_worker, k=extra["k"], stream=args.stream,
+                           gpus_per_worker=args.gpus_per_worker)
     print(f"wrote {result['out']} (its encoder: pretrained={result['out']} in a text run's config; "
           f"transferline models register {result['out']} --name NAME serves its neighbours)")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 def _worker(job: dict) -> None:
     import ray
     import ray.train
+    import ray.train.torch
     import torch
 
     from .._ray import report_weights
@@ -32,13 +33,14 @@ def _worker(job: dict) -> None:
         data = load_tagged(Catalog(job["catalog"]), job["dataset"], config.depth)
         rest, _ = data.holdout(job["holdout"], job["split_seed"])
         train, val = rest.holdout(job["val_fraction"], job["split_seed"] + 1)
-    tagger, _, fit = fit_tagger(train, val, config, dist=dist)
+    device = ray.train.torch.get_device() if job["gpu"] else "cpu"
+    tagger, _, fit = fit_tagger(train, val, config, dist=dist, device=device)
     report_weights(dist, tagger, {**fit, "tags": tagger.tag_names})
 
 
 def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.1,
                       val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
-                      cpus_per_worker: float = 1, plan=None):
+                      cpus_per_worker: float = 1, plan=None, gpus_per_worker: float = 0):
     """``(tagger, spec, fit record)`` from ``workers`` Ray Train workers training on ``dataset``'s
     training texts (the split of :func:`~transferline.tagging.run.fit_tagging`); with ``plan`` (a
     :class:`~.stream.TagPlan`) the training texts stream through Ray Data and the validation
@@ -51,14 +53,14 @@ def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdou
     ensure_ray(address)
     job = {"catalog": str(Path(catalog.root).resolve()), "dataset": dataset, "config": asdict(config),
            "holdout": holdout, "val_fraction": val_fraction, "split_seed": split_seed,
-           "threads": max(1, int(cpus_per_worker))}
+           "threads": max(1, int(cpus_per_worker)), "gpu": gpus_per_worker > 0}
     datasets = None
     if plan is not None:
         datasets = {"train": plan.dataset(tag_spec(config), seed=config.seed,
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
         job["stream"] = {"n": len(plan.split["train"]), "tag_names": plan.tag_names, "val": plan.texts("val")}
     result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker,
-                           datasets=datasets)
+                           gpus_per_worker=gpus_per_worker, datasets=datasets)
     state, fit = reported_weights(result)
     tagger, spec = build_tagger(config, fit.pop("tags"))
     tagger.load_state_dict(state)

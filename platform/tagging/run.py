@@ -48,7 +48,8 @@ def _guard(out) -> str:
 def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig, *, holdout: float = 0.1,
                 val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False,
                 say: Callable[[str], None] = lambda line: None, workers: int | None = None,
-                address: str | None = None, cpus_per_worker: float = 1, stream: bool = False) -> dict:
+                address: str | None = None, cpus_per_worker: float = 1, stream: bool = False,
+                gpus_per_worker: float = 0) -> dict:
     """Trains a tagger on ``dataset`` (with ``workers``: on that many Ray Train workers, which with
     ``stream`` read the training texts through Ray Data), writes the run folder ``out`` (which must
     not exist) and returns the test span scores."""
@@ -61,6 +62,8 @@ def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig
     out = _guard(out)
     if stream and not workers:
         raise TransferlineError("--stream feeds Ray Train workers: give --workers N too")
+    if gpus_per_worker and not workers:
+        raise TransferlineError("--gpus-per-worker is for Ray Train workers: give --workers N too")
     plan = None
     if stream:  # the driver reads the spans column, then only the validation and test texts
         from .stream import plan_tagging
@@ -81,7 +84,8 @@ def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig
 
         tagger, spec, fit = fit_tagger_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker, plan=plan)
+                                              cpus_per_worker=cpus_per_worker, plan=plan,
+                                              gpus_per_worker=gpus_per_worker)
     else:
         tagger, spec, fit = fit_tagger(train, val, config, progress=progress, report=lambda r: say(
             f"epoch {r['epoch']}: loss {r['train_loss']:.3f}, validation span F1 {r['val_f1']:.3f} ({r['seconds']:.0f} s)"))
@@ -169,7 +173,7 @@ def add_parsers(sub) -> None:
     from .._ray import add_ray_arguments
 
     add_ray_arguments(fit, "Ray Train (data-parallel workers, gradients averaged every step)",
-                      "N training workers (default: in this process)")
+                      "N training workers (default: in this process)", gpus=True)
     fit.add_argument("--stream", action="store_true", help="with --workers: the training texts stream from the "
                                                            "catalog through Ray Data, each worker its own shard")
     pre = tsub.add_parser("pretrain", help="pretrain a text encoder on text datasets (masked language modelling or "
@@ -211,7 +215,8 @@ def run_tag(args) -> int:
         result = fit_tagging(catalog, data["dataset"], args.out, config, holdout=data["holdout"],
                              val_fraction=data["val_fraction"], split_seed=data["split_seed"],
                              progress=sys.stderr.isatty(), say=print, workers=args.workers, address=args.address,
-                             cpus_per_worker=args.cpus_per_worker, stream=args.stream)
+                             cpus_per_worker=args.cpus_per_worker, stream=args.stream,
+                             gpus_per_worker=args.gpus_per_worker)
         print(f"wrote {result['out']}")
         return 0
     options = {"drop": args.drop, "swap": args.swap, **({"lexicon": args.lexicon} if args.lexicon else {})} \

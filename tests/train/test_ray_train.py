@@ -421,7 +421,10 @@ def test_retrieval_pairs_stream_to_two_ray_train_workers(ray_cluster, tmp_path, 
     assert (tmp_path / "run" / "encoder.safetensors").is_file() and (tmp_path / "run" / "index.json").is_file()
     code, _, err = cli(*args, "--stream", "--out", tmp_path / "a")
     assert code == 2 and "--stream feeds Ray Train workers: give --workers N too" in err
-    assert not (tmp_path / "a").exists()
+    code, _, err = cli(*args, "--workers", "2", "--stream", "--gpus-per-worker", "0.5", "--cpus-per-worker", "0.5",
+                       "--out", tmp_path / "b")
+    assert code == 2 and "--gpus-per-worker 0.5: 2 workers need 1 GPUs; the Ray cluster has 0" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.ray
@@ -463,7 +466,11 @@ def test_tagging_texts_stream_to_two_ray_train_workers(ray_cluster, tmp_path, cl
     assert code == 2 and "--stream feeds Ray Train workers: give --workers N too" in err
     code, _, err = cli(*args, "--workers", "2", "--stream", "--out", tmp_path / "b")
     assert code == 2 and "--stream: Ray Data needs CPU beside the training workers" in err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    code, _, err = cli(*args, "--workers", "2", "--gpus-per-worker", "1", "--out", tmp_path / "c")
+    assert code == 2 and "--gpus-per-worker 1: 2 workers need 2 GPUs; the Ray cluster has 0" in err
+    code, _, err = cli(*args, "--gpus-per-worker", "1", "--out", tmp_path / "d")
+    assert code == 2 and "--gpus-per-worker is for Ray Train workers: give --workers N too" in err
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 def _ingest_sensors(cli, tmp_path):
