@@ -119,6 +119,41 @@ def row_tasks(files: list[str], file_of: np.ndarray, row_of: np.ndarray, numbers
     return items
 
 
+def read_numbers(files: list[str], file_of: np.ndarray, row_of: np.ndarray, numbers: np.ndarray,
+                 columns: list[str]) -> pa.Table:
+    """``columns`` of the samples ``numbers`` (indexes into ``file_of`` / ``row_of``; at least one),
+    file by file."""
+    return pa.concat_tables([read_rows(files[f], row_of[numbers[file_of[numbers] == f]], columns)
+                             for f in np.unique(file_of[numbers])])
+
+
+class ShardStream:
+    """A Ray Train worker's shard of a streamed training set, as the text fits draw from it: ``len``
+    is the whole stream's number of samples; :meth:`cycle` yields batches without end, pass after
+    pass over the shard (each mixed in a local buffer of ``shuffle_buffer``); :meth:`steps` is the
+    same number of steps per epoch on every worker (each shard holds ``len // world`` samples)."""
+
+    def __init__(self, shard, n: int, shuffle_buffer: int = 1024) -> None:
+        self.shard, self.n, self.shuffle_buffer = shard, n, shuffle_buffer
+
+    def __len__(self) -> int:
+        return self.n
+
+    def steps(self, world: int, batch_size: int) -> int:
+        return max(1, self.n // world // batch_size)
+
+    def cycle(self, batch_size: int, rng: np.random.Generator, rank: int = 0) -> Iterator[dict]:
+        while True:
+            empty = True
+            for batch in self.shard.iter_batches(batch_size=batch_size, batch_format="numpy",
+                                                 local_shuffle_buffer_size=self.shuffle_buffer,
+                                                 local_shuffle_seed=int(rng.integers(2**31))):
+                empty = False
+                yield batch
+            if empty:
+                raise ValueError(f"worker {rank}: its shard of the training set is empty")
+
+
 def _read_rows(path: str, rows: np.ndarray, column: str) -> list:
     """The values of ``column`` at ``rows`` of one Parquet file (see :func:`read_rows`)."""
     return read_rows(path, rows, [column]).column(column).to_pylist()

@@ -117,7 +117,7 @@ def fit_pairs(train, val: Pairs, config: PairConfig, *, device: str | torch.devi
     """Fine-tunes ``config.encoder`` on ``train`` pairs, early-stopped on ``val``'s MRR; returns the
     best encoder, its input spec and the fit's record (history, best epoch, validation metrics).
     ``train``: :class:`Pairs` in memory, or a Ray Train worker's
-    :class:`~transferline.retrieval.stream.PairStream`. With ``dist`` (a Ray Train worker's place)
+    :class:`~transferline.data.sample_stream.ShardStream`. With ``dist`` (a Ray Train worker's place)
     each worker draws its own batches (in memory: from every pair; streamed: from its shard) and
     gradients are averaged after every step."""
     from ..data.preprocess import TextPreprocess
@@ -149,18 +149,13 @@ def fit_pairs(train, val: Pairs, config: PairConfig, *, device: str | torch.devi
             ids = np.array([answer_ids[train.answers[i]] for i in rows], np.int64)
             return (tokenize([train.queries[i] for i in rows]), tokenize([train.answers[i] for i in rows]),
                     rows.astype(np.int64), ids)  # the rows' problems differ: their numbers stand for them
-    else:  # every worker takes the same number of steps (its shard holds len(train) // world pairs)
-        steps, n_problems = max(1, len(train) // dist.world // config.batch_size), None
-        passes = iter(())
+    else:  # a worker's shard (ShardStream): the same number of steps on every worker
+        steps, n_problems = train.steps(dist.world, config.batch_size), None
+        batches = train.cycle(config.batch_size, rng, dist.rank)
 
         def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            nonlocal passes
-            for _ in range(2):
-                batch = next(passes, None)
-                if batch is not None:
-                    return batch["q"], batch["a"], batch["q_hash"], batch["a_hash"]
-                passes = iter(train.batches(config.batch_size, seed=int(rng.integers(2**31))))
-            raise ValueError(f"worker {dist.rank}: its shard of the training pairs is empty")
+            batch = next(batches)
+            return batch["q"], batch["a"], batch["q_hash"], batch["a_hash"]
 
     def step(progress: float) -> dict:
         q_ids, a_ids, problem, answer = (torch.from_numpy(np.asarray(v)).to(device) for v in draw())

@@ -24,9 +24,9 @@ def _worker(job: dict) -> None:
     ctx = ray.train.get_context()
     dist = Dist(ctx.get_world_rank(), ctx.get_world_size())
     if job.get("stream"):
-        from .stream import PairStream
+        from ..data.sample_stream import ShardStream
 
-        train, val = PairStream(ray.train.get_dataset_shard("train"), job["stream"]["n"]), job["stream"]["val"]
+        train, val = ShardStream(ray.train.get_dataset_shard("train"), job["stream"]["n"]), job["stream"]["val"]
     else:
         pairs = load_pairs(Catalog(job["catalog"]), job["dataset"])
         rest, _ = pairs.split(job["holdout"], job["split_seed"])
@@ -38,11 +38,11 @@ def _worker(job: dict) -> None:
 
 def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.2,
                      val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
-                     cpus_per_worker: float = 1, plan=None, gpus_per_worker: float = 0):
+                     cpus_per_worker: float = 1, plan=None, val=None, gpus_per_worker: float = 0):
     """``(encoder, spec, fit record)`` from ``workers`` Ray Train workers fine-tuning on
     ``dataset``'s training pairs (the split of :func:`~transferline.retrieval.run.fit_retrieval`);
     with ``plan`` (a :class:`~.stream.PairPlan`) the training pairs stream through Ray Data and
-    the validation pairs go to the workers in the job."""
+    the validation pairs (``val`` where the caller has read them already) go to the workers in the job."""
     from dataclasses import asdict
 
     from .._ray import ensure_ray, read_cpus, reported_weights, train_workers
@@ -56,7 +56,7 @@ def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout
     if plan is not None:
         datasets = {"train": plan.dataset(pair_spec(config), seed=config.seed,
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
-        job["stream"] = {"n": len(plan.split["train"]), "val": plan.pairs("val")}
+        job["stream"] = {"n": len(plan.split["train"]), "val": plan.pairs("val") if val is None else val}
     result = train_workers(_worker, job, name="retriever-fit", workers=workers, cpus_per_worker=cpus_per_worker,
                            gpus_per_worker=gpus_per_worker, datasets=datasets)
     state, fit = reported_weights(result)

@@ -33,8 +33,8 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
                   address: str | None = None, cpus_per_worker: float = 1, k: int = 5, stream: bool = False,
                   gpus_per_worker: float = 0) -> dict:
     """Fine-tunes a retriever on ``dataset``'s pairs (with ``workers``: on that many Ray Train
-    workers, which with ``stream`` read the training pairs through Ray Data) and writes the run folder ``out`` (which must not exist): the encoder, and an index of
-    every distinct problem of the dataset with its actions, served ``k`` neighbours per text once
+    workers, which with ``stream`` read the training pairs through Ray Data) and writes the run
+    folder ``out`` (which must not exist): the encoder, and an index of every distinct problem of the dataset with its actions, served ``k`` neighbours per text once
     registered; returns the test metrics of BM25, the zero-shot and the fine-tuned encoder."""
     import yaml
 
@@ -76,7 +76,7 @@ def fit_retrieval(catalog, dataset: str, out: str | os.PathLike, config: PairCon
 
         encoder, spec, fit = fit_pairs_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker, plan=plan,
+                                              cpus_per_worker=cpus_per_worker, plan=plan, val=val,
                                               gpus_per_worker=gpus_per_worker)
     else:
         encoder, spec, fit = fit_pairs(train, val, config, progress=progress, report=lambda r: say(

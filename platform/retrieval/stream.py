@@ -6,7 +6,8 @@ distinct problem text that path draws (:meth:`~.pairs.Pairs.split`). The trainin
 into read tasks of at most ``pairs_per_task`` rows of one file; each task reads only the Parquet row
 groups holding them, tokenizes both sides with the input spec's preprocessing and yields them in
 shuffled blocks with a hash of each side's text (rows sharing a problem or an action are not each
-other's negatives). Each Ray Train worker iterates its own shard; an epoch there passes over every
+other's negatives). Each Ray Train worker iterates its own shard (a
+:class:`~transferline.data.sample_stream.ShardStream`); an epoch there passes over every
 training pair (in memory: one pair of each problem). The validation and test pairs are read by the
 driver alone.
 """
@@ -39,17 +40,11 @@ class PairPlan:
 
     def pairs(self, part: str) -> Pairs:
         """The ``part`` pairs read into memory (validation and test)."""
-        from ..data.sample_stream import read_rows
+        from ..data.sample_stream import read_numbers
 
-        numbers = self.split[part]
-        out = Pairs([], [], [])
-        for f in np.unique(self.file_of[numbers]):
-            table = read_rows(self.files[f], self.row_of[numbers[self.file_of[numbers] == f]],
-                              ["doc_id", "text", "paired_text"])
-            out.queries += table.column("text").to_pylist()
-            out.answers += table.column("paired_text").to_pylist()
-            out.names += [str(v) for v in table.column("doc_id").to_pylist()]
-        return out
+        table = read_numbers(self.files, self.file_of, self.row_of, self.split[part], ["doc_id", "text", "paired_text"])
+        return Pairs(table.column("text").to_pylist(), table.column("paired_text").to_pylist(),
+                     [str(v) for v in table.column("doc_id").to_pylist()])
 
     def tasks(self, part: str = "train", pairs_per_task: int = 512) -> list[dict]:
         from ..data.sample_stream import row_tasks
@@ -107,19 +102,3 @@ def read_task(batch: dict, *, spec, seed: int, block: int) -> Iterator[dict]:
     order = np.random.default_rng([seed, task]).permutation(len(queries))
     for lo in range(0, len(order), block):
         yield {k: v[order[lo:lo + block]] for k, v in encoded.items()}
-
-
-class PairStream:
-    """A Ray Train worker's shard of the streamed training pairs, as :func:`~.dense.fit_pairs` draws
-    from it: ``len`` is the whole stream's number of pairs, :meth:`batches` one pass over the shard,
-    mixed in a local buffer of ``shuffle_buffer`` pairs."""
-
-    def __init__(self, shard, n: int, shuffle_buffer: int = 1024) -> None:
-        self.shard, self.n, self.shuffle_buffer = shard, n, shuffle_buffer
-
-    def __len__(self) -> int:
-        return self.n
-
-    def batches(self, batch_size: int, seed: int) -> Iterator[dict]:
-        return self.shard.iter_batches(batch_size=batch_size, batch_format="numpy",
-                                       local_shuffle_buffer_size=self.shuffle_buffer, local_shuffle_seed=seed)

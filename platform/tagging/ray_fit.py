@@ -40,11 +40,11 @@ def _worker(job: dict) -> None:
 
 def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout: float = 0.1,
                       val_fraction: float = 0.1, split_seed: int = 0, address: str | None = None,
-                      cpus_per_worker: float = 1, plan=None, gpus_per_worker: float = 0):
+                      cpus_per_worker: float = 1, plan=None, val=None, gpus_per_worker: float = 0):
     """``(tagger, spec, fit record)`` from ``workers`` Ray Train workers training on ``dataset``'s
     training texts (the split of :func:`~transferline.tagging.run.fit_tagging`); with ``plan`` (a
     :class:`~.stream.TagPlan`) the training texts stream through Ray Data and the validation
-    texts go to the workers in the job."""
+    texts (``val`` where the caller has read them already) go to the workers in the job."""
     from dataclasses import asdict
 
     from .._ray import ensure_ray, read_cpus, reported_weights, train_workers
@@ -58,7 +58,8 @@ def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdou
     if plan is not None:
         datasets = {"train": plan.dataset(tag_spec(config), seed=config.seed,
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
-        job["stream"] = {"n": len(plan.split["train"]), "tag_names": plan.tag_names, "val": plan.texts("val")}
+        job["stream"] = {"n": len(plan.split["train"]), "tag_names": plan.tag_names,
+                         "val": plan.texts("val") if val is None else val}
     result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker,
                            gpus_per_worker=gpus_per_worker, datasets=datasets)
     state, fit = reported_weights(result)

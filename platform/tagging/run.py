@@ -84,7 +84,7 @@ def fit_tagging(catalog, dataset: str, out: str | os.PathLike, config: TagConfig
 
         tagger, spec, fit = fit_tagger_on_ray(catalog, dataset, config, workers=workers, holdout=holdout,
                                               val_fraction=val_fraction, split_seed=split_seed, address=address,
-                                              cpus_per_worker=cpus_per_worker, plan=plan,
+                                              cpus_per_worker=cpus_per_worker, plan=plan, val=val,
                                               gpus_per_worker=gpus_per_worker)
     else:
         tagger, spec, fit = fit_tagger(train, val, config, progress=progress, report=lambda r: say(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.sample_stream import ShardStream
 from .spans import TaggedTexts, WordTokens, cut, outermost, tag_set, tag_split, tag_targets, tagged
 
 
@@ -33,17 +34,11 @@ class TagPlan:
 
     def texts(self, part: str) -> TaggedTexts:
         """The ``part`` texts read into memory (validation and test)."""
-        from ..data.sample_stream import read_rows
+        from ..data.sample_stream import read_numbers
 
-        numbers = self.split[part]
-        texts, spans, names = [], [], []
-        for f in np.unique(self.file_of[numbers]):
-            table = read_rows(self.files[f], self.row_of[numbers[self.file_of[numbers] == f]],
-                              ["doc_id", "text", "spans"])
-            texts += table.column("text").to_pylist()
-            spans += table.column("spans").to_pylist()
-            names += table.column("doc_id").to_pylist()
-        return tagged(texts, spans, names, self.tag_names, self.depth)
+        table = read_numbers(self.files, self.file_of, self.row_of, self.split[part], ["doc_id", "text", "spans"])
+        return tagged(table.column("text").to_pylist(), table.column("spans").to_pylist(),
+                      table.column("doc_id").to_pylist(), self.tag_names, self.depth)
 
     def tasks(self, part: str = "train", texts_per_task: int = 256) -> list[dict]:
         from ..data.sample_stream import row_tasks
@@ -115,17 +110,10 @@ def read_task(batch: dict, *, spec, tag_names: list[str], depth: int, seed: int,
         yield {k: v[order[lo:lo + block]] for k, v in encoded.items()}
 
 
-class TagStream:
-    """A Ray Train worker's shard of the streamed training texts, as :func:`~.tagger.fit_tagger`
-    draws from it: ``len`` is the whole stream's number of texts, :meth:`batches` one pass over
-    the shard, mixed in a local buffer of ``shuffle_buffer`` texts."""
+class TagStream(ShardStream):
+    """A Ray Train worker's shard of the streamed training texts (see :class:`ShardStream`), with
+    the run's tag set."""
 
     def __init__(self, shard, n: int, tag_names: list[str], shuffle_buffer: int = 512) -> None:
-        self.shard, self.n, self.tag_names, self.shuffle_buffer = shard, n, list(tag_names), shuffle_buffer
-
-    def __len__(self) -> int:
-        return self.n
-
-    def batches(self, batch_size: int, seed: int) -> Iterator[dict]:
-        return self.shard.iter_batches(batch_size=batch_size, batch_format="numpy",
-                                       local_shuffle_buffer_size=self.shuffle_buffer, local_shuffle_seed=seed)
+        super().__init__(shard, n, shuffle_buffer)
+        self.tag_names = list(tag_names)

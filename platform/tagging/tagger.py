@@ -178,18 +178,12 @@ def fit_tagger(train, val: TaggedTexts, config: TagConfig, *, device: str | torc
                              for i in range(0, steps * config.batch_size, config.batch_size))
             rows = queue.pop(0)
             return ids[rows], first[rows], targets[rows]
-    else:  # every worker takes the same number of steps (its shard holds len(train) // world texts)
-        steps = max(1, len(train) // dist.world // config.batch_size)
-        passes = iter(())
+    else:  # a worker's shard (ShardStream): the same number of steps on every worker
+        steps, batches = train.steps(dist.world, config.batch_size), train.cycle(config.batch_size, rng, dist.rank)
 
         def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            nonlocal passes
-            for _ in range(2):
-                batch = next(passes, None)
-                if batch is not None:
-                    return batch["ids"], batch["first"], batch["targets"]
-                passes = iter(train.batches(config.batch_size, seed=int(rng.integers(2**31))))
-            raise ValueError(f"worker {dist.rank}: its shard of the training texts is empty")
+            batch = next(batches)
+            return batch["ids"], batch["first"], batch["targets"]
 
     def step(progress: float) -> dict:
         ids_, first_, targets_ = draw()
