@@ -19,11 +19,14 @@ from ._base import ENCODERS, Encoder, register_encoder
 
 class HFTextEncoder(Encoder):
     """A transformers encoder: token ids ``[B, L]`` → pooled features ``[B, hidden]`` (``mean``
-    over real tokens, or the first token's, ``cls``); :meth:`tokens` keeps every token's features."""
+    over real tokens, or the first token's, ``cls``), scaled to unit length with ``normalize`` (as
+sentence-transformers' ``Normalize`` module: cosine geometry, the features a linear probe's
+regularization strength is set for); :meth:`tokens` keeps every token's features."""
 
     modality = "text"
 
-    def __init__(self, model: str, spec: TextInput, pooling: str = "mean", allow_hub: bool = False) -> None:
+    def __init__(self, model: str, spec: TextInput, pooling: str = "mean", normalize: bool = False,
+                 allow_hub: bool = False) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
@@ -37,7 +40,9 @@ class HFTextEncoder(Encoder):
                 if config.model_type == "bert" else AutoModel.from_pretrained(where, local_files_only=not allow_hub)
         except OSError as exc:
             raise TransferlineError(not_found(model, local, exc)) from None
-        self.model_name, self.pooling = model, pooling
+        if not isinstance(normalize, bool):
+            raise ValueError(f"encoder option normalize: true or false, not {normalize!r}")
+        self.model_name, self.pooling, self.normalize = model, pooling, normalize
         self.out_dim = int(config.hidden_size)
         # the mask must match the padding the input spec's preprocessing writes: its tokenizer's pad id
         self.pad_token_id = int(load_tokenizer(spec.tokenizer, allow_hub).pad_token_id or 0)
@@ -55,9 +60,11 @@ class HFTextEncoder(Encoder):
             x = x[self.modality]
         hidden, mask = self.tokens(x)
         if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            pooled = hidden[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
 @ENCODERS.register_family("hf/", modality="text")

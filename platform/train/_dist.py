@@ -55,6 +55,14 @@ class Dist:
             elif g.any():  # used by another worker only: its share of the average
                 p.grad = g.clone()
 
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every worker's ``tensor`` (CPU, any number of rows), concatenated in rank order, on every worker."""
+        if self.world == 1:
+            return tensor
+        parts = [None] * self.world
+        torch.distributed.all_gather_object(parts, tensor.cpu())
+        return torch.cat(parts).to(tensor.device)
+
     def same_on_all(self, fn: Callable[[], dict]) -> Callable[[], dict]:
         """``fn`` run on every worker, with rank 0's result returned everywhere, so that decisions
         taken on it (early stopping, best state) cannot differ by summation order between workers."""

@@ -59,7 +59,8 @@ DEFAULTS: dict = {
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256, "epochs": 20, "max_steps_per_epoch": None,
               "schedule": "cosine", "ema": 0.0},  # schedule: or "constant"
     # metric: "auto" / "source_val" (held-out source units), "target_val" (held-out labelled target
-    # units), or "dev" (Deep Embedded Validation: source-val losses weighted by target/source density)
+    # units), "dev" (Deep Embedded Validation: source-val losses weighted by target/source density),
+    # or "last" (no selection: the last epoch's weights; few-shot runs validate on their training samples)
     "early_stopping": {"patience": 5, "metric": "auto", "min_delta": 0.0},
     "progress": True,
     # MLflow tracking of the run (runs with a run directory): uri null means $MLFLOW_TRACKING_URI, else ./mlruns
@@ -162,8 +163,8 @@ def validate(config: dict) -> None:
             raise TransferlineError(f"config {key}: unknown {shorten(value)}; known: {', '.join(known)}{hint}")
     if not config["data"]["inputs"] and not config["data"]["dataset"]:
         raise TransferlineError("config data.dataset: a catalog dataset name is required (or data.inputs)")
-    if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev"):
-        raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val' or 'dev', "
+    if config["early_stopping"]["metric"] not in ("auto", "source_val", "target_val", "dev", "last"):
+        raise TransferlineError("config early_stopping.metric: 'auto', 'source_val', 'target_val', 'dev' or 'last', "
                                 f"not {config['early_stopping']['metric']!r}")
     if config["data"]["streaming"]["enabled"]:
         _validate_streaming(config)

@@ -13,22 +13,23 @@ from torch.optim.swa_utils import AveragedModel
 
 
 class EarlyStopping:
-    """Tracks the best value of a metric and the model state at that point."""
+    """Tracks the best value of a metric and the model state at that point; with ``keep_last``,
+    every epoch counts as the best (the run goes to its last epoch and keeps those weights)."""
 
-    def __init__(self, patience: int, higher_is_better: bool, min_delta: float = 0.0) -> None:
-        self.patience, self.higher, self.min_delta = patience, higher_is_better, min_delta
+    def __init__(self, patience: int, higher_is_better: bool, min_delta: float = 0.0, keep_last: bool = False) -> None:
+        self.patience, self.higher, self.min_delta, self.keep_last = patience, higher_is_better, min_delta, keep_last
         self.best = -math.inf if higher_is_better else math.inf
         self.best_epoch, self.bad_epochs, self.best_state = -1, 0, None
         self.history: list[dict] = []  # the per-epoch records :func:`run_epochs` reported
 
     def update(self, value: float, epoch: int, module: nn.Module) -> bool:
         better = value > self.best + self.min_delta if self.higher else value < self.best - self.min_delta
-        if better:
+        if better or self.keep_last:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             self.best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
         else:
             self.bad_epochs += 1
-        return better
+        return better or self.keep_last
 
     @property
     def should_stop(self) -> bool:

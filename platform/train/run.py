@@ -22,6 +22,7 @@ from transferline.tasks import create_task
 
 from ..adaptation import DomainBatch, create_adaptation
 from ..data import Windows, WindowStream
+from ..data.stream import RayStream
 from ..data.multimodal import JoinedSamples
 from ..encoders import create_encoder, encoder_name
 from ..losses import mk_mmd
@@ -175,14 +176,15 @@ def predict(model: Callable, samples: Windows | WindowStream, device, batch_size
     return torch.cat([model(batch.to(device).inputs).float().cpu() for batch in samples.batches(batch_size)])
 
 
-def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool, ema: float = 0.0):
+def _resumable(checkpointer, module: nn.Module, opt, scheduler, patience: int, higher: bool, ema: float = 0.0,
+               keep_last: bool = False):
     """(start epoch, early-stopping state, epoch-end hook, weight average or None) — restored from
     ``checkpointer`` if it has a state. ``ema`` is the decay of the weights' moving average (0: none).
 
     # NOTE: the batch streams start afresh on resume, so a resumed run sees other batches than an
     # uninterrupted one; its metrics agree within seed noise, not to the digit.
     """
-    stopper = EarlyStopping(patience, higher)
+    stopper = EarlyStopping(patience, higher, keep_last=keep_last)
     averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     start = 0
     state = checkpointer.load() if checkpointer else None
@@ -304,22 +306,44 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     elif metric == "target_val":
         metric = f"target_val_{task.primary_metric}" if data.target_val is not None else \
             f"source_val_{task.primary_metric}"
+    keep_last = metric == "last"
+    if keep_last:  # no selection: the final epoch's weights (what few-shot runs without held-out samples want)
+        metric = f"source_val_{task.primary_metric}"
     n_steps = _steps_per_epoch(config, len(data.source_train))
     scheduler = _scheduler(config, opt, n_steps)
     start, stopper, on_epoch_end, averaged = _resumable(checkpointer, method, opt, scheduler,
-                                                        config["early_stopping"]["patience"], higher, optim["ema"])
-    stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"], optimizer=opt,
-                         scheduler=scheduler, start_epoch=start, stopper=stopper, on_epoch_end=on_epoch_end,
-                         evaluate=evaluate, metric=metric, higher_is_better=higher,
-                         patience=config["early_stopping"]["patience"],
-                         on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
-                         penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
-                         autocast=_autocast(config, device), after_backward=lambda: dist.average_gradients(method),
-                         averaged=averaged)
+                                                        config["early_stopping"]["patience"], higher, optim["ema"],
+                                                        keep_last)
+    head_fit = strategy if getattr(strategy, "fits_head", False) else getattr(strategy, "probe", None)
+    fit = {}
+    if head_fit is not None and start == 0:  # a resumed run's head is in its checkpoint
+        if config["adaptation"]["name"] != "source_only":
+            raise ValueError(f"strategy={config['strategy']['name']} fits the head on labelled features alone "
+                             f"first; adaptation={config['adaptation']['name']} trains it with its own loss "
+                             "(use strategy=linear_probe with solver=sgd, or another strategy)")
+        fit = _fit_probe(head_fit, encoder, head, task, data.source_train, device, dist)
+    if head_fit is strategy:
+        method.eval()
+        with torch.no_grad():
+            record = {"epoch": 1, **fit, **evaluate()}
+        stopper = EarlyStopping(0, higher)
+        record["best"] = stopper.update(record[metric], 0, method)
+        stopper.history.append(record)
+        report(record)
+    else:
+        stopper = run_epochs(module=method, step=step, steps_per_epoch=n_steps, epochs=optim["epochs"],
+                             optimizer=opt, scheduler=scheduler, start_epoch=start, stopper=stopper,
+                             on_epoch_end=on_epoch_end, evaluate=evaluate, metric=metric, higher_is_better=higher,
+                             patience=config["early_stopping"]["patience"],
+                             on_epoch_start=lambda e: strategy.on_epoch_start(e, encoder),
+                             penalty=lambda: strategy.penalty(encoder), report=report, progress=config["progress"],
+                             autocast=_autocast(config, device),
+                             after_backward=lambda: dist.average_gradients(method), averaged=averaged)
     method.eval()
-    metrics = {"selection_metric": metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
+    metrics = {"selection_metric": "last epoch" if keep_last else metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
                "resumed_at_epoch": start, "steps_per_epoch": n_steps, "train_samples": len(data.source_train),
-               "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0}
+               "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0,
+               **fit}
     test_outputs = [] if run_dir else None  # kept for evaluation.npz
     if data.test is not None:
         metrics.update(scores("test", data.test, test_outputs))
@@ -336,6 +360,29 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                                                "output": task.output(data.classes),
                                                "normalizers": {k: v.to_dict() for k, v in data.normalizers.items()}})
     return metrics
+
+
+def _fit_probe(probe, encoder: nn.Module, head: nn.Module, task, samples, device, dist: Dist) -> dict:
+    """Fits ``head`` by ``probe.fit_head`` on the frozen encoder's features of every training
+    sample (encoder in eval mode); returns the fit's record (objective, iterations, seconds). A
+    streamed set is each Ray Train worker's shard: the workers' features are gathered, so that
+    every worker fits on all of them; rank 0's head is then every worker's."""
+    t0 = time.perf_counter()
+    mode = encoder.training
+    encoder.eval()
+    features, targets = [], []
+    with torch.no_grad():
+        for batch in samples.batches(256):
+            batch = batch.to(device)
+            features.append(encoder(batch.inputs).float())
+            targets.append(batch.target)
+    features, targets = torch.cat(features), torch.cat(targets)
+    if isinstance(samples, RayStream):
+        features, targets = dist.gather(features), dist.gather(targets)
+    fit = probe.fit_head(head, task, features, targets)
+    dist.broadcast(head)
+    encoder.train(mode)
+    return {**fit, "probe_samples": len(features), "probe_seconds": time.perf_counter() - t0}
 
 
 def _feature_probe(data: RunData, seed: int) -> dict | None:

@@ -2,6 +2,8 @@
 
 L2-SP: Li, Grandvalet, Davoine, "Explicit Inductive Bias for Transfer Learning with Convolutional
 Networks", ICML 2018. Gradual unfreezing and discriminative rates: Howard & Ruder, ULMFiT, ACL 2018.
+LP-FT: Kumar, Raghunathan, Jones, Ma, Liang, "Fine-Tuning can Distort Pretrained Features and
+Underperform Out-of-Distribution", ICLR 2022.
 """
 
 from __future__ import annotations
@@ -40,11 +42,59 @@ def _set_trainable(module: nn.Module, trainable: bool) -> None:
 
 class LinearProbe(Strategy):
     """The encoder never trains; only the head does, on the encoder's inference features (the
-    encoder stays in eval mode: no dropout, BatchNorm on its running statistics)."""
+    encoder stays in eval mode: no dropout, BatchNorm on its running statistics).
+
+    ``solver="sgd"``: the head trains in the run's epochs like any other. ``solver="lbfgs"``: a
+    linear head (``task.options.hidden=0``) is fitted once, full batch, to the minimum of the
+    task's loss plus ``||W||^2 / (2 c n)`` over the ``n`` training samples' features (multinomial
+    logistic regression for classes, with scikit-learn's ``C`` as ``c``), so neither the schedule
+    nor a validation score decides when it stops: the probe of few-shot transfer.
+    """
+
+    def __init__(self, solver: str = "sgd", c: float = 1.0, max_iter: int = 1000) -> None:
+        super().__init__()
+        if solver not in ("sgd", "lbfgs"):
+            raise ValueError(f"strategy.options.solver: 'sgd' or 'lbfgs', not {solver!r}")
+        if not c > 0:
+            raise ValueError(f"strategy.options.c: a positive inverse regularization strength, not {c!r}")
+        self.solver, self.c, self.max_iter = solver, float(c), int(max_iter)
+
+    @property
+    def fits_head(self) -> bool:
+        return self.solver == "lbfgs"
 
     def on_epoch_start(self, epoch, encoder):
         _set_trainable(encoder, False)
         encoder.eval()
+
+    def fit_head(self, head: nn.Module, task, features: torch.Tensor, targets: torch.Tensor) -> dict:
+        """Fits ``head``'s linear layer to ``features`` → ``targets`` (see the class); returns the
+        final objective and the L-BFGS iterations it took."""
+        linear = linear_layer(head)
+        n = len(features)
+        opt = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=self.max_iter, history_size=20,
+                                tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+        def objective() -> torch.Tensor:
+            opt.zero_grad()
+            loss = task.loss(linear(features), targets) + (linear.weight ** 2).sum() / (2 * self.c * n)
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(objective)
+        state = opt.state[opt._params[0]]
+        return {"probe_objective": float(objective().detach()), "probe_iterations": int(state.get("n_iter", 0))}
+
+
+def linear_layer(head: nn.Module) -> nn.Linear:
+    """The one linear layer of a linear head (``nn.Linear``, or one behind dropout)."""
+    layers = [m for m in head.modules() if not isinstance(m, (nn.Sequential, nn.Dropout, nn.Identity))]
+    if len(layers) != 1 or not isinstance(layers[0], nn.Linear):
+        kinds = ", ".join(type(m).__name__ for m in layers)
+        raise ValueError(f"strategy.options.solver=lbfgs fits a linear head, but the task's head has {kinds}; "
+                         "set task.options.hidden=0")
+    return layers[0]
 
 
 class FreezeUnfreeze(Strategy):
@@ -65,6 +115,17 @@ class FreezeUnfreeze(Strategy):
         n_open = len(blocks) if not self.gradual else min(len(blocks), epoch - self.freeze_epochs + 1)
         for i, block in enumerate(reversed(blocks)):
             _set_trainable(block, i < n_open)
+
+
+class LinearProbeThenFineTune(Strategy):
+    """LP-FT: the linear head is first fitted to convergence on the frozen encoder's features (as
+    ``linear_probe`` with ``solver=lbfgs``), then everything trains, the encoder at
+    ``encoder_lr_mult`` of the rate, so that fine-tuning starts from a head that already fits
+    instead of a random one whose early gradients distort the pretrained features."""
+
+    def __init__(self, c: float = 1.0, encoder_lr_mult: float = 1.0, max_iter: int = 1000) -> None:
+        super().__init__(encoder_lr_mult)
+        self.probe = LinearProbe("lbfgs", c, max_iter)
 
 
 class L2SP(Strategy):
@@ -92,3 +153,4 @@ register_strategy("full")(Strategy)
 register_strategy("linear_probe")(LinearProbe)
 register_strategy("freeze_unfreeze")(FreezeUnfreeze)
 register_strategy("l2sp")(L2SP)
+register_strategy("lp_ft")(LinearProbeThenFineTune)

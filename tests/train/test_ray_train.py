@@ -291,13 +291,19 @@ def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli, streamed):
     code, _, err = cli("ingest", "text", maintenance_log(tmp_path / "log.csv"), "--name", "log", "--catalog", catalog,
                        "--text-col", "note", "--label-col", "fault", "--quiet")
     assert code == 0, err
+    # streamed, with LP-FT: each worker's head is fitted on both workers' shards of features
     stream = ["source.domains=[default]", "source.split=all", "data.streaming.enabled=true",
-              "data.streaming.samples_per_task=8", "--cpus-per-worker", "0.5"] if streamed else []
+              "data.streaming.samples_per_task=8", "strategy=lp_ft", "task.options.hidden=0",
+              "early_stopping.metric=last", "--cpus-per-worker", "0.5"] if streamed else \
+        ["strategy.options.freeze_epochs=1"]
     _on_two_workers(cli, "transfer", "text_classification.yaml", tmp_path / "run", f"catalog={catalog}",
-                    "data.spec_options.max_length=16", "target.per_class=4", "epochs=2",
-                    "strategy.options.freeze_epochs=1", *stream, metric="test_macro_f1")
+                    "data.spec_options.max_length=16", "target.per_class=4", "epochs=2", *stream,
+                    metric="test_macro_f1")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["input"]["text"]["max_length"] == 16 and meta["output"]["classes"] == ["degraded", "failed", "routine"]
+    if streamed:
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert metrics["probe_samples"] == metrics["train_samples"] and metrics["selection_metric"] == "last epoch"
 
 
 @pytest.mark.ray

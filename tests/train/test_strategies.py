@@ -20,7 +20,7 @@ def _trainable(module) -> list[bool]:
 
 
 def test_registry():
-    assert set(list_strategies()) == {"full", "linear_probe", "freeze_unfreeze", "l2sp"}
+    assert set(list_strategies()) == {"full", "linear_probe", "freeze_unfreeze", "l2sp", "lp_ft"}
 
 
 def test_linear_probe_freezes_encoder_and_its_batchnorm():
