@@ -106,6 +106,20 @@ def test_a_probe_run_fits_once_and_lp_ft_starts_from_it(log_catalog, tmp_path):
     assert metrics["epochs_run"] == 1 and len(history) == 1 and history[0]["probe_iterations"] > 1
     assert metrics["probe_samples"] == metrics["train_samples"] == 12  # 4 of each of 3 classes
     assert 0 <= metrics["test_macro_f1"] <= 1 and (run / "model.safetensors").is_file()
+    # the saved model, rebuilt as serving does (unit-length features included), predicts what the run did
+    from safetensors.torch import load_file
+
+    from transferline.data import InputSpec
+    from transferline.model_registry import build_inference_model
+    from transferline.train import prepare_data
+
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["options"] == {"normalize": True}
+    model = build_inference_model(meta, load_file(str(run / "model.safetensors")), InputSpec.from_dict(meta["input"]))
+    test = prepare_data(_config(log_catalog, *probe)).test
+    with torch.no_grad():
+        served = model(torch.from_numpy(test.get(np.arange(len(test))))).numpy().argmax(-1)
+    np.testing.assert_array_equal(served, np.load(run / "evaluation.npz")["test_predicted"])
 
     still = train_loop(_config(log_catalog, "strategy=lp_ft", "strategy.options.c=10", "encoder.options.normalize=true",
                                "optim.lr=1.0e-12", "epochs=1"))
