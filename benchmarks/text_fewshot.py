@@ -20,8 +20,9 @@ the same k texts. The probe's C and feature scaling (per encoder), TF-IDF's C an
 encoder is compared with plain MiniLM are chosen on a development split of the texts outside the
 test (:func:`choose_on_dev`), never on the test. Macro-F1 mean ± std over seeds.
 
-LP-FT was chosen over the probe and over freeze → unfreeze (with the best epoch on the labelled
-texts, or the last) on that development split too, k = 5 and 10, three draws (see the README).
+LP-FT was picked by hand over the probe and over freeze → unfreeze (with the best epoch on the
+labelled texts, or the last) on that development split too, k = 5 and 10, three draws; those runs
+are not part of this script's results.
 
 Writes ``benchmarks/results/text_fewshot.json`` and ``.md``.
 Usage: ``python benchmarks/text_fewshot.py [--seeds 0 1 2 3 4] [--shots 5 10 20] [--pretrained-from DIR]``

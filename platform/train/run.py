@@ -314,15 +314,14 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
     start, stopper, on_epoch_end, averaged = _resumable(checkpointer, method, opt, scheduler,
                                                         config["early_stopping"]["patience"], higher, optim["ema"],
                                                         keep_last)
-    head_fit = strategy if getattr(strategy, "fits_head", False) else getattr(strategy, "probe", None)
     fit = {}
-    if head_fit is not None and start == 0:  # a resumed run's head is in its checkpoint
+    if strategy.probe is not None and start == 0:  # a resumed run's head is in its checkpoint
         if config["adaptation"]["name"] != "source_only":
             raise ValueError(f"strategy={config['strategy']['name']} fits the head on labelled features alone "
                              f"first; adaptation={config['adaptation']['name']} trains it with its own loss "
                              "(use strategy=linear_probe with solver=sgd, or another strategy)")
-        fit = _fit_probe(head_fit, encoder, head, task, data.source_train, device, dist)
-    if head_fit is strategy:
+        fit = _fit_probe(strategy.probe, encoder, head, task, data.source_train, device, dist)
+    if not strategy.trains:
         method.eval()
         with torch.no_grad():
             record = {"epoch": 1, **fit, **evaluate()}
@@ -340,8 +339,9 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                              autocast=_autocast(config, device),
                              after_backward=lambda: dist.average_gradients(method), averaged=averaged)
     method.eval()
-    metrics = {"selection_metric": "last epoch" if keep_last else metric, "selection_value": stopper.best, "best_epoch": stopper.best_epoch + 1,
-               "resumed_at_epoch": start, "steps_per_epoch": n_steps, "train_samples": len(data.source_train),
+    metrics = {"selection_metric": "last epoch" if keep_last else metric, "selection_value": stopper.best,
+               "best_epoch": stopper.best_epoch + 1, "resumed_at_epoch": start, "steps_per_epoch": n_steps,
+               "train_samples": len(data.source_train),
                "target_labelled_samples": len(data.target_labelled) if data.target_labelled is not None else 0,
                **fit}
     test_outputs = [] if run_dir else None  # kept for evaluation.npz

@@ -15,7 +15,14 @@ from ..registry import Registry
 
 
 class Strategy:
-    """Default: full fine-tuning, encoder learning rate ``lr * encoder_lr_mult``."""
+    """Default: full fine-tuning, encoder learning rate ``lr * encoder_lr_mult``.
+
+    ``probe``: a :class:`LinearProbe` whose ``fit_head`` fits the head before any epoch (None: the
+    head starts as built); ``trains``: whether epochs of training follow (False: the probe is all).
+    """
+
+    probe: "LinearProbe | None" = None
+    trains = True
 
     def __init__(self, encoder_lr_mult: float = 1.0) -> None:
         self.encoder_lr_mult = encoder_lr_mult
@@ -58,10 +65,8 @@ class LinearProbe(Strategy):
         if not c > 0:
             raise ValueError(f"strategy.options.c: a positive inverse regularization strength, not {c!r}")
         self.solver, self.c, self.max_iter = solver, float(c), int(max_iter)
-
-    @property
-    def fits_head(self) -> bool:
-        return self.solver == "lbfgs"
+        if solver == "lbfgs":
+            self.probe, self.trains = self, False
 
     def on_epoch_start(self, epoch, encoder):
         _set_trainable(encoder, False)
@@ -83,7 +88,7 @@ class LinearProbe(Strategy):
 
         with torch.enable_grad():
             opt.step(objective)
-        state = opt.state[opt._params[0]]
+        state = opt.state[linear.weight]
         return {"probe_objective": float(objective().detach()), "probe_iterations": int(state.get("n_iter", 0))}
 
 
