@@ -34,7 +34,10 @@ def read_image_folder(src: str | Path, *, manifest: str | None = None, annotatio
     Args:
         src: a folder with a sub-folder per class at any depth (``<class>/Imgs/*.jpg``), or with
             images listed in ``manifest``.
-        manifest: CSV with columns ``path`` and ``label`` (and optionally ``split``, ``mask``), relative to ``src``.
+        manifest: CSV with columns ``path`` and ``label`` (and optionally ``split``, ``mask``), relative to ``src``,
+            and optionally ``ts`` (when the image was taken: ISO 8601, UTC unless it says otherwise)
+            and ``plant`` / ``asset`` (where), so that a run can join images with the sensor
+            windows and notes of the same machine by time.
         annotations: folder of Pascal VOC XML files named like the images (``crazing_1.xml``).
         boxes: box annotations: a folder of Pascal VOC ``.xml`` or YOLO ``.txt`` files (YOLO class
             names from ``classes.txt`` or ``data.yaml`` there or one level up), or a COCO ``.json``.
@@ -124,7 +127,9 @@ def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset:
     for label, group in sorted(by_label.items()):
         files = [g["path"] for g in group] + [g["mask"] for g in group if g.get("mask")]
         box_files = sorted({b for g in group for b in (boxes_of or {}).get(g["path"], ((), None))[1:] if b})
-        parts.append(Part(key=label, digest=digest(files + box_files, reader=reader, plant=plant, asset=asset),
+        where = [(g.get("plant"), g.get("asset"), g.get("ts")) for g in group]  # a manifest's, re-ingested when edited
+        parts.append(Part(key=label, digest=digest(files + box_files, reader=reader, plant=plant, asset=asset,
+                                                   **({"events": where} if any(any(w) for w in where) else {})),
                           file=str(group[0]["path"].parent),
                           load=_loader(group, boxes_of, plant, asset, with_masks, boxes_from_masks)))
     plan = IngestPlan(kind="images", reader=reader, source=str(src), parts=parts,
@@ -148,7 +153,8 @@ def plan_images(src: Path, items: list[dict], *, reader: str, plant: str, asset:
 def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
             with_masks: bool, boxes_from_masks: int | None = None) -> Callable[[], pa.Table]:
     def load() -> pa.Table:
-        rows = {k: [] for k in ("split", "image", "format", "width", "height", "label", "boxes", "source", "mask")}
+        rows = {k: [] for k in ("split", "plant", "asset", "ts", "image", "format", "width", "height", "label", "boxes",
+                                "source", "mask")}
         for item in group:
             data = item["path"].read_bytes()
             fmt, width, height = _decode(item["path"], data)
@@ -166,6 +172,9 @@ def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
             if boxes_from_masks and mask is not None and not boxes:
                 boxes = mask_boxes(mask, item["label"], boxes_from_masks)
             rows["split"].append(item.get("split", "all"))
+            rows["plant"].append(item.get("plant") or plant)
+            rows["asset"].append(item.get("asset") or asset)
+            rows["ts"].append(item.get("ts"))
             rows["image"].append(data)
             rows["format"].append(fmt)
             rows["width"].append(width)
@@ -174,10 +183,9 @@ def _loader(group: list[dict], boxes_of: dict | None, plant: str, asset: str,
             rows["boxes"].append(boxes)
             rows["source"].append(item["path"].name)
             rows["mask"].append(mask)
-        n = len(group)
         columns = {
-            "split": rows["split"], "plant": [plant] * n, "asset": [asset] * n,
-            "ts": pa.nulls(n, TIMESTAMP), "image": pa.array(rows["image"], pa.binary()),
+            "split": rows["split"], "plant": rows["plant"], "asset": rows["asset"],
+            "ts": pa.array(rows["ts"], TIMESTAMP), "image": pa.array(rows["image"], pa.binary()),
             "format": rows["format"], "width": pa.array(rows["width"], pa.int32()),
             "height": pa.array(rows["height"], pa.int32()), "label": rows["label"],
             "boxes": pa.array(rows["boxes"], pa.list_(BOX)), "source": rows["source"],
@@ -222,8 +230,27 @@ def _from_manifest(src: Path, manifest: Path) -> list[dict]:
         mask = src / row["mask"] if row.get("mask") else None
         if mask is not None and not mask.is_file():
             raise DataError(f"mask {row['mask']!r} not found", file=str(manifest), row=lineno, field="mask")
-        items.append({"path": path, "label": row["label"], "split": row.get("split") or "all", "mask": mask})
+        items.append({"path": path, "label": row["label"], "split": row.get("split") or "all", "mask": mask,
+                      "ts": _timestamp(row.get("ts"), manifest, lineno), "plant": row.get("plant") or None,
+                      "asset": row.get("asset") or None})
     return items
+
+
+def _timestamp(text: str | None, manifest: Path, lineno: int):
+    """A manifest's ``ts`` cell as an aware UTC datetime (None when empty); else a DataError at its row."""
+    import pandas as pd
+
+    if not text:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise DataError(f"not a timestamp: {text!r} (ISO 8601, e.g. 2026-03-01T08:15:00Z)", file=str(manifest),
+                        row=lineno, field="ts")
+    stamp = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).floor("us")
+    return stamp.to_pydatetime()
 
 
 def _from_folders(src: Path, level: int, masks: str | None) -> tuple[list[dict], list[str]]:

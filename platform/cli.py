@@ -18,7 +18,8 @@ _READER_FLAGS = {
     "pattern": "waveforms: how file names carry labels and domains, e.g. '{label}_{speed}rpm_*.npy' ({label} "
                "the class, {split}/{asset} those columns, any other {name} a domain column, * anything)",
     "manifest": "waveforms, images: CSV listing the files (columns path, label; optional split, asset, "
-                "sample_rate, further domain columns)",
+                "sample_rate, further domain columns; images: optional plant, asset and ts, when each was "
+                "taken, to join images with sensor windows and notes by time)",
     "key": "waveforms: arrays (.mat, .npz) or columns (.csv, .parquet) to read, one channel each, as "
            "comma-separated globs ('*_DE_time,*_FE_time'); default: the only array / every numeric column",
     "sample_rate": "waveforms: samples per second (required unless the manifest or the files carry it)",

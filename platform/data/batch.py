@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -74,6 +75,21 @@ def _cat_targets(targets: list):
 
 def _cat_optional(parts: list):
     return None if any(p is None for p in parts) else torch.cat(parts)
+
+
+NO_TIME = np.iinfo(np.int64).min  # an event (image, text) recorded without a time
+
+
+def event_keys(table) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's unit (``plant/asset``, object ``[N]``) and time (int64 µs since the epoch, UTC;
+    :data:`NO_TIME` where it has none) from a table's ``plant``, ``asset`` and ``ts`` columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    units = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
+    ts = pc.cast(table.column("ts"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return (np.asarray(units.to_pylist(), dtype=object),
+            pc.fill_null(ts, NO_TIME).to_numpy().astype(np.int64, copy=False))
 
 
 class SampleBatches:

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .batch import SampleBatches
+from .batch import SampleBatches, event_keys
 from .inputs import ImageInput
 from .preprocess import ImagePreprocess
 
-COLUMNS = ["plant", "asset", "image", "label", "boxes", "source"]
+COLUMNS = ["plant", "asset", "ts", "image", "label", "boxes", "source"]
 
 
 @dataclass
@@ -37,6 +37,8 @@ class ImageSamples(SampleBatches):
     names: list[str] = field(default_factory=list)  # source file of each image
     boxes: list | None = None  # per image: list of {label, xmin, ymin, xmax, ymax}
     masks: list | None = None  # per image: an encoded pixel mask (nonzero = defect) or None; None if the dataset has none
+    units: np.ndarray | None = None  # object [N]: the plant/asset each image was taken at
+    times: np.ndarray | None = None  # int64 [N]: when (µs since the epoch, UTC; NO_TIME: not recorded)
     modality = "image"
 
     def __post_init__(self) -> None:
@@ -44,6 +46,10 @@ class ImageSamples(SampleBatches):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.spec.channels, *self.spec.size)
 
     def get(self, index) -> np.ndarray:
         """Model input ``[B, C, H, W]`` float32 for the images at ``index``."""
@@ -56,7 +62,9 @@ class ImageSamples(SampleBatches):
         return replace(self, images=self.images.take(take), labels=self.labels[index], domains=self.domains[index],
                        assets=self.assets[index], names=[self.names[i] for i in index] if self.names else [],
                        boxes=[self.boxes[i] for i in index] if self.boxes is not None else None,
-                       masks=[self.masks[i] for i in index] if self.masks is not None else None)
+                       masks=[self.masks[i] for i in index] if self.masks is not None else None,
+                       units=self.units[index] if self.units is not None else None,
+                       times=self.times[index] if self.times is not None else None)
 
     def get_masks(self, index) -> np.ndarray:
         """Pixel masks ``[B, H, W]`` bool at the model's input size, resized and cropped or padded
@@ -141,12 +149,17 @@ class ImageSamples(SampleBatches):
 
     def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
         """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""
+        held = self.holdout_mask(fraction, seed)
+        return self.subset(~held), self.subset(held)
+
+    def holdout_mask(self, fraction: float, seed: int) -> np.ndarray:
+        """``[N]`` bool: the images :meth:`holdout` holds out."""
         rng = np.random.default_rng(seed)
         held = np.zeros(len(self), bool)
         for c in np.unique(self.labels):
             members = rng.permutation(np.flatnonzero(self.labels == c))
             held[members[:max(1, round(fraction * len(members)))]] = True
-        return self.subset(~held), self.subset(held)
+        return held
 
     def per_class_index(self, k: int, seed: int) -> np.ndarray:
         """Sorted positions of ``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
@@ -176,11 +189,12 @@ def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str 
     labels = table.column("label").to_pylist()
     classes = list(classes or catalog.manifest(dataset).extra.get("classes") or sorted(set(labels)))
     domain_names, domain_codes = domain_ids(table.column(domain))
+    units, times = event_keys(table)
     return ImageSamples(images=table.column("image").combine_chunks(), labels=class_ids(labels, classes, dataset),
                         domains=domain_codes, assets=np.arange(table.num_rows, dtype=np.int64),
                         spec=spec, classes=classes, domain_names=domain_names,
                         names=table.column("source").to_pylist(), boxes=table.column("boxes").to_pylist(),
-                        masks=table.column("mask").to_pylist() if has_masks else None)
+                        masks=table.column("mask").to_pylist() if has_masks else None, units=units, times=times)
 
 
 def class_ids(labels: list, classes: list[str], dataset: str) -> np.ndarray:

@@ -10,6 +10,12 @@ as input ``present`` (``[B, M]`` bool, inputs in order), is what tells a model s
 
 A tabular input (:class:`RowValues`: named columns of a ``runs`` dataset, e.g. a process's
 set-points) is read at the last row of each window and joins by the same key.
+
+:func:`join_by_time` joins inputs of different kinds by plant, asset and time instead: each event
+of an anchor input (an inspection image, a maintenance note) is one sample, and every other input
+contributes what its unit recorded at that moment, within a tolerance: series windows (and
+tabular rows) the window whose last row is the latest at or before the event, images and texts
+the nearest one in time. What no input recorded near an event is marked absent.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import DataError
+from .batch import NO_TIME
 from .inputs import PRESENT
 from .preprocess import standardize_rows
 from .windows import Windows
 
-__all__ = ["PRESENT", "JoinedSamples", "RowValues", "join_samples", "sample_keys"]
+__all__ = ["PRESENT", "JoinedSamples", "RowValues", "join_by_time", "join_samples", "sample_keys"]
 
 
 @dataclass
@@ -83,6 +90,8 @@ class JoinedSamples:
     task_type: str
     ends: np.ndarray  # int64 [N]: where each sample's window ends in its recording (the join key's position)
     length: int  # the longest input window (a time split drops samples whose windows straddle it)
+    anchor: str | None = None  # joined by time: the input whose events are the samples (ends: their times, µs)
+    multi_label: bool = False
 
     @property
     def asset_starts(self) -> np.ndarray:
@@ -104,11 +113,12 @@ class JoinedSamples:
     def get(self, index) -> dict[str, np.ndarray]:
         """The inputs of the samples at ``index``: one array per input (zeros where absent) and
         ``present``."""
-        rows = self.rows[index]
+        rows = np.atleast_2d(self.rows[index])
         out = {}
         for m, (name, part) in enumerate(self.parts.items()):
             have = rows[:, m] >= 0
-            x = np.zeros((len(rows), *part.sample_shape), np.float32)  # windows [C, L], rows [C]
+            # windows [C, L], rows [C], images [C, H, W]: float32; texts: token ids (0 = padding)
+            x = np.zeros((len(rows), *part.sample_shape), getattr(part, "dtype", np.float32))
             if have.any():
                 x[have] = part.get(rows[have, m])
             out[name] = x
@@ -139,6 +149,22 @@ class JoinedSamples:
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         drawn = self.draw(n, rng)
         return drawn.get(np.arange(len(drawn)))
+
+    def _events(self):
+        """The anchor's samples, one per joined sample (joined by time only)."""
+        if self.anchor is None:
+            raise ValueError("per-class draws and hold-outs take samples joined by time (events: images, texts); "
+                             "series windows joined by key take target.labelled_units and a test split")
+        return self.parts[self.anchor].subset(self.rows[:, self.names.index(self.anchor)])
+
+    def per_class(self, k: int, seed: int) -> "JoinedSamples":
+        """``k`` events of every class, drawn as the anchor's samples draw them."""
+        return self.subset(self._events().per_class_index(k, seed))
+
+    def holdout(self, fraction: float, seed: int) -> tuple["JoinedSamples", "JoinedSamples"]:
+        """``(rest, held)``: ``fraction`` of each class's events held out, as the anchor's samples hold out."""
+        held = self._events().holdout_mask(fraction, seed)
+        return self.subset(~held), self.subset(held)
 
     def with_parts(self, parts: dict) -> "JoinedSamples":
         """The same samples reading from ``parts`` (e.g. each input normalized)."""
@@ -223,3 +249,98 @@ def join_samples(parts: dict, *, how: str = "outer") -> JoinedSamples:
                          domain_names=domain_names, asset_names=asset_names, classes=list(first.classes),
                          task_type=first.task_type, ends=np.array([k[1] for k in keys], np.int64),
                          length=max(int(p.length) for p in parts.values()))
+
+
+def join_by_time(parts: dict, *, anchor: str, tolerance_s: float, how: str = "outer") -> JoinedSamples:
+    """Joins inputs of any kind by plant, asset and time: one sample per event of input ``anchor``
+    (images or texts with their unit and time), labelled as the anchor labels it.
+
+    Every other input joins each event within ``tolerance_s`` seconds on the same unit
+    (``plant/asset``): series windows and tabular rows (:class:`~transferline.data.Windows` read
+    with times) by the window whose last row is the latest at or before the event; images and texts
+    by the nearest one before or after it. An input with nothing in reach is absent for that event;
+    ``how="inner"`` keeps only the events every input reached. Samples keep the anchor's order.
+
+    Raises:
+        ValueError: ``anchor`` is not an input or holds series windows, or a tolerance below 0.
+        DataError: an event or a series row without a time, naming the input and the sample.
+    """
+    names = list(parts)
+    if anchor not in parts:
+        raise ValueError(f"anchor {anchor!r} is not one of the inputs {names}")
+    if how not in ("outer", "inner"):
+        raise ValueError(f"how: 'outer' or 'inner', not {how!r}")
+    if not (isinstance(tolerance_s, (int, float)) and np.isfinite(tolerance_s) and tolerance_s >= 0):
+        raise ValueError(f"tolerance_s: seconds, a number >= 0, not {tolerance_s!r}")
+    events = parts[anchor]
+    if isinstance(events, Windows):
+        raise ValueError(f"anchor {anchor!r} holds series windows; the anchor is an input of events (images, texts) "
+                         "whose times the other inputs are joined at")
+    units, times = _event_times(anchor, events)
+    tolerance = int(round(tolerance_s * 1e6))
+    rows = np.full((len(events), len(names)), -1, np.int64)
+    rows[:, names.index(anchor)] = np.arange(len(events))
+    for m, name in enumerate(names):
+        part = parts[name]
+        if name == anchor:
+            continue
+        if isinstance(part, Windows):
+            try:
+                theirs = np.asarray(part.asset_names, dtype=object)[part.assets], part.end_times()
+            except ValueError as exc:
+                raise DataError(f"input {name!r}: {exc}", key=name) from None
+            rows[:, m] = _reach(units, times, *theirs, tolerance, before_only=True)
+        else:
+            rows[:, m] = _reach(units, times, *_event_times(name, part), tolerance, before_only=False)
+    if how == "inner":
+        rows = rows[(rows >= 0).all(axis=1)]
+    own = rows[:, names.index(anchor)]
+    labels = events.labels[own]
+    domain_names = list(events.domain_names)
+    stamps = np.datetime_as_string(times[own].astype("datetime64[us]"), unit="s")
+    return JoinedSamples(parts=dict(parts), rows=rows, labels=labels, domains=events.domains[own],
+                         assets=np.arange(len(rows), dtype=np.int64),  # each event its own unit, as images are
+                         domain_names=domain_names, asset_names=[f"{u}@{t}" for u, t in zip(units[own], stamps)],
+                         classes=list(events.classes), task_type=getattr(events, "task_type", "classification"),
+                         ends=times[own], length=0, anchor=anchor, multi_label=bool(getattr(events, "multi_label", False)))
+
+
+def _event_times(name: str, part) -> tuple[np.ndarray, np.ndarray]:
+    """An input's events' units and times; an event without a time is a DataError naming it."""
+    units, times = getattr(part, "units", None), getattr(part, "times", None)
+    if units is None or times is None:
+        raise DataError(f"input {name!r} ({type(part).__name__}) carries no units and times to join by", key=name)
+    missing = np.flatnonzero(times == NO_TIME)
+    if len(missing):
+        which = part.names[missing[0]] if getattr(part, "names", None) else f"#{missing[0]}"
+        raise DataError(f"{len(missing)} of its {len(times)} samples have no time, the first {which!r} of {units[missing[0]]}; "
+                        "ingest times with them (an image manifest's ts column, a text file's --time-col)", key=name)
+    return np.asarray(units, dtype=object), np.asarray(times, np.int64)
+
+
+def _reach(units: np.ndarray, times: np.ndarray, their_units: np.ndarray, their_times: np.ndarray, tolerance: int,
+           *, before_only: bool) -> np.ndarray:
+    """For each event ``(units[i], times[i])`` the index of the other input's sample on the same unit
+    within ``tolerance`` µs: the latest at or before it (``before_only``), else the nearest (ties: the
+    earlier); -1 where none."""
+    out = np.full(len(units), -1, np.int64)
+    for unit in np.unique(units):
+        mine = np.flatnonzero(units == unit)
+        candidates = np.flatnonzero(their_units == unit)
+        if not len(candidates):
+            continue
+        order = candidates[np.argsort(their_times[candidates], kind="stable")]
+        sorted_times = their_times[order]
+        t = times[mine]
+        before = np.searchsorted(sorted_times, t, side="right") - 1  # the latest at or before
+        gap_before = np.where(before >= 0, t - sorted_times[np.maximum(before, 0)], np.iinfo(np.int64).max)
+        best, gap = before, gap_before
+        if not before_only:
+            after = before + 1
+            has_after = after < len(order)
+            gap_after = np.where(has_after, sorted_times[np.minimum(after, len(order) - 1)] - t, np.iinfo(np.int64).max)
+            later = gap_after < gap_before
+            best, gap = np.where(later, after, before), np.where(later, gap_after, gap_before)
+        ok = gap <= tolerance
+        out[mine[ok]] = order[best[ok]]
+    return out

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import Catalog, IngestPlan, IngestResult, Part
+from ..catalog.schemas import TIMESTAMP
 from ..errors import DataError
 
 
@@ -15,7 +16,8 @@ def timeseries_to_runs(catalog: Catalog, source: str, dest: str, *, like: str | 
     """Pivots ``source`` into the runs dataset ``dest`` (replaced if it exists).
 
     Values that share (split, plant, asset, source time) form one row. A ``step`` signal becomes
-    the step column; without one, steps count rows per asset from 1. With ``like``, column types
+    the step column; without one, steps count rows per asset from 1. Each row keeps its source time
+    in ``ts`` (to join windows with images or texts by time). With ``like``, column types
     and roles follow that runs dataset (e.g. the file-ingested dataset the signals came from).
 
     Raises:
@@ -44,10 +46,11 @@ def timeseries_to_runs(catalog: Catalog, source: str, dest: str, *, like: str | 
     types = {f.name: f.type for f in pq.read_schema(catalog.files(like)[0])} if reference else {}
     columns = ["split", "plant", "asset", "step", *[s for s in signals if s != "step"]]
     ids = ("split", "plant", "asset")
+    times = pa.array(wide["ts"], from_pandas=True).cast(TIMESTAMP)
     arrays = [pa.array(wide[c].astype(str).to_numpy(), pa.string()) if c in ids else
               pa.array(wide[c].to_numpy(), pa.float64()).cast(pa.int64() if c == "step" else types.get(c, pa.float64()))
               for c in columns]
-    runs = pa.Table.from_arrays(arrays, names=columns)
+    runs = pa.Table.from_arrays([*arrays[:4], times, *arrays[4:]], names=[*columns[:4], "ts", *columns[4:]])
     roles = {k: [c for c in v if c in columns] for k, v in (reference.roles.items() if reference else {}.items())}
     plan = IngestPlan(kind="runs", reader="pivot", source=f"catalog:{source}",
                       parts=[Part(f"pivot:{source}", manifest.content_hash, f"catalog:{source}", lambda: runs)],

@@ -184,15 +184,21 @@ def operating_condition(table: pa.Table) -> pa.Array:
 
 def load_windows(catalog: Catalog, dataset: str, spec: WindowSpec | str, *, split: str | None = None,
                  domains: list[str] | None = None, last_only: bool = False,
-                 classes: list[str] | None = None) -> Windows:
+                 classes: list[str] | None = None, times: bool = False) -> Windows:
     """Reads ``dataset`` (optionally one split and some domains) and cuts it by ``spec``.
 
-    Only the columns the spec needs are read. Class ids follow ``classes``, else the spec's or the
-    dataset's class list.
+    Only the columns the spec needs are read (and with ``times`` its rows' times, column ``ts``, to
+    join the windows with images or texts by time). Class ids follow ``classes``, else the spec's or
+    the dataset's class list.
     """
     spec = get_window_spec(spec) if isinstance(spec, str) else spec
     columns = spec_columns(spec)
     schema = catalog.schema(dataset)
+    if times:
+        if spec.kind != "runs" or "ts" not in schema.names:
+            raise ValueError(f"dataset {dataset!r} has no row times (a ts column) to join by; runs ingested from a "
+                             "historian export with a time column, or pivoted from a capture, have them")
+        columns = [*columns, "ts"]
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise ValueError(f"dataset {dataset!r} has no column(s) {missing} that the data spec names; it has "
@@ -202,7 +208,8 @@ def load_windows(catalog: Catalog, dataset: str, spec: WindowSpec | str, *, spli
     if table.num_rows == 0:
         raise ValueError(f"no rows in {dataset!r} for split {split!r} and domains {domains}")
     return table_windows(table, spec, last_only=last_only, classes=classes or run_classes(catalog, dataset, spec),
-                         channels=dataset_channels(catalog, dataset) if spec.kind == "waveforms" else None)
+                         channels=dataset_channels(catalog, dataset) if spec.kind == "waveforms" else None,
+                         times="ts" if times else None)
 
 
 def spec_columns(spec: WindowSpec) -> list[str]:
@@ -237,9 +244,10 @@ def row_group_codes(table: pa.Table, spec: WindowSpec) -> pa.Array | None:
 
 
 def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
-                  classes: list[str] | None = None, channels: list[str] | None = None) -> Windows:
+                  classes: list[str] | None = None, channels: list[str] | None = None,
+                  times: str | None = None) -> Windows:
     """Cuts an already-read table (columns of :func:`spec_columns`) into windows by ``spec``
-    (``channels``: a waveforms dataset's channel names)."""
+    (``channels``: a waveforms dataset's channel names; ``times``: a runs table's timestamp column)."""
     classes = classes or list(spec.classes) or None
     if spec.kind == "waveforms":
         return waveform_windows(table, length=spec.length, stride=spec.stride, label=spec.label, domain=spec.domain,
@@ -251,7 +259,7 @@ def table_windows(table: pa.Table, spec: WindowSpec, *, last_only: bool = False,
     return run_windows(table, features=list(spec.features), length=spec.length, stride=spec.stride,
                        label=spec.label, label_cap=spec.label_cap, domain=spec.domain, last_only=last_only,
                        classes=classes, row_group="_group" if groups is not None else None,
-                       per_window_norm=spec.normalize == "window")
+                       per_window_norm=spec.normalize == "window", times=times)
 
 
 def split_by_asset(windows: Windows, fractions: dict[str, float], seed: int = 0) -> dict[str, Windows]:

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .batch import SampleBatches
+from .batch import SampleBatches, event_keys
 from .images import domain_ids
 from .inputs import TextInput
 
-COLUMNS = ["plant", "asset", "doc_id", "text", "labels"]
+COLUMNS = ["plant", "asset", "ts", "doc_id", "text", "labels"]
 
 
 @dataclass
@@ -35,7 +35,10 @@ class TextSamples(SampleBatches):
     domain_names: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # doc id of each text
     multi_label: bool = False
+    units: np.ndarray | None = None  # object [N]: the plant/asset each text is about
+    times: np.ndarray | None = None  # int64 [N]: when it was written (µs since the epoch, UTC; NO_TIME: unknown)
     modality = "text"
+    dtype = np.int64  # token ids
 
     def __post_init__(self) -> None:
         self._preprocess = None
@@ -51,6 +54,10 @@ class TextSamples(SampleBatches):
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.spec.max_length,)
+
     def get(self, index) -> np.ndarray:
         """Token ids ``[B, max_length]`` of the texts at ``index``."""
         index = np.atleast_1d(np.asarray(index))
@@ -60,7 +67,9 @@ class TextSamples(SampleBatches):
         index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         out = replace(self, texts=[self.texts[i] for i in index], labels=self.labels[index],
                       domains=self.domains[index], assets=self.assets[index],
-                      names=[self.names[i] for i in index] if self.names else [])
+                      names=[self.names[i] for i in index] if self.names else [],
+                      units=self.units[index] if self.units is not None else None,
+                      times=self.times[index] if self.times is not None else None)
         out._preprocess = self._preprocess
         return out
 
@@ -70,13 +79,18 @@ class TextSamples(SampleBatches):
     def holdout(self, fraction: float, seed: int) -> tuple["TextSamples", "TextSamples"]:
         """``(rest, held)``: ``fraction`` of each class's texts (at least one) held out, drawn with
         ``seed`` (multi-label: a text is held out with the first class that draws it)."""
+        held = self.holdout_mask(fraction, seed)
+        return self.subset(~held), self.subset(held)
+
+    def holdout_mask(self, fraction: float, seed: int) -> np.ndarray:
+        """``[N]`` bool: the texts :meth:`holdout` holds out."""
         rng = np.random.default_rng(seed)
         held = np.zeros(len(self), bool)
         for c in range(len(self.classes)):
             members = rng.permutation(self._members(c))
             if len(members):
                 held[members[:max(1, round(fraction * len(members)))]] = True
-        return self.subset(~held), self.subset(held)
+        return held
 
     def per_class_index(self, k: int, seed: int) -> np.ndarray:
         """Sorted positions of ``k`` texts of every class, drawn with ``seed`` (all of a class that has fewer)."""
@@ -90,26 +104,31 @@ class TextSamples(SampleBatches):
 
 def load_texts(catalog: Catalog, dataset: str, spec: TextInput, *, split: str | None = None,
                domains: list[str] | None = None, classes: list[str] | None = None,
-               domain: str = "plant") -> TextSamples:
+               domain: str = "plant", labelled: bool = True) -> TextSamples:
     """Reads a ``text`` dataset (optionally one split and some domains) as :class:`TextSamples`.
 
     Class ids follow ``classes`` if given, else the dataset's labels sorted; texts with exactly one
     label each make a multi-class set, anything else (none, several) a multi-label one. A label
-    outside ``classes`` is an error naming it.
+    outside ``classes`` is an error naming it. With ``labelled=False`` labels are not read (every
+    text class 0 of none: notes joined to another input's events, which carry the labels).
     """
     table = catalog.read(dataset, split=split, columns=COLUMNS)
     if domains:
         table = table.filter(pc.is_in(table.column(domain), pa.array([str(d) for d in domains])))
     if table.num_rows == 0:
         raise ValueError(f"no texts in {dataset!r} for split {split!r} and domains {domains}")
-    everything, multi = dataset_labels(catalog, dataset)  # so every split and domain numbers classes alike
-    classes = list(classes or everything)
     domain_names, domain_codes = domain_ids(table.column(domain))
-    return TextSamples(texts=table.column("text").to_pylist(),
-                       labels=label_targets(table.column("labels").to_pylist(), classes, multi, dataset),
+    units, times = event_keys(table)
+    if labelled:
+        everything, multi = dataset_labels(catalog, dataset)  # so every split and domain numbers classes alike
+        classes = list(classes or everything)
+        labels = label_targets(table.column("labels").to_pylist(), classes, multi, dataset)
+    else:
+        classes, multi, labels = [], False, np.zeros(table.num_rows, np.int64)
+    return TextSamples(texts=table.column("text").to_pylist(), labels=labels,
                        domains=domain_codes, assets=np.arange(table.num_rows, dtype=np.int64),
                        spec=spec, classes=classes, domain_names=domain_names,
-                       names=table.column("doc_id").to_pylist(), multi_label=multi)
+                       names=table.column("doc_id").to_pylist(), multi_label=multi, units=units, times=times)
 
 
 def label_targets(label_sets: list, classes: list[str], multi: bool, dataset: str) -> np.ndarray:

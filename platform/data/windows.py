@@ -35,6 +35,14 @@ class Windows:
     classes: list[str] = field(default_factory=list)
     per_window_norm: bool = False
     row_groups: np.ndarray | None = None  # int64 [T]: normalization group of each row (e.g. operating condition)
+    times: np.ndarray | None = None  # int64 [T]: each row's time in µs since the epoch (UTC), where read
+
+    def end_times(self) -> np.ndarray:
+        """int64 ``[N]``: the time of each window's last row (µs since the epoch, UTC)."""
+        if self.times is None:
+            raise ValueError("these windows carry no times: cut them from a runs dataset with a ts column, read "
+                             "with times=True (waveform segments have none)")
+        return self.times[self.ends - 1]
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -111,7 +119,7 @@ def codes(values: pa.ChunkedArray | np.ndarray) -> tuple[np.ndarray, list[str]]:
 def run_windows(table: pa.Table, *, features: list[str], length: int, stride: int = 1, label: str | None = None,
                 label_cap: float | None = None, domain: str = "plant", last_only: bool = False,
                 classes: list[str] | None = None, pad_short: bool = False,
-                row_group: str | None = None, per_window_norm: bool = False) -> Windows:
+                row_group: str | None = None, per_window_norm: bool = False, times: str | None = None) -> Windows:
     """Windows over a ``runs`` table, one asset after another in step order.
 
     Args:
@@ -127,8 +135,10 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
         pad_short: keep assets shorter than ``length`` by left-padding (always on with ``last_only``).
         row_group: integer column naming each row's normalization group (e.g. operating condition).
         per_window_norm: standardize each window on its own when it is read (``normalize: window``).
+        times: timestamp column giving each row's time (kept as µs since the epoch, to join windows
+            with images or texts by time); every row needs one.
     """
-    missing = [c for c in [*features, "plant", "asset", "step", domain, label] if c and c not in table.column_names]
+    missing = [c for c in [*features, "plant", "asset", "step", domain, label, times] if c and c not in table.column_names]
     if missing:
         raise ValueError(f"columns {missing} not in table (has {table.column_names})")
     table = table.sort_by([("plant", "ascending"), ("asset", "ascending"), ("step", "ascending")])
@@ -164,7 +174,21 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
                    domains=dom_codes[ends - 1], assets=asset_codes[ends - 1], domain_names=dom_names,
                    asset_names=asset_names, channels=list(features), task_type=task_type, classes=class_names,
                    row_groups=table.column(row_group).to_numpy().astype(np.int64) if row_group else None,
-                   per_window_norm=per_window_norm)
+                   per_window_norm=per_window_norm, times=row_times(table, times) if times else None)
+
+
+def row_times(table: pa.Table, column: str = "ts") -> np.ndarray:
+    """int64 ``[T]``: a timestamp column as µs since the epoch (UTC); a row without one is an error
+    naming its asset."""
+    col = table.column(column)
+    if col.null_count:
+        first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{col.null_count} row(s) have no time in column {column!r}, the first of asset "
+                         f"{table.column('plant')[first].as_py()}/{table.column('asset')[first].as_py()} at step "
+                         f"{table.column('step')[first].as_py()}; joining by time needs every row's time")
+    if not pa.types.is_timestamp(col.type):
+        raise ValueError(f"column {column!r} holds {col.type}, not timestamps")
+    return pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy().astype(np.int64, copy=False)
 
 
 def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None, label: str = "label_id",

@@ -80,3 +80,59 @@ def cwru_folder(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         savemat(path, arrays)
     return root
+
+
+LINE_START = "2026-03-02T06:00:00Z"
+LINE_MACHINES = {"mill_a": "experiment_01", "mill_b": "experiment_02", "mill_c": "experiment_03",
+                 "mill_d": "experiment_04"}
+LINE_SIGNALS = ["X1_ActualPosition", "X1_CurrentFeedback", "Y1_CurrentFeedback", "S1_CurrentFeedback"]
+NEU_CLASSES = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
+
+
+def inspection_line(root: Path, seed: int = 7) -> Path:
+    """Writes an inspection line's three sources in the formats plants export, from vendored real data
+    with times and machines assigned (``seed``): ``signals.csv``, a historian export (``time``,
+    ``machine``, four CNC drive signals; one row per 100 ms from :data:`LINE_START`, one CNC
+    experiment per machine), ``images.csv``, a manifest of 48 NEU images (8 per class) with the
+    machine and time each was taken (mostly while the machine ran; one per class just after it
+    started, before a whole window, and one long after it stopped), and ``notes.csv``, 30 MaintIE
+    work orders with a time and machine each. Returns ``root``."""
+    import csv
+    import gzip
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp(LINE_START)
+    machines = list(LINE_MACHINES)
+    frames = []
+    for machine, experiment in LINE_MACHINES.items():
+        with gzip.open(sample_path("cnc_mill") / "data" / f"{experiment}.csv.gz", "rt") as fh:
+            rows = pd.read_csv(fh)[LINE_SIGNALS]
+        rows.insert(0, "time", [(start + pd.Timedelta(milliseconds=100 * i)).isoformat() for i in range(len(rows))])
+        rows.insert(1, "machine", machine)
+        frames.append(rows)
+    pd.concat(frames).to_csv(root / "signals.csv", index=False)
+    span_s = min(len(f) for f in frames) * 0.1
+    images = sample_path("neu") / "IMAGES"
+    with open(root / "images.csv", "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["path", "label", "asset", "ts"])
+        for c, label in enumerate(NEU_CLASSES):
+            for i in range(1, 9):
+                offset = {1: 0.5, 2: span_s + 30.0}.get(i, round(float(rng.uniform(2.0, span_s)), 3))
+                out.writerow([str(images / f"{label}_{i}.jpg"), label, machines[(i + c) % len(machines)],
+                              (start + pd.Timedelta(seconds=offset)).isoformat()])
+    notes = json.loads((sample_path("maintie") / "gold_release.json").read_text())[:30]
+    with open(root / "notes.csv", "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["text", "time", "machine"])
+        for i, note in enumerate(notes):
+            out.writerow([note["text"].replace("<id>", "").strip(),
+                          (start + pd.Timedelta(seconds=round(float(rng.uniform(0, span_s)), 3))).isoformat(),
+                          machines[i % len(machines)]])
+    return root

@@ -27,8 +27,13 @@ DEFAULTS: dict = {
         "dataset": None,
         # several inputs joined per sample (a multimodal run): input name -> catalog dataset, e.g.
         # {de: cwru_de, fe: cwru_fe}, each read by data.spec and joined by recording and position; or
-        # {dataset, spec_options} (other spec options, e.g. features) or {dataset, columns} (tabular)
+        # {dataset, spec_options} (other spec options, e.g. features) or {dataset, columns} (tabular);
+        # joined by time, inputs of other kinds give their own {dataset, spec[, spec_options]}
         "inputs": {},
+        # how inputs are joined: by "key" (series windows: recording and position) or by "time": one
+        # sample per event of the anchor input (images, texts), each other input joined on the same
+        # plant/asset within tolerance_s seconds (series: the window ending at or before the event)
+        "join": {"by": "key", "anchor": None, "tolerance_s": None},
         "spec": None,
         "spec_options": {},
         # each role may read another dataset than data.dataset (e.g. target rows captured over OPC UA)
@@ -203,8 +208,16 @@ def validate(config: dict) -> None:
     if config["data"]["target"]["per_class"] and config["data"]["target"]["labelled_units"]:
         raise TransferlineError("config data.target: labelled_units or per_class, not both")
     spec = _validate_spec(config["data"])
+    join = config["data"]["join"]
+    if not isinstance(join, dict) or join.get("by") not in ("key", "time"):
+        raise TransferlineError(f"config data.join.by: 'key' or 'time', not "
+                                f"{shorten(join.get('by') if isinstance(join, dict) else join)}")
     if config["data"]["inputs"]:
         _validate_inputs(config, spec)
+    elif join["by"] == "time":
+        raise TransferlineError("config data.join.by: joining by time takes several inputs (data.inputs)")
+    if join["by"] == "key" and (join.get("anchor") is not None or join.get("tolerance_s") is not None):
+        raise TransferlineError("config data.join: anchor and tolerance_s join by time; set data.join.by=time")
     if config.get("pretrained") is not None:
         folder = Path(str(config["pretrained"])).expanduser()
         if not (folder / "encoder.safetensors").is_file() or not (folder / "encoder.json").is_file():
@@ -243,23 +256,24 @@ def _number(config: dict, dotted: str, *, integer: bool = False, low: float | No
                                 f"got {shorten(value)}")
 
 
-def _validate_spec(data: dict):  # -> WindowSpec | ImageInput | TextInput
-    """The data spec with its options applied, checked: known fields, values its kind supports."""
+def _validate_spec(data: dict, where: str = "data"):  # -> WindowSpec | ImageInput | TextInput
+    """The data spec with its options applied, checked: known fields, values its kind supports
+    (``where``: the key holding ``spec`` and ``spec_options``, e.g. an input's)."""
     from ..data import ImageInput, TextInput, get_data_spec
 
     options = data.get("spec_options") or {}
     if not isinstance(options, dict):
-        raise TransferlineError(f"config data.spec_options: a mapping, not {shorten(options)}")
+        raise TransferlineError(f"config {where}.spec_options: a mapping, not {shorten(options)}")
 
     def key(name: str) -> str:  # where the user wrote the field: the spec written in full, or an option
-        return f"data.spec.{name}" if isinstance(data["spec"], dict) and name not in options else \
-            f"data.spec_options.{name}"
+        return f"{where}.spec.{name}" if isinstance(data["spec"], dict) and name not in options else \
+            f"{where}.spec_options.{name}"
 
-    where = "data.spec" if isinstance(data["spec"], dict) and not options else "data.spec / data.spec_options"
+    at = f"{where}.spec" if isinstance(data["spec"], dict) and not options else f"{where}.spec / {where}.spec_options"
     try:
         spec = get_data_spec(data["spec"], **options)
     except (TypeError, ValueError) as exc:
-        raise TransferlineError(f"config {where}: {exc}") from None
+        raise TransferlineError(f"config {at}: {exc}") from None
     if isinstance(spec, (ImageInput, TextInput)):
         (_validate_image_spec if isinstance(spec, ImageInput) else _validate_text_spec)(spec, key)
         what = "image" if isinstance(spec, ImageInput) else "text"
@@ -328,9 +342,17 @@ def _validate_inputs(config: dict, spec) -> None:
             raise TransferlineError(f"config data.inputs: input names are identifiers other than {PRESENT!r}, "
                                     f"not {shorten(name)}")
         _validate_input(f"data.inputs.{name}", source, data, spec)
-    if all(isinstance(s, dict) and s.get("columns") for s in inputs.values()):
-        raise TransferlineError("config data.inputs: tabular inputs are read at the windows of a series input; "
-                                "give at least one series input")
+    join = data["join"]
+    if join["by"] == "time":
+        _validate_time_join(data, spec)
+    else:
+        own = [name for name, s in inputs.items() if isinstance(s, dict) and "spec" in s]
+        if own:
+            raise TransferlineError(f"config data.inputs.{own[0]}.spec: inputs joined by key are cut by data.spec "
+                                    "(give spec_options); inputs of other kinds join by time (data.join.by=time)")
+        if all(isinstance(s, dict) and s.get("columns") for s in inputs.values()):
+            raise TransferlineError("config data.inputs: tabular inputs are read at the windows of a series input; "
+                                    "give at least one series input")
     if len(inputs) < 2 and encoder_modality(config["encoder"]["name"]) == "multi":
         raise TransferlineError(f"config data.inputs: the {config['encoder']['name']} encoder fuses several inputs; "
                                 "it needs at least two")
@@ -338,13 +360,44 @@ def _validate_inputs(config: dict, spec) -> None:
         if data[role].get("dataset"):
             raise TransferlineError(f"config data.{role}.dataset: with data.inputs every role reads the inputs' "
                                     "datasets; leave it unset")
-    if not isinstance(spec, WindowSpec):
-        raise TransferlineError("config data.inputs: inputs are joined as series windows (and tabular rows at their "
-                                "ends); use a runs or waveforms spec")
+    if join["by"] == "key" and not isinstance(spec, WindowSpec):
+        raise TransferlineError("config data.inputs: inputs joined by key are series windows (and tabular rows at "
+                                "their ends); use a runs or waveforms spec, or join images and texts by time "
+                                "(data.join.by=time)")
+
+
+def _validate_time_join(data: dict, spec) -> None:
+    """``data.join.by=time``: an anchor input of events (images, texts), a tolerance, and inputs
+    whose specs read their datasets' kinds (series: runs, which keep row times)."""
+    from ..data import ImageInput, TextInput, WindowSpec
+    from .data import input_sources
+
+    join, inputs = data["join"], data["inputs"]
+    if join.get("anchor") not in inputs:
+        raise TransferlineError(f"config data.join.anchor: the input whose events (images, texts) are the samples, "
+                                f"one of {list(inputs)}; not {shorten(join.get('anchor'))}")
+    tolerance = join.get("tolerance_s")
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not math.isfinite(tolerance) \
+            or tolerance < 0:
+        raise TransferlineError(f"config data.join.tolerance_s: seconds an input may lie from an event, a number "
+                                f">= 0, not {shorten(tolerance)}")
+    if data["time_split"]:
+        raise TransferlineError("config data.time_split: samples joined by time are events; hold some out with "
+                                "data.test.holdout or a test split")
+    sources = input_sources(data, spec)
+    anchor = sources[join["anchor"]].spec
+    if not isinstance(anchor, (ImageInput, TextInput)):
+        raise TransferlineError(f"config data.join.anchor: input {join['anchor']!r} is read as series windows; the "
+                                "anchor is an input of events, images or texts (give it an image or text spec)")
+    for name, source in sources.items():
+        if isinstance(source.spec, WindowSpec) and source.spec.kind != "runs":
+            raise TransferlineError(f"config data.inputs.{name}: {source.spec.kind} segments carry no times; series "
+                                    "joined by time are runs datasets with a ts column")
 
 
 def _validate_input(key: str, source, data: dict, spec) -> None:
     """One ``data.inputs`` entry (see :func:`_validate_inputs`)."""
+    from ..data import WindowSpec
     from .data import input_source
 
     if isinstance(source, str) and source:
@@ -352,10 +405,12 @@ def _validate_input(key: str, source, data: dict, spec) -> None:
     if not isinstance(source, dict):
         raise TransferlineError(f"config {key}: a catalog dataset name, or {{dataset: NAME, spec_options: {{...}}}} "
                                 f"or {{dataset: NAME, columns: [...]}}, not {shorten(source)}")
-    unknown = sorted(set(source) - {"dataset", "spec_options", "columns"})
+    unknown = sorted(set(source) - {"dataset", "spec", "spec_options", "columns"})
     if unknown:
         raise TransferlineError(f"config {key}: unknown key(s) {unknown}; an input takes dataset and spec_options "
-                                "(series) or columns (tabular)")
+                                "(series), columns (tabular) or, joined by time, its own spec")
+    if "spec" in source and "columns" in source:
+        raise TransferlineError(f"config {key}: spec (an input of its own kind) or columns (a tabular input), not both")
     if not isinstance(source.get("dataset"), str) or not source["dataset"]:
         raise TransferlineError(f"config {key}.dataset: a catalog dataset name, not {shorten(source.get('dataset'))}")
     if "spec_options" in source and "columns" in source:
@@ -367,9 +422,17 @@ def _validate_input(key: str, source, data: dict, spec) -> None:
     if "columns" in source and (not isinstance(columns, list) or not columns
                                 or not all(isinstance(c, str) and c for c in columns)):
         raise TransferlineError(f"config {key}.columns: a non-empty list of column names, not {shorten(columns)}")
-    if columns and getattr(spec, "kind", None) != "runs":
+    if columns and isinstance(spec, WindowSpec) and spec.kind != "runs":
         raise TransferlineError(f"config {key}.columns: tabular inputs read columns of runs datasets; the spec reads "
                                 f"{getattr(spec, 'kind', type(spec).__name__)}")
+    if "spec" in source:
+        try:
+            own = input_source(data, spec, source).spec
+        except (TypeError, ValueError) as exc:
+            raise TransferlineError(f"config {key}.spec: {exc}") from None
+        _validate_spec({"spec": source["spec"], "spec_options": source.get("spec_options") or {},
+                        "time_split": None, "inputs": {}}, where=key)
+        return
     if source.get("spec_options"):
         try:
             own = input_source(data, spec, source).spec

@@ -17,8 +17,10 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
                     split_by_time, split_keys)
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
-from ..data.inputs import TabularInput
-from ..data.multimodal import RowValues, join_samples
+from ..data.inputs import TabularInput, TextInput
+from ..data.multimodal import RowValues, join_by_time, join_samples
+from ..data.specs import load_windows
+from ..data.text import load_texts
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
 
 
@@ -73,10 +75,20 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     inputs = input_sources(config["data"], spec)
     for dataset, input_spec, _ in inputs.values() or [(_dataset(config["data"], "source"), spec, None)]:
         check_kind(catalog, dataset, input_spec)
-    series = [source.dataset for source in inputs.values() if not source.columns]
-    classes = run_classes(catalog, series[0] if series else _dataset(config["data"], "source"), spec)
+    join = config["data"].get("join") or {"by": "key"}
+    if inputs and join["by"] == "time":  # the anchor's events are the samples; they carry the labels
+        anchor = inputs[join["anchor"]]
+        classes = run_classes(catalog, anchor.dataset, anchor.spec)
+    else:
+        series = [source.dataset for source in inputs.values() if not source.columns]
+        classes = run_classes(catalog, series[0] if series else _dataset(config["data"], "source"), spec)
 
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
+        if inputs and join["by"] == "time":
+            return join_by_time({name: _load_event_input(name, source, catalog, name == join["anchor"], classes,
+                                                         **kwargs)
+                                 for name, source in inputs.items()},
+                                anchor=join["anchor"], tolerance_s=float(join["tolerance_s"]))
         if inputs:  # each input's samples, joined by recording and position
             return join_samples({name: _load_input(name, source, catalog, classes=classes, **kwargs)
                                  for name, source in inputs.items()})
@@ -98,15 +110,19 @@ class InputSource(NamedTuple):
     columns: list[str] | None = None  # set for a tabular input
 
 
-def input_source(data: dict, spec: WindowSpec, source: str | dict) -> InputSource:
-    """One ``data.inputs`` entry (a dataset name, ``{dataset, spec_options}`` or ``{dataset,
-    columns}``) read against the run's window ``spec``."""
+def input_source(data: dict, spec, source: str | dict) -> InputSource:
+    """One ``data.inputs`` entry (a dataset name, ``{dataset, spec_options}``, ``{dataset,
+    columns}`` or, joined by time, ``{dataset, spec[, spec_options]}``) read against the run's
+    ``spec`` (joined by time: the anchor's, which a tabular input reads its rows without)."""
     if isinstance(source, str):
         return InputSource(source, spec)
     if source.get("columns"):
         columns = list(source["columns"])
-        return InputSource(source["dataset"], replace(spec, features=tuple(columns), normalize="none", row_group=None),
+        base = spec if isinstance(spec, WindowSpec) else WindowSpec("columns", "runs", length=1)  # every row
+        return InputSource(source["dataset"], replace(base, features=tuple(columns), normalize="none", row_group=None),
                            columns)
+    if "spec" in source:  # an input of its own kind: its spec and its options alone
+        return InputSource(source["dataset"], get_data_spec(source["spec"], **(source.get("spec_options") or {})))
     options = {**(data.get("spec_options") or {}), **(source.get("spec_options") or {})}
     return InputSource(source["dataset"], get_data_spec(data["spec"], **options))
 
@@ -116,13 +132,32 @@ def input_sources(data: dict, spec: WindowSpec) -> dict[str, InputSource]:
     return {name: input_source(data, spec, source) for name, source in (data.get("inputs") or {}).items()}
 
 
-def _load_input(name: str, source: InputSource, catalog: Catalog, **kwargs):
-    """One input's samples: series windows, or for a tabular input the rows at their ends."""
+def _load_input(name: str, source: InputSource, catalog: Catalog, *, times: bool = False, labelled: bool = True,
+                **kwargs):
+    """One input's samples: series windows (``times``: with their rows' times), or for a tabular
+    input the rows at their ends; images; texts (``labelled=False``: whatever labels they have unread)."""
     try:
-        windows = load_samples(catalog, source.dataset, source.spec, **kwargs)
+        if isinstance(source.spec, WindowSpec) and times:
+            samples = load_windows(catalog, source.dataset, source.spec, times=True, **kwargs)
+        elif isinstance(source.spec, TextInput) and not labelled:
+            samples = load_texts(catalog, source.dataset, source.spec, labelled=False, split=kwargs.get("split"),
+                                 domains=kwargs.get("domains"))
+        else:
+            samples = load_samples(catalog, source.dataset, source.spec, **kwargs)
     except ValueError as exc:
         raise TransferlineError(f"config data.inputs.{name} (dataset {source.dataset!r}): {exc}") from None
-    return RowValues.from_windows(windows) if source.columns else windows
+    return RowValues.from_windows(samples) if source.columns else samples
+
+
+def _load_event_input(name: str, source: InputSource, catalog: Catalog, anchor: bool, classes, *, split=None,
+                      domains=None, last_only: bool = False):
+    """One input of a run joined by time. The anchor's events are read as the role asks (split,
+    domains, the run's classes); every other input reads the role's domains in every split (an event
+    of the test split joins the windows its machine recorded, whichever split holds them), all its
+    windows, and no labels of its own."""
+    if anchor:
+        return _load_input(name, source, catalog, split=split, domains=domains, classes=classes)
+    return _load_input(name, source, catalog, times=True, labelled=False, domains=domains)
 
 
 def _standardize_inputs(out: RunData, sources: dict[str, InputSource]) -> None:
@@ -139,6 +174,13 @@ def _standardize_inputs(out: RunData, sources: dict[str, InputSource]) -> None:
             transforms[name] = partial(replace, **stats)
             specs[name] = TabularInput(tuple(part.channels), tuple(stats["mean"].tolist()), tuple(stats["std"].tolist()))
             continue
+        if not isinstance(part, Windows):  # images, texts: preprocessed by their own input spec
+            specs[name] = part.spec
+            continue
+        if not len(rows) and _group_norm(sources[name].spec):
+            raise TransferlineError(f"config data.inputs.{name}: no source training sample has this input, so its "
+                                    "normalization cannot be fitted; check data.join.tolerance_s and the input's "
+                                    "plants, assets and times")
         norm = GroupNormalizer.fit(part.subset(rows)) if _group_norm(sources[name].spec) else None
         if norm:
             transforms[name] = norm.transform

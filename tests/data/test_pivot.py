@@ -32,6 +32,9 @@ def test_pivot_makes_one_row_per_asset_and_time_and_skips_bad_values(catalog):
     assert result.manifest.kind == "runs"
     assert runs[["asset", "step", "temp", "rpm"]].values.tolist() == [["A", 1, 1.0, 10.0], ["A", 2, 2.0, 20.0],
                                                                        ["B", 1, 3.0, 30.0]]
+    # each row keeps its source time (windows join images and texts by it)
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert [t.to_pydatetime() for t in runs["ts"]] == [t0, t0 + timedelta(seconds=1), t0]
 
 
 def test_pivot_names_the_first_incomplete_row(catalog):

@@ -530,3 +530,17 @@ def test_signal_groups_and_set_points_on_two_ray_workers(ray_cluster, tmp_path, 
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert list(meta["input"]) == ["spindle", "x", "y", "z", "setpoints"]
     assert meta["input"]["setpoints"]["modality"] == "tabular" and meta["input"]["x"]["normalizer"]["groups"] == [0, -1]
+
+
+@pytest.mark.ray
+def test_images_windows_and_notes_joined_by_time_on_two_ray_workers(ray_cluster, tmp_path, cli):
+    """Inspection images, the sensor windows their machines recorded up to them and the nearest
+    maintenance notes (real data, times assigned: ``test_time_join.py``), joined by time and fused,
+    data-parallel over two Ray Train workers."""
+    from .test_time_join import CONFIG, line_catalog_at, overrides
+
+    catalog = line_catalog_at(tmp_path / "line")
+    _on_two_workers(cli, "transfer", CONFIG, tmp_path / "run", *overrides(catalog), "--cpus-per-worker", "0.5",
+                    metric="test_accuracy")
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert list(meta["input"]) == ["photo", "drives", "note"] and meta["input"]["note"]["modality"] == "text"
