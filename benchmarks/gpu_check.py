@@ -466,14 +466,9 @@ def main() -> int:
     print("fusion tabular", report["checks"]["fusion/tabular"], flush=True)
     # images, sensor windows and notes joined by plant, asset and time (real fragments, times
     # assigned), the image backbone, the CNN and MiniLM fused in bf16 and registered
-    from transferline.sample_data import inspection_line
+    from transferline.sample_data import ingest_inspection_line
 
-    line = inspection_line(pre_dir.parent / "line-src")
-    catalog.ingest("line_signals", create_reader("csv")(line / "signals.csv", time_col="time", asset_col="machine",
-                                                        plant="line1"))
-    catalog.ingest("line_images", create_reader("images")(line, manifest=str(line / "images.csv"), plant="line1"))
-    catalog.ingest("line_notes", create_reader("text")(line / "notes.csv", time_col="time", asset_col="machine",
-                                                       plant="line1"))
+    ingest_inspection_line(catalog, pre_dir.parent / "line-src")
     report["checks"]["fusion/time_join"] = fused_check(catalog, "fusion_inspection.yaml", pre_dir.parent / "line", "note")
     print("fusion time join", report["checks"]["fusion/time_join"], flush=True)
     data = load_process_data(catalog, "cnc")

@@ -39,9 +39,13 @@ def test_demo_quick(tmp_path):
     assert (tmp_path / "runs" / "transfer" / "model.safetensors").is_file()
     assert (tmp_path / "runs" / "tiles-anomaly" / "report.html").is_file()
     assert (tmp_path / "runs" / "maintie-tagger" / "model.safetensors").is_file()
+    line = re.search(r"an inspection line \(48 NEU images, .*; of the 36 used, (\d+) have a window, (\d+) a note\): image, "
+                     r"window and note fused on 24 labelled images in \d+ s, accuracy [\d.]+ on 12 held-out ones; with an "
+                     r"input absent: photo", done.stdout)
+    assert line and 0 < int(line.group(1)) < 36 and 0 < int(line.group(2)) < 36, done.stdout[-3000:]
     tagged = re.search(r"span F1 ([\d.]+) on 24 held-out ones \((\d+) spans\)", done.stdout)
     assert tagged and 0 <= float(tagged.group(1)) <= 1 and int(tagged.group(2)) > 40, done.stdout
-    report = re.search(r"report of 5 training runs .*: (\S+report\.html)$", done.stdout, re.M)
+    report = re.search(r"report of 6 training runs .*: (\S+report\.html)$", done.stdout, re.M)
     assert report and report.group(1) == str((tmp_path / "runs" / "report.html").resolve())
     assert len(list((tmp_path / "runs").glob("heatmap-*.png"))) == 2
     served = re.search(r"served RMSE over all 100 engines ([\d.]+) \(the run's own test RMSE: ([\d.]+)\)", done.stdout)

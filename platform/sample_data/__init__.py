@@ -136,3 +136,19 @@ def inspection_line(root: Path, seed: int = 7) -> Path:
                           (start + pd.Timedelta(seconds=round(float(rng.uniform(0, span_s)), 3))).isoformat(),
                           machines[i % len(machines)]])
     return root
+
+
+def ingest_inspection_line(catalog, root: Path, *, progress: bool = True) -> Path:
+    """Writes :func:`inspection_line`'s sources under ``root`` and ingests them into ``catalog`` as
+    ``line_signals`` (runs with row times), ``line_images`` (events) and ``line_notes``, all of
+    plant ``line1``, through the readers a plant's exports take. Returns ``root``."""
+    from transferline.connectors import create_reader
+
+    src = inspection_line(root)
+    catalog.ingest("line_signals", create_reader("csv")(src / "signals.csv", time_col="time", asset_col="machine",
+                                                        plant="line1"), progress=progress)
+    catalog.ingest("line_images", create_reader("images")(src, manifest=str(src / "images.csv"), plant="line1"),
+                   progress=progress)
+    catalog.ingest("line_notes", create_reader("text")(src / "notes.csv", time_col="time", asset_col="machine",
+                                                       plant="line1"), progress=progress)
+    return src

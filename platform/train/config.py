@@ -328,7 +328,8 @@ def _validate_inputs(config: dict, spec) -> None:
     """``data.inputs``: input name → a dataset (series windows by ``data.spec``), or a mapping
     ``{dataset, spec_options}`` (windows by ``data.spec`` with these options, e.g. other
     ``features``) or ``{dataset, columns}`` (a tabular input: those columns of a runs dataset at
-    each window's last row); all read in memory."""
+    each window's last row), or joined by time ``{dataset, spec[, spec_options]}`` (an input of its
+    own kind); all read in memory."""
     from ..data import WindowSpec
     from ..data.inputs import PRESENT
     from ..encoders import encoder_modality

@@ -83,11 +83,19 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
         series = [source.dataset for source in inputs.values() if not source.columns]
         classes = run_classes(catalog, series[0] if series else _dataset(config["data"], "source"), spec)
 
+    whole = {}  # joined by time, the other inputs are read whole: once per set of domains, shared by the sets
+
+    def joined_input(name: str, source: InputSource, **kwargs):
+        if name == join["anchor"]:
+            return _load_event_input(name, source, catalog, True, classes, **kwargs)
+        key = (name, tuple(kwargs.get("domains") or ()))
+        if key not in whole:
+            whole[key] = _load_event_input(name, source, catalog, False, classes, **kwargs)
+        return whole[key]
+
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
         if inputs and join["by"] == "time":
-            return join_by_time({name: _load_event_input(name, source, catalog, name == join["anchor"], classes,
-                                                         **kwargs)
-                                 for name, source in inputs.items()},
+            return join_by_time({name: joined_input(name, source, **kwargs) for name, source in inputs.items()},
                                 anchor=join["anchor"], tolerance_s=float(join["tolerance_s"]))
         if inputs:  # each input's samples, joined by recording and position
             return join_samples({name: _load_input(name, source, catalog, classes=classes, **kwargs)
@@ -216,7 +224,9 @@ def _check_not_empty(out: RunData, data: dict, spec) -> None:
                    "(data.spec_options.length) or move the split")
         else:
             role = {"source_train": "source", "source_val": "source", "test": "test"}.get(name, "target")
-            why = (f"check data.{role} (dataset {_dataset(data, role)!r}, split {data[role].get('split')!r}, "
+            where = f"dataset {_dataset(data, role)!r}" if not data.get("inputs") else \
+                f"the inputs' datasets {sorted({input_source(data, spec, s).dataset for s in data['inputs'].values()})}"
+            why = (f"check data.{role} ({where}, split {data[role].get('split')!r}, "
                    f"domains {data[role].get('domains')}) and data.val_fraction")
         raise TransferlineError(f"config data: the {what} set has no samples; {why}")
 

@@ -20,7 +20,6 @@ import torch
 
 from transferline.data.multimodal import join_by_time
 from transferline.errors import DataError, TransferlineError
-
 from transferline.sample_data import NEU_CLASSES
 
 from ..conftest import REPO
@@ -32,17 +31,10 @@ INPUTS = ("photo", "drives", "note")
 def line_catalog_at(root):
     """The catalog ``line``: ``line_signals`` (runs with times), ``line_images`` (events) and ``line_notes``."""
     from transferline.catalog import Catalog
-    from transferline.connectors import create_reader
-    from transferline.sample_data import inspection_line
+    from transferline.sample_data import ingest_inspection_line
 
-    src = inspection_line(root / "src")
     catalog = Catalog(root / "catalog")
-    catalog.ingest("line_signals", create_reader("csv")(src / "signals.csv", time_col="time", asset_col="machine",
-                                                        plant="line1"), progress=False)
-    catalog.ingest("line_images", create_reader("images")(src, manifest=str(src / "images.csv"), plant="line1"),
-                   progress=False)
-    catalog.ingest("line_notes", create_reader("text")(src / "notes.csv", time_col="time", asset_col="machine",
-                                                       plant="line1"), progress=False)
+    ingest_inspection_line(catalog, root / "src", progress=False)
     return catalog
 
 
@@ -124,6 +116,19 @@ def test_each_image_joins_the_window_ending_before_it_and_the_nearest_note(line_
     read = [data.source_train, data.source_val]
     assert sum(len(d) for d in read) == 48
     np.testing.assert_array_equal(sum(d.present.sum(axis=0) for d in read), joined.present.sum(axis=0))
+    # the inputs other than the anchor are read whole, once, and shared by every set of the run
+    assert data.test.parts["drives"] is data.source_train.parts["drives"]
+    assert data.test.parts["note"] is data.source_train.parts["note"]
+
+
+def test_an_empty_set_names_the_inputs_datasets(line_catalog):
+    from transferline.train import prepare_data
+
+    config = _config(line_catalog, "data.test.holdout=null", "data.target.per_class=0", "data.source.domains=[line1]",
+                     "data.source.split=all", "data.val_fraction=0.01")
+    with pytest.raises(TransferlineError, match="the validation set has no samples; check data.source \\(the inputs' "
+                                                "datasets \\['line_images', 'line_notes', 'line_signals'\\], split 'all'"):
+        prepare_data(config, line_catalog)
 
 
 def test_a_zero_tolerance_joins_only_what_was_recorded_at_that_moment(line_catalog):
