@@ -106,3 +106,20 @@ def manifest_rows(src: Path, manifest: Path, what: str) -> tuple[Path, list[str]
                 raise DataError("empty label", file=str(manifest), row=lineno, field="label")
             rows.append((lineno, row, path))
     return manifest, columns, rows
+
+
+def parse_times(values, *, file: str, field: str, rows):
+    """Text timestamps (ISO 8601 and the like; UTC unless they say otherwise) → a ``ts`` column
+    (µs, UTC); the first that is not one is a DataError naming ``file``, its row (``rows``: each
+    value's row number) and ``field``."""
+    import pyarrow as pa
+
+    from transferline.catalog.schemas import TIMESTAMP
+
+    values = pd.Series(list(values), dtype=object)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"not a timestamp: {shorten(values.iloc[i])}", file=file, row=int(rows[i]), field=field)
+    return pa.array(parsed.dt.as_unit("us"), TIMESTAMP)

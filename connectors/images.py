@@ -18,7 +18,7 @@ from transferline.catalog.schemas import BOX, TIMESTAMP
 from transferline.errors import DataError
 
 from ._boxes import read_boxes
-from ._common import digest, manifest_rows, require_dir
+from ._common import digest, manifest_rows, parse_times, require_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 MASK_FOLDERS = {"masks", "mask", "ground_truth", "groundtruth", "gt"}
@@ -231,26 +231,13 @@ def _from_manifest(src: Path, manifest: Path) -> list[dict]:
         if mask is not None and not mask.is_file():
             raise DataError(f"mask {row['mask']!r} not found", file=str(manifest), row=lineno, field="mask")
         items.append({"path": path, "label": row["label"], "split": row.get("split") or "all", "mask": mask,
-                      "ts": _timestamp(row.get("ts"), manifest, lineno), "plant": row.get("plant") or None,
-                      "asset": row.get("asset") or None})
+                      "ts": None, "plant": row.get("plant") or None, "asset": row.get("asset") or None})
+    timed = [(i, lineno, row["ts"]) for i, (lineno, row, _) in enumerate(rows) if row.get("ts")]
+    if timed:  # when each image was taken (UTC unless it says otherwise)
+        at, linenos, cells = zip(*timed)
+        for i, ts in zip(at, parse_times(cells, file=str(manifest), field="ts", rows=linenos).to_pylist()):
+            items[i]["ts"] = ts
     return items
-
-
-def _timestamp(text: str | None, manifest: Path, lineno: int):
-    """A manifest's ``ts`` cell as an aware UTC datetime (None when empty); else a DataError at its row."""
-    import pandas as pd
-
-    if not text:
-        return None
-    try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        stamp = None
-    if stamp is None or stamp is pd.NaT:
-        raise DataError(f"not a timestamp: {text!r} (ISO 8601, e.g. 2026-03-01T08:15:00Z)", file=str(manifest),
-                        row=lineno, field="ts")
-    stamp = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).floor("us")
-    return stamp.to_pydatetime()
 
 
 def _from_folders(src: Path, level: int, masks: str | None) -> tuple[list[dict], list[str]]:

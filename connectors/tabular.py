@@ -19,10 +19,9 @@ import pandas as pd
 import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
-from transferline.catalog.schemas import TIMESTAMP
 from transferline.errors import DataError, TransferlineError, shorten
 
-from ._common import digest
+from ._common import digest, parse_times
 from ._run_table import RunTable, read_run_table
 
 
@@ -196,12 +195,7 @@ def _text(frame: pd.DataFrame, col: str | None, default: str | None, n: int, pat
 
 
 def _times(frame: pd.DataFrame, col: str, path: Path, first: int) -> pa.Array:
-    parsed = pd.to_datetime(frame[col], utc=True, errors="coerce", format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"not a timestamp: {shorten(frame[col].iloc[row])}", file=str(path), row=row + first, field=col)
-    return pa.array(parsed.dt.as_unit("us"), TIMESTAMP)
+    return parse_times(frame[col], file=str(path), field=col, rows=np.arange(len(frame)) + first)
 
 
 def _steps(frame, col, plant, asset, path, first) -> tuple[pa.Array, pa.Array | None]:

@@ -10,9 +10,9 @@ import pyarrow as pa
 
 from transferline.catalog import IngestPlan, Part
 from transferline.catalog.schemas import TIMESTAMP
-from transferline.errors import DataError, shorten
+from transferline.errors import DataError
 
-from ._common import digest
+from ._common import digest, parse_times
 
 
 def read_text_log(src: str | Path, *, text_col: str = "text", id_col: str | None = None,
@@ -77,12 +77,7 @@ def _load(path: Path, jsonl: bool, *, text_col, id_col, time_col, label_col, lab
                   for v in frame[label_col].fillna("")]
     ts = pa.nulls(n, TIMESTAMP)
     if time_col:
-        parsed = pd.to_datetime(frame[time_col], utc=True, errors="coerce", format="mixed")
-        if parsed.isna().any():
-            row = int(parsed.isna().to_numpy().argmax())
-            raise DataError(f"not a timestamp: {shorten(frame[time_col].iloc[row])}", file=str(path), row=row + first,
-                            field=time_col)
-        ts = pa.array(parsed.dt.as_unit("us"), TIMESTAMP)
+        ts = parse_times(frame[time_col], file=str(path), field=time_col, rows=range(first, first + n))
     return pa.table({
         "split": ["all"] * n, "plant": [plant] * n,
         "asset": frame[asset_col].astype(str).tolist() if asset_col else [asset] * n, "ts": ts,

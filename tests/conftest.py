@@ -139,3 +139,18 @@ def text_run(tmp_path_factory):
                           "target.per_class=10", "strategy.options.freeze_epochs=1", f"run_dir={root / 'run'}"])
     train_loop(config)
     return root / "run", config
+
+
+def answer_with(model, inputs: dict, names, subset):
+    """What a model of several inputs answers for ``inputs`` (training's preprocessed arrays, by
+    input name) with only the inputs in ``subset`` present: the others zeros of their own dtype and
+    marked absent, as serving feeds a request that leaves them out."""
+    import numpy as np
+    import torch
+
+    present = np.repeat(np.array([[name in subset for name in names]]), len(inputs[names[0]]), axis=0)
+    feeds = {name: torch.from_numpy(np.where(present[:, i].reshape(-1, *[1] * (inputs[name].ndim - 1)), inputs[name],
+                                             np.zeros((), inputs[name].dtype)))
+             for i, name in enumerate(names)}
+    with torch.no_grad():
+        return model({**feeds, "present": torch.from_numpy(present)}).numpy()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -77,21 +76,6 @@ def _cat_optional(parts: list):
     return None if any(p is None for p in parts) else torch.cat(parts)
 
 
-NO_TIME = np.iinfo(np.int64).min  # an event (image, text) recorded without a time
-
-
-def event_keys(table) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's unit (``plant/asset``, object ``[N]``) and time (int64 µs since the epoch, UTC;
-    :data:`NO_TIME` where it has none) from a table's ``plant``, ``asset`` and ``ts`` columns."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    units = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
-    ts = pc.cast(table.column("ts"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return (np.asarray(units.to_pylist(), dtype=object),
-            pc.fill_null(ts, NO_TIME).to_numpy().astype(np.int64, copy=False))
-
-
 class SampleBatches:
     """What image and text samples share: batches, draws and samples over ``get(index)`` (the
     model input of the samples at ``index``) with per-sample ``labels`` and ``domains``; the input
@@ -125,3 +109,39 @@ class SampleBatches:
 
         drawn = self.draw(n, rng)
         return drawn.get(np.arange(len(drawn)))
+
+    def _members(self, c: int):
+        """Positions of the samples of class ``c``."""
+        import numpy as np
+
+        return np.flatnonzero(self.labels[:, c] > 0 if getattr(self, "multi_label", False) else self.labels == c)
+
+    def holdout(self, fraction: float, seed: int):
+        """``(rest, held)``: ``fraction`` of each class's samples (at least one) held out, drawn with
+        ``seed`` (multi-label: a sample is held out with the first class that draws it)."""
+        held = self.holdout_mask(fraction, seed)
+        return self.subset(~held), self.subset(held)
+
+    def holdout_mask(self, fraction: float, seed: int):
+        """``[N]`` bool: the samples :meth:`holdout` holds out."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        held = np.zeros(len(self), bool)
+        for c in range(len(self.classes)):
+            members = rng.permutation(self._members(c))
+            if len(members):
+                held[members[:max(1, round(fraction * len(members)))]] = True
+        return held
+
+    def per_class_index(self, k: int, seed: int):
+        """Sorted positions of ``k`` samples of every class, drawn with ``seed`` (all of a class that has fewer)."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        chosen = [rng.permutation(self._members(c))[:k] for c in range(len(self.classes))]
+        return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+    def per_class(self, k: int, seed: int):
+        """The samples at :meth:`per_class_index`."""
+        return self.subset(self.per_class_index(k, seed))

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .batch import SampleBatches, event_keys
+from .batch import SampleBatches
+from .windows import event_keys
 from .inputs import ImageInput
 from .preprocess import ImagePreprocess
 
@@ -146,30 +147,6 @@ class ImageSamples(SampleBatches):
         """One pass as :class:`Batch` es whose target is the list of each image's boxes (:meth:`get_boxes`)."""
         return self.batches(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                             target=lambda idx: self.get_boxes(idx, classes))
-
-    def holdout(self, fraction: float, seed: int) -> tuple["ImageSamples", "ImageSamples"]:
-        """``(rest, held)``: ``fraction`` of each class's images (at least one) held out, drawn with ``seed``."""
-        held = self.holdout_mask(fraction, seed)
-        return self.subset(~held), self.subset(held)
-
-    def holdout_mask(self, fraction: float, seed: int) -> np.ndarray:
-        """``[N]`` bool: the images :meth:`holdout` holds out."""
-        rng = np.random.default_rng(seed)
-        held = np.zeros(len(self), bool)
-        for c in np.unique(self.labels):
-            members = rng.permutation(np.flatnonzero(self.labels == c))
-            held[members[:max(1, round(fraction * len(members)))]] = True
-        return held
-
-    def per_class_index(self, k: int, seed: int) -> np.ndarray:
-        """Sorted positions of ``k`` images of every class, drawn with ``seed`` (all of a class that has fewer)."""
-        rng = np.random.default_rng(seed)
-        chosen = [rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(self.classes))]
-        return np.sort(np.concatenate(chosen))
-
-    def per_class(self, k: int, seed: int) -> "ImageSamples":
-        """The images at :meth:`per_class_index`."""
-        return self.subset(self.per_class_index(k, seed))
 
 
 def load_images(catalog: Catalog, dataset: str, spec: ImageInput, *, split: str | None = None,

@@ -25,10 +25,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import DataError
-from .batch import NO_TIME
 from .inputs import PRESENT
 from .preprocess import standardize_rows
-from .windows import Windows
+from .windows import NO_TIME, Windows
 
 __all__ = ["PRESENT", "JoinedSamples", "RowValues", "join_by_time", "join_samples", "sample_keys"]
 
@@ -91,7 +90,11 @@ class JoinedSamples:
     ends: np.ndarray  # int64 [N]: where each sample's window ends in its recording (the join key's position)
     length: int  # the longest input window (a time split drops samples whose windows straddle it)
     anchor: str | None = None  # joined by time: the input whose events are the samples (ends: their times, µs)
-    multi_label: bool = False
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether each sample has a set of labels: the anchor's events' (joined by key: one class each)."""
+        return self.anchor is not None and bool(getattr(self.parts[self.anchor], "multi_label", False))
 
     @property
     def asset_starts(self) -> np.ndarray:
@@ -302,7 +305,7 @@ def join_by_time(parts: dict, *, anchor: str, tolerance_s: float, how: str = "ou
                          assets=np.arange(len(rows), dtype=np.int64),  # each event its own unit, as images are
                          domain_names=domain_names, asset_names=[f"{u}@{t}" for u, t in zip(units[own], stamps)],
                          classes=list(events.classes), task_type=getattr(events, "task_type", "classification"),
-                         ends=times[own], length=0, anchor=anchor, multi_label=bool(getattr(events, "multi_label", False)))
+                         ends=times[own], length=0, anchor=anchor)
 
 
 def _event_times(name: str, part) -> tuple[np.ndarray, np.ndarray]:

@@ -44,13 +44,13 @@ def timeseries_to_runs(catalog: Catalog, source: str, dest: str, *, like: str | 
         wide["step"] = wide.groupby(["split", "plant", "asset"]).cumcount() + 1
     reference = catalog.manifest(like) if like else None
     types = {f.name: f.type for f in pq.read_schema(catalog.files(like)[0])} if reference else {}
-    columns = ["split", "plant", "asset", "step", *[s for s in signals if s != "step"]]
+    columns = ["split", "plant", "asset", "step", "ts", *[s for s in signals if s != "step"]]
     ids = ("split", "plant", "asset")
-    times = pa.array(wide["ts"], from_pandas=True).cast(TIMESTAMP)
     arrays = [pa.array(wide[c].astype(str).to_numpy(), pa.string()) if c in ids else
+              pa.array(wide[c], from_pandas=True).cast(TIMESTAMP) if c == "ts" else
               pa.array(wide[c].to_numpy(), pa.float64()).cast(pa.int64() if c == "step" else types.get(c, pa.float64()))
               for c in columns]
-    runs = pa.Table.from_arrays([*arrays[:4], times, *arrays[4:]], names=[*columns[:4], "ts", *columns[4:]])
+    runs = pa.Table.from_arrays(arrays, names=columns)
     roles = {k: [c for c in v if c in columns] for k, v in (reference.roles.items() if reference else {}.items())}
     plan = IngestPlan(kind="runs", reader="pivot", source=f"catalog:{source}",
                       parts=[Part(f"pivot:{source}", manifest.content_hash, f"catalog:{source}", lambda: runs)],

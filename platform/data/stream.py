@@ -23,6 +23,7 @@ from .batch import Batch
 from .normalize import GroupNormalizer
 from .specs import (WindowSpec, dataset_channels, deal_assets, domain_filter, domain_rows, row_group_codes,
                     spec_columns, table_windows)
+from .windows import unit_keys
 
 
 @dataclass
@@ -39,10 +40,6 @@ class AssetIndex:
 def _n_windows(n: np.ndarray, length: int, stride: int) -> np.ndarray:
     """Windows of ``length`` every ``stride`` rows in a signal of ``n`` rows (as the cutters count)."""
     return np.where(n >= length, (n - length) // stride + 1, 0)
-
-
-def _keys(table: pa.Table | pa.RecordBatch) -> pa.Array:
-    return pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
 
 
 def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str | None,
@@ -62,7 +59,7 @@ def index_assets(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: str
         n = (pc.list_value_length(table.column("values")).to_numpy(zero_copy_only=False).astype(np.int64) // n_stored
              if waveforms else np.ones(table.num_rows, np.int64))
         per_row = _n_windows(n, spec.length, spec.stride) if waveforms else n
-        counts = pa.table({"k": _keys(table), "n": n, "w": per_row}).group_by("k").aggregate(
+        counts = pa.table({"k": unit_keys(table), "n": n, "w": per_row}).group_by("k").aggregate(
             [("n", "sum"), ("w", "sum")])
         for k, r, w in zip(counts["k"].to_pylist(), counts["n_sum"].to_pylist(), counts["w_sum"].to_pylist()):
             rows[k] = rows.get(k, 0) + r
@@ -94,7 +91,7 @@ def _read_assets(catalog: Catalog, dataset: str, spec: WindowSpec, split: str | 
     for batch in catalog.scan(dataset, split, columns=spec_columns(spec), filter=domain_filter(spec, domains),
                               assets=set(keys)):
         table = domain_rows(pa.Table.from_batches([batch]), spec, domains)
-        table = table.filter(pc.is_in(_keys(table), wanted))
+        table = table.filter(pc.is_in(unit_keys(table), wanted))
         if table.num_rows:
             yield table
 

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
-from .batch import SampleBatches, event_keys
+from .batch import SampleBatches
 from .images import domain_ids
 from .inputs import TextInput
+from .windows import event_keys
 
 COLUMNS = ["plant", "asset", "ts", "doc_id", "text", "labels"]
 
@@ -72,34 +73,6 @@ class TextSamples(SampleBatches):
                       times=self.times[index] if self.times is not None else None)
         out._preprocess = self._preprocess
         return out
-
-    def _members(self, c: int) -> np.ndarray:
-        return np.flatnonzero(self.labels[:, c] > 0 if self.multi_label else self.labels == c)
-
-    def holdout(self, fraction: float, seed: int) -> tuple["TextSamples", "TextSamples"]:
-        """``(rest, held)``: ``fraction`` of each class's texts (at least one) held out, drawn with
-        ``seed`` (multi-label: a text is held out with the first class that draws it)."""
-        held = self.holdout_mask(fraction, seed)
-        return self.subset(~held), self.subset(held)
-
-    def holdout_mask(self, fraction: float, seed: int) -> np.ndarray:
-        """``[N]`` bool: the texts :meth:`holdout` holds out."""
-        rng = np.random.default_rng(seed)
-        held = np.zeros(len(self), bool)
-        for c in range(len(self.classes)):
-            members = rng.permutation(self._members(c))
-            if len(members):
-                held[members[:max(1, round(fraction * len(members)))]] = True
-        return held
-
-    def per_class_index(self, k: int, seed: int) -> np.ndarray:
-        """Sorted positions of ``k`` texts of every class, drawn with ``seed`` (all of a class that has fewer)."""
-        rng = np.random.default_rng(seed)
-        chosen = [rng.permutation(self._members(c))[:k] for c in range(len(self.classes))]
-        return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
-
-    def per_class(self, k: int, seed: int) -> "TextSamples":
-        return self.subset(self.per_class_index(k, seed))
 
 
 def load_texts(catalog: Catalog, dataset: str, spec: TextInput, *, split: str | None = None,

@@ -143,8 +143,7 @@ def run_windows(table: pa.Table, *, features: list[str], length: int, stride: in
         raise ValueError(f"columns {missing} not in table (has {table.column_names})")
     table = table.sort_by([("plant", "ascending"), ("asset", "ascending"), ("step", "ascending")])
     values = np.stack([table.column(c).to_numpy().astype(np.float32, copy=False) for c in features])
-    asset_key = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
-    asset_codes, asset_names = codes(asset_key)
+    asset_codes, asset_names = codes(unit_keys(table))
     bounds = np.flatnonzero(np.r_[True, asset_codes[1:] != asset_codes[:-1], True])
     starts, stops = bounds[:-1], bounds[1:]
     ends, owner = [], []
@@ -188,7 +187,27 @@ def row_times(table: pa.Table, column: str = "ts") -> np.ndarray:
                          f"{table.column('step')[first].as_py()}; joining by time needs every row's time")
     if not pa.types.is_timestamp(col.type):
         raise ValueError(f"column {column!r} holds {col.type}, not timestamps")
-    return pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy().astype(np.int64, copy=False)
+    return _micros(col).to_numpy().astype(np.int64, copy=False)
+
+
+NO_TIME = np.iinfo(np.int64).min  # an event (image, text) recorded without a time
+
+
+def event_keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's unit (``plant/asset``, object ``[N]``) and time (int64 µs since the epoch, UTC;
+    :data:`NO_TIME` where it has none) from a table's ``plant``, ``asset`` and ``ts`` columns."""
+    return (np.asarray(unit_keys(table).to_pylist(), dtype=object),
+            pc.fill_null(_micros(table.column("ts")), NO_TIME).to_numpy().astype(np.int64, copy=False))
+
+
+def unit_keys(table: pa.Table) -> pa.Array:
+    """Each row's ``plant/asset``."""
+    return pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
+
+
+def _micros(column) -> pa.ChunkedArray:
+    """A timestamp column as int64 µs since the epoch (UTC)."""
+    return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
 
 def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None, label: str = "label_id",
@@ -230,8 +249,7 @@ def waveform_windows(table: pa.Table, *, length: int, stride: int | None = None,
     ends, asset_starts, rows = (np.concatenate(a).astype(np.int64) for a in (ends, owner, row_of))
     labels, classes = _class_ids(table.column(label), label, classes)
     dom_codes, dom_names = codes(table.column(domain))
-    asset_key = pc.binary_join_element_wise(table.column("plant"), table.column("asset"), "/")
-    asset_codes, asset_names = codes(asset_key)
+    asset_codes, asset_names = codes(unit_keys(table))
     return Windows(values=flat, length=length, ends=ends, asset_starts=asset_starts, labels=labels[rows],
                    domains=dom_codes[rows], assets=asset_codes[rows], domain_names=dom_names,
                    asset_names=asset_names, channels=[stored[i] for i in pick], task_type="classification",

@@ -85,12 +85,13 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
 
     whole = {}  # joined by time, the other inputs are read whole: once per set of domains, shared by the sets
 
-    def joined_input(name: str, source: InputSource, **kwargs):
+    def joined_input(name: str, source: InputSource, split: str | None = None, domains: list[str] | None = None,
+                     last_only: bool = False):  # (events have no windows to take the last of)
         if name == join["anchor"]:
-            return _load_event_input(name, source, catalog, True, classes, **kwargs)
-        key = (name, tuple(kwargs.get("domains") or ()))
+            return load_joined_input(name, source, catalog, anchor=True, split=split, domains=domains, classes=classes)
+        key = (name, tuple(domains or ()))
         if key not in whole:
-            whole[key] = _load_event_input(name, source, catalog, False, classes, **kwargs)
+            whole[key] = load_joined_input(name, source, catalog, anchor=False, domains=domains)
         return whole[key]
 
     def load(dataset: str, **kwargs):  # every set of the run takes its class ids from one list
@@ -157,12 +158,12 @@ def _load_input(name: str, source: InputSource, catalog: Catalog, *, times: bool
     return RowValues.from_windows(samples) if source.columns else samples
 
 
-def _load_event_input(name: str, source: InputSource, catalog: Catalog, anchor: bool, classes, *, split=None,
-                      domains=None, last_only: bool = False):
+def load_joined_input(name: str, source: InputSource, catalog: Catalog, *, anchor: bool, split: str | None = None,
+                      domains: list[str] | None = None, classes: list[str] | None = None):
     """One input of a run joined by time. The anchor's events are read as the role asks (split,
     domains, the run's classes); every other input reads the role's domains in every split (an event
     of the test split joins the windows its machine recorded, whichever split holds them), all its
-    windows, and no labels of its own."""
+    windows with their times, and no labels of its own."""
     if anchor:
         return _load_input(name, source, catalog, split=split, domains=domains, classes=classes)
     return _load_input(name, source, catalog, times=True, labelled=False, domains=domains)

@@ -8,7 +8,8 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
+
+from ..conftest import answer_with
 
 SENSORS = ("de", "fe", "ba")
 
@@ -74,12 +75,8 @@ def test_every_subset_is_answered_as_in_training(fused_registry, fused_runs, fus
         for subset in itertools.combinations(SENSORS, k):
             served = predictor.predict(f"fused-{fusion}", inputs={s: {"windows": raw[s].tolist()} for s in subset})
             assert served["inputs_used"] == list(subset)
-            present = np.repeat(np.array([[s in subset for s in SENSORS]]), len(raw["de"]), axis=0)
-            feeds = {s: torch.from_numpy(np.where(present[:, i, None, None], inputs[s], 0.0).astype(np.float32))
-                     for i, s in enumerate(SENSORS)}
-            with torch.no_grad():
-                expected = eager({**feeds, "present": torch.from_numpy(present)}).numpy()
-            np.testing.assert_allclose(served["probabilities"], expected, atol=2e-5)
+            np.testing.assert_allclose(served["probabilities"], answer_with(eager, inputs, list(SENSORS), subset),
+                                       atol=2e-5)
             answers[subset] = np.asarray(served["probabilities"])
     # a sensor left out is not the same as a sensor sent: the mask changes the answer
     assert not np.allclose(answers[SENSORS], answers[("de",)], atol=1e-3)

@@ -14,7 +14,7 @@ import torch
 
 from transferline.errors import TransferlineError
 
-from ..conftest import REPO
+from ..conftest import REPO, answer_with
 
 CONFIG = REPO / "examples" / "configs" / "fusion_cnc.yaml"
 INPUTS = ("spindle", "x", "y", "z", "setpoints")
@@ -139,12 +139,7 @@ def test_served_subsets_with_table_rows_are_answered_as_in_training(cnc_run, cnc
                     else {"windows": raw[n]}) for n in subset}
         served = predictor.predict("cnc-fused", inputs=body)
         assert served["inputs_used"] == list(subset)
-        present = np.repeat(np.array([[n in subset for n in INPUTS]]), len(index), axis=0)
-        feeds = {n: torch.from_numpy(np.where(present[:, i].reshape(-1, *[1] * (inputs[n].ndim - 1)), inputs[n], 0)
-                                     .astype(np.float32)) for i, n in enumerate(INPUTS)}
-        with torch.no_grad():
-            expected = eager({**feeds, "present": torch.from_numpy(present)}).numpy()
-        np.testing.assert_allclose(served["probabilities"], expected, atol=2e-5)
+        np.testing.assert_allclose(served["probabilities"], answer_with(eager, inputs, INPUTS, subset), atol=2e-5)
 
 
 def test_table_rows_that_do_not_fit_are_refused_by_field(cnc_run, tmp_path):

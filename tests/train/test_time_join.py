@@ -16,13 +16,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from transferline.data.multimodal import join_by_time
 from transferline.errors import DataError, TransferlineError
 from transferline.sample_data import NEU_CLASSES
 
-from ..conftest import REPO
+from ..conftest import REPO, answer_with
 
 WINDOW, TOLERANCE_S = 16, 1.0
 INPUTS = ("photo", "drives", "note")
@@ -152,11 +151,11 @@ def test_a_zero_tolerance_joins_only_what_was_recorded_at_that_moment(line_catal
 
 def _parts(catalog, *extra):
     from transferline.data import get_data_spec
-    from transferline.train.data import _load_event_input, input_sources
+    from transferline.train.data import input_sources, load_joined_input
 
     config = _config(catalog, *extra)
     sources = input_sources(config["data"], get_data_spec("image", size=[32, 32]))
-    return {name: _load_event_input(name, source, catalog, name == "photo", None, split="all", domains=["line1"])
+    return {name: load_joined_input(name, source, catalog, anchor=name == "photo", split="all", domains=["line1"])
             for name, source in sources.items()}
 
 
@@ -269,12 +268,7 @@ def test_a_fused_run_serves_any_subset_of_image_window_and_note_as_in_training(l
     for subset in [INPUTS, ("photo",), ("drives",), ("note",), ("photo", "note")]:
         served = predictor.predict("line-fused", inputs={n: raw[n] for n in subset})
         assert served["inputs_used"] == list(subset)
-        present = np.repeat(np.array([[n in subset for n in INPUTS]]), len(index), axis=0)
-        feeds = {n: torch.from_numpy(np.where(present[:, i].reshape(-1, *[1] * (inputs[n].ndim - 1)), inputs[n], 0))
-                 for i, n in enumerate(INPUTS)}
-        with torch.no_grad():
-            expected = eager({**feeds, "present": torch.from_numpy(present)}).numpy()
-        np.testing.assert_allclose(served["probabilities"], expected, atol=1e-4)
+        np.testing.assert_allclose(served["probabilities"], answer_with(eager, inputs, INPUTS, subset), atol=1e-4)
     with pytest.raises(RequestError, match="give at least one as inputs.<name>") as err:
         predictor.predict("line-fused", inputs={})
     assert err.value.loc == ["body", "inputs"]
