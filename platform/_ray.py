@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metrics_port: int | None = None,
@@ -92,14 +94,31 @@ def read_cpus(workers: int, cpus_per_worker: float, option: str) -> float:
     return min(1.0, free)
 
 
-def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker: float = 1,
-                  gpus_per_worker: float = 0, datasets: dict | None = None):
-    """Runs ``worker(job)`` in ``workers`` Ray Train workers (a TorchTrainer: gloo on CPU, NCCL on
-    GPU) and returns the finished result (its checkpoint and metrics); a worker's error is raised.
-    ``datasets``: Ray Datasets each worker reads its own equal shard of (``get_dataset_shard``)."""
+@contextmanager
+def run_storage(storage: str | None = None):
+    """Where a Ray Train run keeps its checkpoints: ``storage`` as given (kept), or a fresh folder
+    under the temporary directory that is removed when the run is done, failed or not, so that
+    repeated runs do not fill the disk with checkpoints nobody reads again."""
+    if storage:
+        yield storage
+        return
+    import shutil
     import tempfile
 
-    from ray.train import DataConfig, RunConfig, ScalingConfig
+    folder = tempfile.mkdtemp(prefix="transferline-ray-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def train_workers(worker, job: dict, read, *, name: str, workers: int, cpus_per_worker: float = 1,
+                  gpus_per_worker: float = 0, datasets: dict | None = None):
+    """Runs ``worker(job)`` in ``workers`` Ray Train workers (a TorchTrainer: gloo on CPU, NCCL on
+    GPU) and returns ``(read(folder), metrics)``: ``read`` takes the folder of rank 0's final
+    checkpoint, which is gone afterwards; a worker's error is raised. ``datasets``: Ray Datasets
+    each worker reads its own equal shard of (``get_dataset_shard``)."""
+    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     if gpus_per_worker:
@@ -112,15 +131,18 @@ def train_workers(worker, job: dict, *, name: str, workers: int, cpus_per_worker
             raise TransferlineError(f"--gpus-per-worker {gpus_per_worker:g}: {workers} workers need "
                                     f"{workers * gpus_per_worker:g} GPUs; the Ray cluster has {have:g}")
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
-    trainer = TorchTrainer(worker, train_loop_config=job,
-                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
-                                                        resources_per_worker=resources),
-                           datasets=datasets or None, dataset_config=DataConfig(datasets_to_split="all"),
-                           run_config=RunConfig(name=name, storage_path=tempfile.mkdtemp(prefix="transferline-ray-")))
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    return result
+    with run_storage() as storage:
+        trainer = TorchTrainer(worker, train_loop_config=job,
+                               scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
+                                                            resources_per_worker=resources),
+                               datasets=datasets or None, dataset_config=DataConfig(datasets_to_split="all"),
+                               run_config=RunConfig(name=name, storage_path=storage,
+                                                    checkpoint_config=CheckpointConfig(num_to_keep=1)))
+        result = trainer.fit()
+        if result.error:
+            raise result.error
+        with result.checkpoint.as_directory() as folder:
+            return read(Path(folder)), dict(result.metrics or {})
 
 
 def report_weights(dist, module, record: dict, metrics: dict | None = None) -> None:
@@ -128,7 +150,6 @@ def report_weights(dist, module, record: dict, metrics: dict | None = None) -> N
     the run's checkpoint; every worker reports ``metrics`` (default: the number of workers)."""
     import json
     import tempfile
-    from pathlib import Path
 
     import ray.train
     from safetensors.torch import save_file
@@ -143,13 +164,10 @@ def report_weights(dist, module, record: dict, metrics: dict | None = None) -> N
         ray.train.report(metrics or {"workers": dist.world}, checkpoint=checkpoint)
 
 
-def reported_weights(result) -> tuple[dict, dict]:
-    """The weights and record a run's rank 0 reported with :func:`report_weights`."""
+def reported_weights(folder: Path) -> tuple[dict, dict]:
+    """The weights and record in a checkpoint folder rank 0 reported with :func:`report_weights`."""
     import json
-    from pathlib import Path
 
     from safetensors.torch import load_file
 
-    with result.checkpoint.as_directory() as folder:
-        return (load_file(str(Path(folder) / "weights.safetensors")),
-                json.loads((Path(folder) / "record.json").read_text()))
+    return load_file(str(folder / "weights.safetensors")), json.loads((folder / "record.json").read_text())

@@ -54,9 +54,8 @@ def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, hold
            "holdout": holdout, "val_fraction": val_fraction, "per_class": per_class,
            "init": str(Path(init).resolve()) if init else None, "threads": max(1, int(cpus_per_worker)),
            "gpu": gpus_per_worker > 0}
-    result = train_workers(_worker, job, name="detector-fit", workers=workers, cpus_per_worker=cpus_per_worker,
-                           gpus_per_worker=gpus_per_worker)
-    state, fit = reported_weights(result)
+    (state, fit), metrics = train_workers(_worker, job, reported_weights, name="detector-fit", workers=workers,
+                                          cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
     spec = ImageInput(size=config.size)
     if init:
         from .store import detector_spec
@@ -64,5 +63,5 @@ def fit_detector_on_ray(catalog, dataset: str, config, *, workers: int = 2, hold
         spec = detector_spec(init)[0]
     model = build_detector(DetectorConfig(**{**config.to_dict(), "pretrained": None}), fit.pop("classes"), spec)
     model.load_state_dict(state)
-    fit.update({k: v for k, v in (result.metrics or {}).items() if k in ("workers", "ray_nodes")})
+    fit.update({k: v for k, v in metrics.items() if k in ("workers", "ray_nodes")})
     return model.eval(), fit

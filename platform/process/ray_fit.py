@@ -64,13 +64,15 @@ def fit_on_ray(data: ProcessData, config: SurrogateConfig, *, workers: int = 2, 
 
     ensure_ray(address)
     job = {"data": data, "config": asdict(config), "evaluate": evaluate, "threads": max(1, int(cpus_per_worker))}
-    result = train_workers(_worker, job, name="process-fit", workers=workers, cpus_per_worker=cpus_per_worker)
-    with result.checkpoint.as_directory() as folder:
-        state = load_file(str(Path(folder) / "model.safetensors"))
-        npz = np.load(Path(folder) / "held_out.npz")
+
+    def read(folder: Path):
+        npz = np.load(folder / "held_out.npz")
         held = None
         if evaluate:
-            n, k = data.Y.shape
-            held = {key: np.stack([npz[f"{key}_{i}"] for i in range(n)]) for key in ("mean", "lo", "hi")}
+            held = {key: np.stack([npz[f"{key}_{i}"] for i in range(len(data.Y))]) for key in ("mean", "lo", "hi")}
+        return load_file(str(folder / "model.safetensors")), held
+
+    (state, held), metrics = train_workers(_worker, job, read, name="process-fit", workers=workers,
+                                           cpus_per_worker=cpus_per_worker)
     model = from_state(state)
-    return model, held, {k: v for k, v in (result.metrics or {}).items() if k in ("workers", "ray_nodes")}
+    return model, held, {k: v for k, v in metrics.items() if k in ("workers", "ray_nodes")}

@@ -57,10 +57,9 @@ def fit_pairs_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdout
         datasets = {"train": plan.dataset(pair_spec(config), seed=config.seed,
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
         job["stream"] = {"n": len(plan.split["train"]), "val": plan.pairs("val") if val is None else val}
-    result = train_workers(_worker, job, name="retriever-fit", workers=workers, cpus_per_worker=cpus_per_worker,
-                           gpus_per_worker=gpus_per_worker, datasets=datasets)
-    state, fit = reported_weights(result)
+    (state, fit), metrics = train_workers(_worker, job, reported_weights, name="retriever-fit", workers=workers,
+                                          cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, datasets=datasets)
     encoder, spec = build_encoder(config)
     encoder.load_state_dict(state)
-    fit["workers"] = (result.metrics or {}).get("workers")
+    fit["workers"] = metrics.get("workers")
     return encoder.eval(), spec, fit

@@ -60,10 +60,9 @@ def fit_tagger_on_ray(catalog, dataset: str, config, *, workers: int = 2, holdou
                                           num_cpus=read_cpus(workers, cpus_per_worker, "--stream"))}
         job["stream"] = {"n": len(plan.split["train"]), "tag_names": plan.tag_names,
                          "val": plan.texts("val") if val is None else val}
-    result = train_workers(_worker, job, name="tagger-fit", workers=workers, cpus_per_worker=cpus_per_worker,
-                           gpus_per_worker=gpus_per_worker, datasets=datasets)
-    state, fit = reported_weights(result)
+    (state, fit), metrics = train_workers(_worker, job, reported_weights, name="tagger-fit", workers=workers,
+                                          cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, datasets=datasets)
     tagger, spec = build_tagger(config, fit.pop("tags"))
     tagger.load_state_dict(state)
-    fit["workers"] = (result.metrics or {}).get("workers")
+    fit["workers"] = metrics.get("workers")
     return tagger.eval(), spec, fit

@@ -84,10 +84,10 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
-    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from .._ray import ensure_ray
+    from .._ray import ensure_ray, run_storage
     from ..catalog.store import resolve_root
     from .tracking import tracking_uri
 
@@ -109,13 +109,15 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"
-    trainer = TorchTrainer(
-        _worker, train_loop_config=job,
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
-        datasets=datasets or None, dataset_config=DataConfig(datasets_to_split=["source_train"]),
-        run_config=RunConfig(name=name, storage_path=storage or tempfile.mkdtemp(prefix="transferline-ray-"),
-                             failure_config=FailureConfig(max_failures=max_failures)))
-    result = trainer.fit()
+    with run_storage(storage) as storage_path:  # a temporary one goes when the run is done
+        trainer = TorchTrainer(
+            _worker, train_loop_config=job,
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+            datasets=datasets or None, dataset_config=DataConfig(datasets_to_split=["source_train"]),
+            run_config=RunConfig(name=name, storage_path=storage_path,
+                                 failure_config=FailureConfig(max_failures=max_failures),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=1)))
+        result = trainer.fit()
     if result.error:
         raise result.error
     metrics = dict(result.metrics or {})

@@ -120,9 +120,13 @@ def test_embedded_ray_trains_at_the_drivers_priority():
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path):
+def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path, monkeypatch):
+    import tempfile
+
     from transferline.train import fit_on_ray, train_loop
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     config = _config(sample)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a Ray worker with one CPU: the same float summation order
@@ -135,6 +139,7 @@ def test_one_ray_worker_matches_the_in_process_run(ray_cluster, sample, tmp_path
         assert remote[key] == pytest.approx(local[key], rel=1e-4), key
     assert remote["best_epoch"] == local["best_epoch"]
     assert (tmp_path / "ray" / "model.safetensors").is_file()
+    assert not list((tmp_path / "tmp").glob("transferline-ray-*")), "Ray Train's temporary storage was left behind"
 
 
 def _on_two_workers(cli, mode: str, config: str, run_dir, *args, metric: str) -> None:
@@ -308,10 +313,12 @@ def test_text_run_with_two_ray_workers(ray_cluster, tmp_path, cli, streamed):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster, tmp_path, cli):
+def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster, tmp_path, cli, monkeypatch):
     """`process fit --workers 2`: folds and ensemble members are shared out between two Ray Train
-    workers; the ensemble and its leave-one-run-out scores equal those of one process."""
+    workers; the ensemble and its leave-one-run-out scores equal those of one process; the run's
+    temporary checkpoint storage is gone once the model is read."""
     import json
+    import tempfile
 
     import numpy as np
 
@@ -323,9 +330,12 @@ def test_process_surrogate_on_two_workers_is_the_single_process_one(ray_cluster,
     code, _, err = cli("ingest", "cnc-mill", sample_path("cnc_mill"), "--name", "cnc", "--catalog", tmp_path / "cat",
                        "--quiet")
     assert code == 0, err
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     code, out, err = cli("process", "fit", "--dataset", "cnc", "--catalog", tmp_path / "cat", "--out", tmp_path / "run",
                          "--members", "6", "--epochs", "60", "--workers", "2")
     assert code == 0, err
+    assert not list((tmp_path / "tmp").glob("transferline-ray-*")), "Ray Train's temporary storage was left behind"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["ray"] == {"workers": 2, "ray_nodes": 1}
     data = load_process_data(Catalog(tmp_path / "cat"), "cnc")
