@@ -30,6 +30,21 @@ def run_once(catalog: Catalog, config_name: str, overrides: list[str], run_dir: 
     return train_loop(config, data=prepare_data(config, catalog))
 
 
+def accuracy_run(catalog_root: str, config_path: Path, overrides: list[str]) -> dict:
+    """One run in a benchmark's worker process, with ``$TL_BENCH_THREADS`` torch threads (default 1:
+    two runs side by side use the two cores): its test accuracies (``test_*accuracy``) and seconds."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TL_BENCH_THREADS", "1")))
+    t0 = time.perf_counter()
+    metrics = run_once(Catalog(catalog_root), config_path, overrides)
+    keep = {k: float(v) for k, v in metrics.items() if k.startswith("test_") and k.endswith("accuracy")}
+    keep["seconds"] = time.perf_counter() - t0
+    return keep
+
+
 def add_common_args(parser, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
     """--data, --catalog and --seeds, shared by every transfer benchmark."""
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the real data folder")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import spread, started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, markdown_table, run_jobs, run_once  # noqa: E402
+from _transfer import DEFAULT_DATA, accuracy_run, markdown_table, run_jobs  # noqa: E402
 
 SENSORS = ("de", "fe", "ba")
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
@@ -37,8 +37,8 @@ WITHIN_MODELS = ("fused", "de", "fe", "ba")
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "fusion_cwru.yaml"
 
 
-def fault_catalog(root: Path, data: Path):
-    """The three sensors of the 36 fault recordings, one dataset each (a no-op when already there)."""
+def fault_catalog(root: Path, data: Path, sensors: tuple[str, ...] = SENSORS):
+    """``sensors`` of the 36 fault recordings, one dataset each (a no-op when already there)."""
     from transferline.catalog import Catalog
     from transferline.connectors import create_reader
 
@@ -49,7 +49,7 @@ def fault_catalog(root: Path, data: Path):
             link.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(path.resolve(), link)
     catalog = Catalog(root / "catalog")
-    for sensor in SENSORS:
+    for sensor in sensors:
         catalog.ingest(f"cwru_{sensor}", create_reader("cwru")(faults, sensor=sensor.upper()), progress=False)
     return catalog
 
@@ -66,31 +66,28 @@ def overrides(model: str, src: str, tgt: str, fusion: str) -> list[str]:
 
 
 def run_job(job: tuple) -> tuple:
-    """One run in a worker process (one torch thread: two runs side by side use the two cores)."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("TL_BENCH_THREADS", "1")))
-    from transferline.catalog import Catalog
-
+    """One run in a worker process."""
     setting, src, tgt, model, seed, catalog_root, fusion, extra = job
-    t0 = time.perf_counter()
-    metrics = run_once(Catalog(catalog_root), CONFIG, [f"seed={seed}", *overrides(model, src, tgt, fusion), *extra])
-    keep = {k: float(v) for k, v in metrics.items() if k.startswith("test_") and k.endswith("accuracy")}
-    keep["seconds"] = time.perf_counter() - t0
-    return job, keep
+    return job, accuracy_run(catalog_root, CONFIG, [f"seed={seed}", *overrides(model, src, tgt, fusion), *extra])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cwru_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the CWRU cross-load benchmarks: data, catalog root, seeds, jobs, load pairs, overrides."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--root", type=Path, default=Path("/tmp/transferline-bench-fusion"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, one torch thread each")
     parser.add_argument("--pairs", nargs="+", default=[f"{a}-{b}" for a, b in PAIRS], help="cross-load pairs SRC-TGT")
-    parser.add_argument("--loads", nargs="+", default=list("0123"), help="within-load runs on these loads")
-    parser.add_argument("--fusion", default="gated", choices=["concat", "gated", "attention"])
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (repeatable)")
+    return parser
+
+
+def main() -> int:
+    parser = cwru_parser(__doc__)
+    parser.add_argument("--loads", nargs="+", default=list("0123"), help="within-load runs on these loads")
+    parser.add_argument("--fusion", default="gated", choices=["concat", "gated", "attention"])
     args = parser.parse_args()
     env = started()
     catalog = fault_catalog(args.root, args.data)

@@ -20,7 +20,7 @@ from .timm_backbones import TimmEncoder
 class SpectrogramEncoder(Encoder):
     modality = "series"
 
-    def __init__(self, spec: SeriesInput, backbone: str = "tf_efficientnet_lite0", pretrained: str | None = "imagenet",
+    def __init__(self, spec: SeriesInput, backbone: str = "tf_efficientnet_lite0", pretrained: str | bool = "imagenet",
                  n_fft: int | None = None, hop: int | None = None, size: int = 64) -> None:
         super().__init__()
         # default: 128 samples, or the largest power of two within half the window
@@ -52,7 +52,8 @@ class SpectrogramEncoder(Encoder):
 
 @register_encoder("spectrogram", modality="series")
 def spectrogram(spec: SeriesInput, **options) -> SpectrogramEncoder:
-    """Options: ``backbone`` (a timm model), ``pretrained`` (``imagenet``, a weight file, or None),
+    """Options: ``backbone`` (a timm model), ``pretrained`` (``imagenet``, the default; a weight file; or
+    ``false`` for random weights: a null option keeps the default, as every encoder option does),
     ``n_fft`` (default 128, less for short windows), ``hop`` (default ``n_fft // 4``), ``size`` (image
     side in pixels)."""
     return SpectrogramEncoder(spec, **options)

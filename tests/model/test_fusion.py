@@ -151,3 +151,20 @@ def test_spectrogram_view_of_a_window():
     assert abs(int(rows.argmax()) - round(64 * 1500 / 6000)) <= 2  # 1.5 kHz of 6 kHz Nyquist
     with torch.no_grad():
         assert encoder(x).shape == (2, encoder.out_dim) == (2, 1280)
+
+
+def test_spectrogram_backbone_starts_from_imagenet_unless_told_not_to():
+    """The default backbone holds the offline ImageNet weights; ``pretrained=False`` gives seeded
+    random ones; a None option keeps the default (as every encoder option does)."""
+    from transferline.encoders.timm_backbones import _efficientnet_lite0_file, read_state, to_timm_keys
+
+    spec = SeriesInput(channels=1, window=1024)
+    stem = to_timm_keys(read_state(_efficientnet_lite0_file()))["conv_stem.weight"]
+    for options in ({}, {"pretrained": None}):
+        encoder = create_encoder("spectrogram", spec, size=32, **options)
+        assert torch.equal(encoder.image.model.conv_stem.weight, stem), options
+    torch.manual_seed(0)
+    first = create_encoder("spectrogram", spec, size=32, pretrained=False).image.model.conv_stem.weight
+    torch.manual_seed(1)
+    second = create_encoder("spectrogram", spec, size=32, pretrained=False).image.model.conv_stem.weight
+    assert not torch.equal(first, stem) and not torch.equal(first, second)
