@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=int, default=640)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--shuffle-windows", type=int, default=1024)
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (repeatable; the test trains a narrower encoder)")
     parser.add_argument("--report", help="write the raw report here instead of benchmarks/results")
     args = parser.parse_args()
     started()
@@ -131,7 +133,8 @@ def main() -> None:
                f"label_cap: {ASSET_ROWS}}}",
                "encoder=cnn_small", "task=rul", "adaptation=source_only", "strategy=full", "epochs=1",
                f"optim.batch_size={args.batch_size}",
-               f"data.streaming.shuffle_windows={args.shuffle_windows}", "optim.lr=0.003", "progress=false", "device=cpu"]
+               f"data.streaming.shuffle_windows={args.shuffle_windows}", "optim.lr=0.003", "progress=false", "device=cpu",
+               *args.extra]
 
     @ray.remote(num_cpus=1)
     def load_in_memory() -> int:
@@ -198,7 +201,7 @@ def main() -> None:
         f"{metrics['wall_seconds']:.0f} s ({summary['windows_per_s']:,.0f} windows/s) |",
         f"| training worker's private memory growth (peak) | {summary['train_worker_private_growth_mb']:.0f} MB |",
         f"| validation RMSE (label std {report['label_std']:.0f}) | {summary['val_rmse']:.1f} |"])
-    write_results("stream_memory", {"rows": args.rows, "budget_mb": args.budget_mb, "encoder": "cnn_small",
+    write_results("stream_memory", {"rows": args.rows, "budget_mb": args.budget_mb, "encoder": "cnn_small", "overrides": args.extra,
                                     "batch_size": args.batch_size, "shuffle_windows": args.shuffle_windows,
                                     "window": "32 rows, stride 32, 16 channels"},
                   summary, report, table)
