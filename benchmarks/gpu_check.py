@@ -7,7 +7,8 @@ on the vendored samples:
 1. every adaptation method (source_only, mmd, coral, dann) and every pretraining objective
    (supervised, masked, contrastive, gan) runs a few steps on CUDA with bf16 autocast; images
    (few-shot NEU, each visual objective), text (MiniLM multi-label; retrieval and tagging in
-   process, then on a Ray Train worker holding the GPU with their data streamed), generic waveforms, process
+   process, then on a Ray Train worker holding the GPU with their data streamed), fused inputs (CNC
+   signal groups and set-points, in process and streamed to a Ray Train worker), generic waveforms, process
    optimization (signal features, BoTorch), anomaly detection (PatchCore, PaDiM on the device);
 2. training-loop throughput (windows/s) fp32 vs bf16 for two encoders at batch 1024, with GPU
    utilization sampled through NVML, against the bare training step of each encoder family;
@@ -464,6 +465,17 @@ def main() -> int:
     # registered with the tabular input kept in the ONNX export
     report["checks"]["fusion/tabular"] = fused_check(catalog, "fusion_cnc.yaml", pre_dir.parent / "cnc", "setpoints")
     print("fusion tabular", report["checks"]["fusion/tabular"], flush=True)
+    # the same inputs on a Ray Train worker holding the GPU, streamed: each read task reads, standardizes
+    # and joins the five inputs (data.streaming with data.inputs)
+    from transferline.train.ray_runner import fit_on_ray
+
+    m = fit_on_ray(load_config(REPO / "examples" / "configs" / "fusion_cnc.yaml",
+                               [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16",
+                                "epochs=2", "data.streaming.enabled=true", "data.streaming.rows_per_task=2000",
+                                "tracking.mlflow=false"]), workers=1, gpus_per_worker=int(DEVICE != "cpu"), cpus_per_worker=2)
+    report["checks"]["fusion/streamed_on_ray_gpu"] = {"ok": m["test_accuracy"] == m["test_accuracy"],
+                                                      "test_accuracy": m["test_accuracy"]}
+    print("fusion streamed on Ray (GPU worker)", report["checks"]["fusion/streamed_on_ray_gpu"], flush=True)
     # images, sensor windows and notes joined by plant, asset and time (real fragments, times
     # assigned), the image backbone, the CNN and MiniLM fused in bf16 and registered
     from transferline.sample_data import ingest_inspection_line

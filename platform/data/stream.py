@@ -104,30 +104,50 @@ def fit_normalizer(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: s
     # NOTE: in memory the statistics cover the rows some window reads; here every row of the
     # assets. The two agree whenever ``stride`` is 1 (every row of an asset long enough is read).
     """
-    stats: dict[int | None, tuple[int, np.ndarray, np.ndarray]] = {}
-
-    def merge(group, values: np.ndarray) -> None:
-        n_b, mean_b = len(values), values.mean(axis=0)
-        m2_b = ((values - mean_b) ** 2).sum(axis=0)
-        if group not in stats:
-            stats[group] = (n_b, mean_b, m2_b)
-            return
-        n_a, mean_a, m2_a = stats[group]
-        n, delta = n_a + n_b, mean_b - mean_a
-        stats[group] = (n, mean_a + delta * n_b / n, m2_a + m2_b + delta ** 2 * n_a * n_b / n)
-
+    stats: dict[int | None, Moments] = {}
     for table in _read_assets(catalog, dataset, spec, split, domains, keys):
         values = np.stack([table.column(c).to_numpy().astype(np.float32).astype(np.float64) for c in spec.features],
                           axis=1)
         codes = row_group_codes(table, spec)
         groups = codes.to_numpy() if codes is not None else np.zeros(table.num_rows, np.int64)
         for g in np.unique(groups):
-            merge(int(g), values[groups == g])
-        merge(None, values)
+            stats.setdefault(int(g), Moments()).add(values[groups == g])
+        stats.setdefault(None, Moments()).add(values)
     names = sorted(g for g in stats if g is not None)
-    mean = np.stack([stats[g][1] for g in [*names, None]])
-    std = np.stack([np.sqrt(stats[g][2] / stats[g][0]) for g in [*names, None]])
+    mean = np.stack([stats[g].mean for g in [*names, None]])
+    std = np.stack([stats[g].std for g in [*names, None]])
     return GroupNormalizer(groups=names + [-1], mean=mean, std=np.maximum(std, 1e-6))
+
+
+class Moments:
+    """Count, mean and variance per column of rows added batch by batch (Chan et al.'s pairwise
+    update): what one pass over everything at once gives, in bounded memory."""
+
+    def __init__(self) -> None:
+        self.n, self._mean, self._m2 = 0, None, None
+
+    def add(self, values: np.ndarray) -> None:
+        """Adds the rows of ``values`` (float64 ``[N, C]``)."""
+        n_b = len(values)
+        if not n_b:
+            return
+        mean_b = values.mean(axis=0)
+        m2_b = ((values - mean_b) ** 2).sum(axis=0)
+        if not self.n:
+            self.n, self._mean, self._m2 = n_b, mean_b, m2_b
+            return
+        n, delta = self.n + n_b, mean_b - self._mean
+        self._mean, self._m2 = self._mean + delta * n_b / n, self._m2 + m2_b + delta ** 2 * self.n * n_b / n
+        self.n = n
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @property
+    def std(self) -> np.ndarray:
+        """The population standard deviation (``np.std``'s default)."""
+        return np.sqrt(self._m2 / self.n)
 
 
 def deal_tasks(index: AssetIndex, keys: list[str], rows_per_task: int) -> list[list[str]]:

@@ -18,7 +18,9 @@ from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSp
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
 from ..data.inputs import TabularInput, TextInput
-from ..data.multimodal import RowValues, join_by_time, join_samples
+from ..data.joined_stream import JoinedPlan, plan_joined
+from ..data.multimodal import JoinedSamples, RowValues, join_by_time, join_samples
+from ..data.stream import RayStream
 from ..data.specs import load_windows
 from ..data.text import load_texts
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
@@ -76,12 +78,7 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     for dataset, input_spec, _ in inputs.values() or [(_dataset(config["data"], "source"), spec, None)]:
         check_kind(catalog, dataset, input_spec)
     join = config["data"].get("join") or {"by": "key"}
-    if inputs and join["by"] == "time":  # the anchor's events are the samples; they carry the labels
-        anchor = inputs[join["anchor"]]
-        classes = run_classes(catalog, anchor.dataset, anchor.spec)
-    else:
-        series = [source.dataset for source in inputs.values() if not source.columns]
-        classes = run_classes(catalog, series[0] if series else _dataset(config["data"], "source"), spec)
+    classes = _run_classes(catalog, config["data"], spec, inputs)
 
     whole = {}  # joined by time, the other inputs are read whole: once per set of domains, shared by the sets
 
@@ -109,6 +106,17 @@ def prepare_data(config: dict, catalog: Catalog | None = None, streams: dict | N
     if inputs:
         _standardize_inputs(out, inputs)
     return out
+
+
+def _run_classes(catalog: Catalog, data: dict, spec, inputs: dict) -> list[str]:
+    """The run's class list: the anchor's (joined by time: its events carry the labels), else the
+    first series input's or the source dataset's."""
+    join = data.get("join") or {"by": "key"}
+    if inputs and join["by"] == "time":
+        anchor = inputs[join["anchor"]]
+        return run_classes(catalog, anchor.dataset, anchor.spec)
+    series = [source.dataset for source in inputs.values() if not source.columns]
+    return run_classes(catalog, series[0] if series else _dataset(data, "source"), spec)
 
 
 class InputSource(NamedTuple):
@@ -174,7 +182,26 @@ def _standardize_inputs(out: RunData, sources: dict[str, InputSource]) -> None:
     runs windows normalized by group get a :class:`GroupNormalizer` per input, tabular inputs a
     mean and standard deviation per column (per-window normalization needs neither). Sets
     ``out.inputs``, the spec of each input with those statistics."""
-    train = out.source_train
+    plan = getattr(out.source_train, "plan", None)
+    if plan is not None:  # streamed: the plan fitted each input over the training assets
+        out.inputs, transforms = plan.input_spec(), plan.transforms()
+    else:
+        out.inputs, transforms = _fit_inputs(out.source_train, sources)
+    done = {}  # id -> (part, transformed): sets share their inputs' samples, each is transformed once
+    for set_name in SET_NAMES:
+        samples = getattr(out, set_name)
+        if samples is None or not transforms or isinstance(samples, RayStream):  # (streams: in their read tasks)
+            continue
+        for name, part in samples.parts.items():
+            if name in transforms and id(part) not in done:
+                done[id(part)] = (part, transforms[name](part))
+        setattr(out, set_name, samples.with_parts({name: done[id(part)][1] if name in transforms else part
+                                                   for name, part in samples.parts.items()}))
+
+
+def _fit_inputs(train: JoinedSamples, sources: dict[str, InputSource]) -> tuple[InputSpec, dict]:
+    """Each input's spec with statistics fitted over the samples ``train`` reads, and the transforms
+    that apply them."""
     transforms, specs = {}, {}
     for name, part in train.parts.items():
         rows = train.input_rows(name)
@@ -195,17 +222,7 @@ def _standardize_inputs(out: RunData, sources: dict[str, InputSource]) -> None:
             transforms[name] = norm.transform
         specs[name] = series_input(sources[name].spec, part.n_channels, part.length,
                                    norm.to_dict() if norm else None, signals=part.channels)
-    out.inputs = InputSpec(specs)
-    done = {}  # id -> (part, transformed): sets share their inputs' samples, each is transformed once
-    for set_name in SET_NAMES:
-        samples = getattr(out, set_name)
-        if samples is None or not transforms:
-            continue
-        for name, part in samples.parts.items():
-            if name in transforms and id(part) not in done:
-                done[id(part)] = (part, transforms[name](part))
-        setattr(out, set_name, samples.with_parts({name: done[id(part)][1] if name in transforms else part
-                                                   for name, part in samples.parts.items()}))
+    return InputSpec(specs), transforms
 
 
 SET_NAMES = {"source_train": "source training", "source_val": "validation", "target_train": "unlabelled target",
@@ -239,8 +256,8 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
         return _target_only(config, load, group_norm)
     if data["streaming"]["enabled"]:
         streams = streams or source_streams(config, catalog)
-        plan: StreamPlan | SamplePlan = streams["plan"]
-        shuffle = data["streaming"]["shuffle_windows" if isinstance(plan, StreamPlan) else "shuffle_samples"]
+        plan: StreamPlan | SamplePlan | JoinedPlan = streams["plan"]
+        shuffle = data["streaming"]["shuffle_samples" if isinstance(plan, SamplePlan) else "shuffle_windows"]
         out = RunData(plan.stream_of(streams["train_keys"], streams["source_train"], shuffle),
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
@@ -262,11 +279,8 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
 
 
 def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: float = 1.0) -> dict:
-    """Driver side of streaming: indexes the source selection, splits its assets (images and texts:
-    its samples) into train and validation as the in-memory path does, fits a series normalizer on
-    the training assets, and makes
-    the lazy Ray Datasets ``source_train`` (shuffled) and ``source_val``, whose read tasks each
-    take ``read_cpus``."""
+    """Driver side of streaming: the plan of :func:`plan_source` and the lazy Ray Datasets
+    ``source_train`` (shuffled) and ``source_val``, whose read tasks each take ``read_cpus``."""
     import ray.data
 
     from .._ray import ensure_ray
@@ -275,26 +289,49 @@ def source_streams(config: dict, catalog: Catalog | None = None, read_cpus: floa
     context = ray.data.DataContext.get_current()  # workers inherit the driver's
     context.enable_progress_bars = bool(config["progress"])
     context.print_on_execution_start = False
+    plan, train_keys, val_keys = plan_source(config, catalog)
+    seed = config["seed"]
+    return {"plan": plan, "train_keys": train_keys, "val_keys": val_keys,
+            "source_train": plan.dataset_of(train_keys, seed=seed, shuffle=True, num_cpus=read_cpus),
+            "source_val": plan.dataset_of(val_keys, seed=seed, shuffle=False, num_cpus=read_cpus)}
+
+
+def plan_source(config: dict, catalog: Catalog | None = None) -> tuple[StreamPlan | SamplePlan | JoinedPlan,
+                                                                        list, list]:
+    """Indexes the source selection, splits its assets (images and texts: its samples) into train
+    and validation as the in-memory path does, and fits a series normalizer on the training assets
+    (several inputs: each input's statistics): ``(plan, train keys, validation keys)``."""
     data, seed = config["data"], config["seed"]
     catalog = catalog or Catalog(config.get("catalog"))
     spec = _spec(data)
     source, dataset = data["source"], _dataset(data, "source")
+    inputs = input_sources(data, spec)
+    if inputs:  # several series (and tabular) inputs, joined by key in each read task
+        for name, input_ in inputs.items():
+            if not isinstance(input_.spec, WindowSpec):
+                raise TransferlineError(f"config data.inputs.{name}: streamed inputs are joined by key, series "
+                                        f"windows or tabular columns; dataset {input_.dataset!r} is read as "
+                                        f"{type(input_.spec).__name__} (read it into memory: "
+                                        "data.streaming.enabled=false)")
+        plan = plan_joined(catalog, {name: tuple(s) for name, s in inputs.items()}, split=source["split"],
+                           domains=source["domains"], classes=_run_classes(catalog, data, spec, inputs),
+                           rows_per_task=data["streaming"]["rows_per_task"])
+        train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
+        plan.fit(train_keys)
+        return plan, train_keys, val_keys
     if not isinstance(spec, WindowSpec):  # images, texts: each sample its own unit
         plan = plan_samples(catalog, dataset, spec, split=source["split"], domains=source["domains"],
                             classes=run_classes(catalog, dataset, spec),
                             samples_per_task=data["streaming"]["samples_per_task"])
-        train_keys, val_keys = plan.split(data["val_fraction"], seed)
-    else:
-        plan = plan_stream(catalog, dataset, spec, split=source["split"], domains=source["domains"],
-                           rows_per_task=data["streaming"]["rows_per_task"])
-        plan.classes = run_classes(catalog, plan.dataset, spec)
-        train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
+        return plan, *plan.split(data["val_fraction"], seed)
+    plan = plan_stream(catalog, dataset, spec, split=source["split"], domains=source["domains"],
+                       rows_per_task=data["streaming"]["rows_per_task"])
+    plan.classes = run_classes(catalog, plan.dataset, spec)
+    train_keys, val_keys = split_keys(plan.index, data["val_fraction"], seed)
     if _group_norm(spec):
         plan.normalizer = fit_normalizer(catalog, plan.dataset, spec, split=plan.split, domains=plan.domains,
                                          keys=train_keys)
-    return {"plan": plan, "train_keys": train_keys, "val_keys": val_keys,
-            "source_train": plan.dataset_of(train_keys, seed=seed, shuffle=True, num_cpus=read_cpus),
-            "source_val": plan.dataset_of(val_keys, seed=seed, shuffle=False, num_cpus=read_cpus)}
+    return plan, train_keys, val_keys
 
 
 def _add_target(config: dict, load, group_norm: bool, out: RunData) -> RunData:

@@ -23,6 +23,7 @@ from transferline.tasks import create_task
 from ..adaptation import DomainBatch, create_adaptation
 from ..data import Windows, WindowStream
 from ..data.stream import RayStream
+from ..data.joined_stream import JoinedStream
 from ..data.multimodal import JoinedSamples
 from ..encoders import create_encoder, encoder_name
 from ..losses import mk_mmd
@@ -392,7 +393,7 @@ def _feature_probe(data: RunData, seed: int) -> dict | None:
     target = data.target_train if data.target_train is not None else data.test
     if target is None or not all(hasattr(s, "sample") for s in (data.source_val, target)):
         return None
-    n = 256 if isinstance(data.source_val, (Windows, WindowStream, JoinedSamples)) else 64
+    n = 256 if isinstance(data.source_val, (Windows, WindowStream, JoinedSamples, JoinedStream)) else 64
     rng = np.random.default_rng(seed)
     return {"source": data.source_val.sample(n, rng), "target": target.sample(n, rng)}
 

@@ -62,7 +62,7 @@ def test_fused_run_adapts_across_loads(sensor_catalog):
     ("data.inputs={de: cwru_de, fe: 3}", "config data.inputs.fe: a catalog dataset name"),
     ("data.inputs={de: cwru_de}", "the fusion encoder fuses several inputs; it needs at least two"),
     ("source.dataset=cwru_de", "config data.source.dataset: with data.inputs every role reads"),
-    ("data.streaming.enabled=true", "runs with several inputs are read into memory"),
+    ("data.streaming.enabled=true", "streaming.enabled: not with data.time_split"),
 ])
 def test_config_errors_name_the_key(sensor_catalog, override, message):
     with pytest.raises(TransferlineError, match=message):

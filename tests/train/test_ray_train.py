@@ -527,15 +527,18 @@ def test_fused_sensors_on_two_ray_workers(ray_cluster, tmp_path, cli):
 
 
 @pytest.mark.ray
-def test_signal_groups_and_set_points_on_two_ray_workers(ray_cluster, tmp_path, cli):
+@pytest.mark.parametrize("streamed", [False, True], ids=["loaded", "streamed"])
+def test_signal_groups_and_set_points_on_two_ray_workers(ray_cluster, tmp_path, cli, streamed):
     """A real CNC milling slice ingested from the CLI: four signal groups of one dataset and the
-    set-points as a tabular input, fused, data-parallel over two Ray Train workers."""
+    set-points as a tabular input, fused, data-parallel over two Ray Train workers. Streamed: every
+    input is read, standardized and joined in Ray Data read tasks and sharded between the workers."""
     from transferline.sample_data import sample_path
 
     catalog = tmp_path / "catalog"
     code, _, err = cli("ingest", "cnc-mill", sample_path("cnc_mill"), "--name", "cnc", "--catalog", catalog, "--quiet")
     assert code == 0, err
-    _on_two_workers(cli, "transfer", "fusion_cnc.yaml", tmp_path / "run", f"catalog={catalog}", "epochs=2",
+    stream = ["data.streaming.enabled=true", "data.streaming.rows_per_task=2000"] if streamed else []
+    _on_two_workers(cli, "transfer", "fusion_cnc.yaml", tmp_path / "run", f"catalog={catalog}", "epochs=2", *stream,
                     "--cpus-per-worker", "0.5", "--no-mlflow", metric="test_accuracy")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert list(meta["input"]) == ["spindle", "x", "y", "z", "setpoints"]
