@@ -21,7 +21,7 @@ demo: install
 
 # Everything but GPU tests: unit, contract, integration and ray.
 test: install
-	$(PYTEST) -m "not gpu" --timeout=900
+	$(PYTEST) -m "not gpu" --timeout=900 --durations=25
 
 # Quick loop while iterating: no servers, no Ray, no slow tests.
 test-fast: install

@@ -353,7 +353,7 @@ def _transfer(config, data: RunData, device, report, run_dir, dist: Dist, checkp
                 metrics.update(scores(f"test_without_{name}", data.test.without(name)))
         metrics["feature_mmd"] = feature_mmd(encoder, data.source_val, data.target_train or data.test, device)
     if run_dir:
-        _write_evaluation(run_dir, encoder, data, probe, before, test_outputs, device)
+        _write_evaluation(run_dir, encoder, task, data, probe, before, test_outputs, device)
         save_module(run_dir, "model", method, {"encoder": encoder.name,
                                                "options": config["encoder"].get("options") or {},
                                                "task": task.config(), "adaptation": config["adaptation"]["name"],
@@ -409,7 +409,7 @@ def _probe_features(encoder: nn.Module, probe: dict, device) -> dict[str, np.nda
         encoder.train(mode)
 
 
-def _write_evaluation(run_dir: Path, encoder, data: RunData, probe, before, test_outputs: list | None,
+def _write_evaluation(run_dir: Path, encoder, task, data: RunData, probe, before, test_outputs: list | None,
                       device) -> None:
     """``evaluation.npz``: the probe's features before and after training (``source_before``, ...)
     and, for a test set of classes or values, its targets and the model's predictions (from the
@@ -425,9 +425,11 @@ def _write_evaluation(run_dir: Path, encoder, data: RunData, probe, before, test
     test = data.test
     labels = getattr(test, "labels", None)
     if test_outputs and isinstance(labels, np.ndarray) and not data.multi_label:
-        out = torch.cat(test_outputs).numpy()
-        arrays["test_target"] = labels
-        arrays["test_predicted"] = out.argmax(-1) if out.ndim == 2 and out.shape[1] > 1 else out.reshape(len(out), -1)
+        # in the task's units: class ids, or values in label units (a RUL head predicts RUL / scale)
+        predicted = task.predict(torch.cat(test_outputs)).numpy()
+        arrays["test_target"] = task.targets(torch.from_numpy(labels)).numpy()
+        arrays["test_predicted"] = predicted if task.task_type == "classification" else \
+            predicted.reshape(len(predicted), -1)
     if not arrays:
         return
     buffer = io.BytesIO()

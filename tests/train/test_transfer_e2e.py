@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from transferline.train import load_config, prepare_data, train_loop
@@ -41,6 +42,10 @@ def test_runs_are_reproducible_and_write_a_run_dir(sample_catalog, tmp_path):
                                                 "model.json"}
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2] and "train_domain" in history[0]
+    # the report's predictions are RUL in cycles, as the test metrics score them (the head predicts RUL / 125)
+    with np.load(run / "evaluation.npz") as saved:
+        target, predicted = saved["test_target"], saved["test_predicted"][:, 0]
+    assert np.sqrt(np.mean((np.clip(predicted, 0, None) - target) ** 2)) == pytest.approx(first["test_rmse"], rel=1e-4)
 
 
 def test_pretrain_then_transfer_via_cli(sample_catalog, tmp_path, cli):
