@@ -149,12 +149,16 @@ def plan_joined(catalog: Catalog, inputs: dict, *, split: str | None, domains: l
 
 def _fit_tabular(root: str, plan: StreamPlan, keys: list[str]) -> dict[str, np.ndarray]:
     """Mean and standard deviation per column over the rows at the ends of the windows of ``keys``
-    (the rows a tabular input joins), merged batch by batch as :meth:`RowValues.statistics`
-    computes them in memory."""
+    (the rows a tabular input joins), as :meth:`RowValues.statistics` computes them in memory:
+    assets are read in groups of about ``rows_per_task`` rows (an asset's rows all in one group,
+    so its windows are cut as a read task cuts them) and merged group by group."""
     moments = Moments()
-    for table in _read_assets(Catalog(root), plan.dataset, plan.spec, plan.split, plan.domains, keys):
-        rows = RowValues.from_windows(table_windows(table, plan.spec, classes=plan.classes or None))
-        moments.add(rows._raw(np.arange(len(rows))).astype(np.float64))
+    for group in deal_tasks(plan.index, keys, plan.rows_per_task):
+        parts = list(_read_assets(Catalog(root), plan.dataset, plan.spec, plan.split, plan.domains, group))
+        if parts:
+            rows = RowValues.from_windows(table_windows(pa.concat_tables(parts), plan.spec,
+                                                        classes=plan.classes or None))
+            moments.add(rows._raw(np.arange(len(rows))).astype(np.float64))
     if not moments.n:
         raise ValueError(f"tabular input from {plan.dataset!r}: no rows in the training assets to standardize with")
     return {"mean": moments.mean, "std": np.maximum(moments.std, 1e-6)}
@@ -164,7 +168,8 @@ def _read_input(plan: JoinedPlan, name: str, keys: list[str]):
     """Input ``name``'s samples of ``keys``, standardized as the in-memory run standardizes them;
     None where it has none of them."""
     own = plan.plans[name]
-    mine = [k for k in keys if k in set(own.index.keys)]
+    has = set(own.index.keys)
+    mine = [k for k in keys if k in has]
     parts = list(_read_assets(Catalog(plan.root), own.dataset, own.spec, own.split, own.domains, mine)) if mine else []
     if not parts:
         return None

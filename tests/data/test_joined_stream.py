@@ -51,7 +51,8 @@ def test_read_tasks_join_exactly_the_in_memory_samples(catalogs, case, rows_per_
     from transferline.train.data import plan_source
 
     memory = prepare_data(_config(catalogs, case), catalogs[case])
-    plan, train_keys, val_keys = plan_source(_config(catalogs, case, "data.streaming.enabled=true"), catalogs[case])
+    plan, train_keys, val_keys = plan_source(_config(catalogs, case, "data.streaming.enabled=true",
+                                                     f"data.streaming.rows_per_task={rows_per_task}"), catalogs[case])
     for keys, expected in ((train_keys, memory.source_train), (val_keys, memory.source_val)):
         assert keys == sorted({expected.asset_names[a] for a in np.unique(expected.assets)})
         assert plan.n_windows(keys) == len(expected)
