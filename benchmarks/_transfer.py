@@ -6,6 +6,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _common import spread
+
 from transferline.catalog import Catalog
 from transferline.connectors import create_reader
 from transferline.train import load_config, prepare_data, train_loop
@@ -52,15 +54,41 @@ def add_common_args(parser, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
 
 
-def run_seeds(catalog: Catalog, config_name: str, overrides: list[str], seeds: list[int]) -> list[dict]:
-    """One run per seed; windows are prepared once per seed and shared by nothing else."""
+def run_seeds(catalog: Catalog, config_name: str, overrides: list[str], seeds: list[int], *,
+              predictions: bool = False) -> list[dict]:
+    """One run per seed; windows are prepared once per seed and shared by nothing else. Each run's
+    metrics with its ``seed`` and ``seconds``, and with ``predictions`` its test set's ``predicted``
+    and ``target`` in the task's units (from the run's ``evaluation.npz``)."""
+    import tempfile
+
+    import numpy as np
+
     out = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        metrics = run_once(catalog, config_name, [f"seed={seed}", *overrides])
-        metrics["seconds"] = time.perf_counter() - t0
-        out.append(metrics)
+    with tempfile.TemporaryDirectory(prefix="tl-bench-") as tmp:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            run_dir = Path(tmp) / str(seed) if predictions else None
+            metrics = run_once(catalog, config_name, [f"seed={seed}", *overrides], run_dir=run_dir and str(run_dir))
+            if predictions:
+                with np.load(run_dir / "evaluation.npz") as saved:
+                    metrics.update(predicted=saved["test_predicted"].reshape(len(saved["test_target"]), -1)[:, 0],
+                                   target=saved["test_target"])
+            out.append({**metrics, "seed": seed, "seconds": time.perf_counter() - t0})
     return out
+
+
+def seed_values(results: dict, cell: tuple, model: str, seeds: list[int], key: str = "test_accuracy") -> list[float]:
+    """``results[(*cell, model, seed)][key]`` for each seed (``run_jobs``' results)."""
+    return [results[(*cell, model, s)][key] for s in seeds]
+
+
+def mean_of_medians(results: dict, cells: list[tuple], model: str, seeds: list[int],
+                    key: str = "test_accuracy") -> dict:
+    """Mean over ``cells`` (e.g. load pairs) of the median over seeds; spread: each seed's mean over the cells."""
+    per_seed = [statistics.fmean(results[(*c, model, s)][key] for c in cells) for s in seeds]
+    return {"mean_of_medians": statistics.fmean(statistics.median(seed_values(results, c, model, seeds, key))
+                                                for c in cells),
+            "per_seed": spread(per_seed)}
 
 
 def method_overrides(spec: str) -> list[str]:

@@ -16,14 +16,13 @@ Writes ``benchmarks/results/cross_modal_cwru.json`` and ``.md``.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import spread, started, write_results  # noqa: E402
-from _transfer import accuracy_run, markdown_table, run_jobs  # noqa: E402
+from _transfer import accuracy_run, markdown_table, mean_of_medians, run_jobs, seed_values  # noqa: E402
 from fusion_cwru import cwru_parser, fault_catalog  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "cross_modal_cwru.yaml"
@@ -57,13 +56,10 @@ def main() -> int:
     results = run_jobs(run_job, jobs, args.jobs, 4, lambda job: f"{job[0]}→{job[1]} {job[2]:14s} seed {job[3]}")
 
     def acc(src: str, tgt: str, model: str, key: str = "test_accuracy") -> list[float]:
-        return [results[(src, tgt, model, s)][key] for s in args.seeds]
+        return seed_values(results, (src, tgt), model, args.seeds, key)
 
     def mean_over(model: str, key: str = "test_accuracy") -> dict:
-        """Mean over the pairs of the median over seeds; spread: each seed's mean over the pairs."""
-        per_seed = [statistics.fmean(results[(*p, model, s)][key] for p in pairs) for s in args.seeds]
-        return {"mean_of_medians": statistics.fmean(statistics.median(acc(*p, model, key)) for p in pairs),
-                "per_seed": spread(per_seed)}
+        return mean_of_medians(results, pairs, model, args.seeds, key)
 
     cross = {m: mean_over(m) for m in args.models}
     ranked = sorted(cross, key=lambda m: cross[m]["mean_of_medians"], reverse=True)

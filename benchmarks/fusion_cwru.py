@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import spread, started, write_results  # noqa: E402
-from _transfer import DEFAULT_DATA, accuracy_run, markdown_table, run_jobs  # noqa: E402
+from _transfer import (DEFAULT_DATA, accuracy_run, markdown_table, mean_of_medians, run_jobs,  # noqa: E402
+                       seed_values)
 
 SENSORS = ("de", "fe", "ba")
 PAIRS = [(a, b) for a in "0123" for b in "0123" if a != b]
@@ -100,13 +100,10 @@ def main() -> int:
     results = run_jobs(run_job, jobs, args.jobs, 5, lambda job: f"{job[0]} {job[1]}→{job[2]} {job[3]:6s} seed {job[4]}")
 
     def acc(setting: str, src: str, tgt: str, model: str, key: str = "test_accuracy") -> list[float]:
-        return [results[(setting, src, tgt, model, s)][key] for s in args.seeds]
+        return seed_values(results, (setting, src, tgt), model, args.seeds, key)
 
     def mean_over(cells: list[tuple], model: str, key: str = "test_accuracy") -> dict:
-        """Mean over ``cells`` of the median over seeds; spread: each seed's mean over the cells."""
-        per_seed = [statistics.fmean(results[(*c, model, s)][key] for c in cells) for s in args.seeds]
-        return {"mean_of_medians": statistics.fmean(statistics.median(acc(*c, model, key)) for c in cells),
-                "per_seed": spread(per_seed)}
+        return mean_of_medians(results, cells, model, args.seeds, key)
 
     within_cells = [("within", load, load) for load in args.loads]
     cross_cells = [("cross", src, tgt) for src, tgt in pairs]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import started, write_results  # noqa: E402
-from _transfer import add_common_args, bench_catalog, run_once, stats  # noqa: E402
+from _transfer import add_common_args, bench_catalog, run_seeds, stats  # noqa: E402
 
 from transferline.tasks.metrics import nasa_score, rmse  # noqa: E402
 
@@ -41,16 +39,17 @@ def main() -> int:
     for subset in ("FD001", "FD002"):
         for encoder in args.encoders:
             options = ["encoder.options={}"] if encoder != "cnn_small" else []
-            runs = seeded_runs(catalog, [f"source.domains=[{subset}]", f"target.domains=[{subset}]",
-                                         f"encoder={encoder}", *options, *args.overrides], args.seeds)
+            runs = run_seeds(catalog, "within_domain.yaml",
+                             [f"source.domains=[{subset}]", f"target.domains=[{subset}]", f"encoder={encoder}",
+                              *options, *args.overrides], args.seeds, predictions=True)
             details[f"{subset}/{encoder}"] = {"rmse": stats(runs, "test_rmse"), "score": stats(runs, "test_score"),
                                               "seconds": stats(runs, "seconds")}
             print(f"{subset} {encoder:10s} RMSE {details[f'{subset}/{encoder}']['rmse']['mean']:.2f}", flush=True)
             if args.ensemble > 1:
                 groups = [runs[i:i + args.ensemble] for i in range(0, len(runs) - args.ensemble + 1, args.ensemble)]
                 key = f"{subset}/{encoder} x{args.ensemble}"
-                details[key] = {"rmse": stats([ensemble(g) for g in groups], "test_rmse"),
-                                "score": stats([ensemble(g) for g in groups], "test_score"),
+                scored = [ensemble(g) for g in groups]
+                details[key] = {"rmse": stats(scored, "test_rmse"), "score": stats(scored, "test_score"),
                                 "members": [[r["seed"] for r in g] for g in groups]}
                 print(f"{subset} {key.split('/')[1]:10s} RMSE {details[key]['rmse']['mean']:.2f}", flush=True)
     best = {s: min((k for k in details if k.startswith(s)), key=lambda k: details[k]["rmse"]["mean"])
@@ -71,20 +70,6 @@ def main() -> int:
     write_results("within_domain", {"seeds": args.seeds, "encoders": args.encoders, "ensemble": args.ensemble,
                                     "overrides": args.overrides}, summary, details, table)
     return 0
-
-
-def seeded_runs(catalog, overrides: list[str], seeds: list[int]) -> list[dict]:
-    """One run per seed, each with its test predictions and targets (RUL in cycles)."""
-    out = []
-    with tempfile.TemporaryDirectory(prefix="tl-within-") as tmp:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            run_dir = Path(tmp) / str(seed)
-            metrics = run_once(catalog, "within_domain.yaml", [f"seed={seed}", *overrides], run_dir=str(run_dir))
-            with np.load(run_dir / "evaluation.npz") as saved:
-                metrics.update(predicted=saved["test_predicted"][:, 0], target=saved["test_target"])
-            out.append({**metrics, "seed": seed, "seconds": time.perf_counter() - t0})
-    return out
 
 
 def ensemble(runs: list[dict]) -> dict:

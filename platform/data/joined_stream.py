@@ -58,11 +58,6 @@ class JoinedPlan:
         counts = dict(zip(self.index.keys, self.index.windows.tolist()))
         return int(sum(counts[k] for k in keys))
 
-    def channels_of(self, name: str) -> list[str]:
-        """Input ``name``'s channel names, as its cut windows name them."""
-        plan = self.plans[name]
-        return list(plan.spec.features) or list(plan.channels or ["signal"])
-
     def input_spec(self) -> InputSpec:
         """Each input's model-input spec, with the statistics fitted over the training assets."""
         specs = {}
@@ -73,8 +68,8 @@ class JoinedPlan:
                                            tuple(stats["std"].tolist()))
             else:
                 norm = plan.normalizer.to_dict() if plan.normalizer else None
-                specs[name] = series_input(plan.spec, len(self.channels_of(name)), plan.spec.length, norm,
-                                           signals=self.channels_of(name))
+                specs[name] = series_input(plan.spec, len(plan.channel_names), plan.spec.length, norm,
+                                           signals=plan.channel_names)
         return InputSpec(specs)
 
     def transforms(self) -> dict:
@@ -164,9 +159,9 @@ def _fit_tabular(root: str, plan: StreamPlan, keys: list[str]) -> dict[str, np.n
     return {"mean": moments.mean, "std": np.maximum(moments.std, 1e-6)}
 
 
-def _read_input(plan: JoinedPlan, name: str, keys: list[str]):
-    """Input ``name``'s samples of ``keys``, standardized as the in-memory run standardizes them;
-    None where it has none of them."""
+def _read_input(plan: JoinedPlan, name: str, keys: list[str], transforms: dict):
+    """Input ``name``'s samples of ``keys``, standardized by ``transforms`` (:meth:`JoinedPlan.transforms`,
+    what the in-memory run standardizes with); None where it has none of them."""
     own = plan.plans[name]
     has = set(own.index.keys)
     mine = [k for k in keys if k in has]
@@ -174,21 +169,24 @@ def _read_input(plan: JoinedPlan, name: str, keys: list[str]):
     if not parts:
         return None
     windows = table_windows(pa.concat_tables(parts), own.spec, classes=plan.classes or None, channels=own.channels)
-    if name in plan.columns:
-        return replace(RowValues.from_windows(windows), **plan.tabular[name])
-    return own.normalizer.transform(windows) if own.normalizer is not None else windows
+    samples = RowValues.from_windows(windows) if name in plan.columns else windows
+    standardize = transforms.get(name)
+    return standardize(samples) if standardize else samples
 
 
 def _sample_shape(plan: JoinedPlan, name: str) -> tuple[int, ...]:
-    channels = len(plan.channels_of(name)) if name not in plan.columns else len(plan.columns[name])
-    return (channels,) if name in plan.columns else (channels, plan.plans[name].spec.length)
+    if name in plan.columns:
+        return (len(plan.columns[name]),)
+    own = plan.plans[name]
+    return (len(own.channel_names), own.spec.length)
 
 
 def _cut_joined(batch: dict, *, plan: JoinedPlan, seed: int, shuffle: bool) -> Iterator[dict]:
     """Ray Data map: one read task's assets → blocks of joined samples
     ``{"x_<input>", "present", "y", "domain"}`` (zeros where an input is absent)."""
     keys, task = str(batch["keys"][0]).split("\n"), int(batch["task"][0])
-    parts = {name: _read_input(plan, name, keys) for name in plan.names}
+    transforms = plan.transforms()
+    parts = {name: _read_input(plan, name, keys, transforms) for name in plan.names}
     read = {name: part for name, part in parts.items() if part is not None}
     if not any(name not in plan.columns for name in read):  # tabular rows make no samples of their own
         return

@@ -203,6 +203,12 @@ class StreamPlan:
         counts = dict(zip(self.index.keys, self.index.windows.tolist()))
         return int(sum(counts[k] for k in keys))
 
+    @property
+    def channel_names(self) -> list[str]:
+        """The channels of the cut windows, as the cutters name them (a waveform without stored
+        channel names has one, ``signal``)."""
+        return list(self.spec.features) or list(self.channels or ["signal"])
+
     def dataset_of(self, keys: list[str], *, seed: int, shuffle: bool, num_cpus: float = 1):
         """A lazy Ray Dataset of the windows of ``keys`` (read tasks run when it is iterated)."""
         import ray.data
@@ -218,8 +224,7 @@ class StreamPlan:
 
     def stream_of(self, keys: list[str], source, shuffle_windows: int = 8192) -> WindowStream:
         """``source`` (the Ray Dataset of :meth:`dataset_of`, or a worker's shard of it) as windows."""
-        n_channels = len(self.spec.features) or len(self.channels or []) or 1
-        return WindowStream(source, n_windows=self.n_windows(keys), n_channels=n_channels,
+        return WindowStream(source, n_windows=self.n_windows(keys), n_channels=len(self.channel_names),
                             length=self.spec.length, shuffle_windows=shuffle_windows)
 
 
