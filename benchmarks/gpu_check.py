@@ -483,6 +483,17 @@ def main() -> int:
     ingest_inspection_line(catalog, pre_dir.parent / "line-src")
     report["checks"]["fusion/time_join"] = fused_check(catalog, "fusion_inspection.yaml", pre_dir.parent / "line", "note")
     print("fusion time join", report["checks"]["fusion/time_join"], flush=True)
+    # the same events streamed to a Ray Train worker holding the GPU: each read task reads its images,
+    # the windows and notes of their machines, joins them by time and standardizes them
+    m = fit_on_ray(load_config(REPO / "examples" / "configs" / "fusion_inspection.yaml",
+                               [f"catalog={catalog.root}", "progress=false", f"device={DEVICE}", "precision=bf16",
+                                "epochs=2", "data.source.domains=[line1]", "data.source.split=all",
+                                "data.streaming.enabled=true", "data.streaming.samples_per_task=8",
+                                "tracking.mlflow=false"]), workers=1, gpus_per_worker=int(DEVICE != "cpu"), cpus_per_worker=2)
+    report["checks"]["fusion/time_join_streamed_on_ray_gpu"] = {"ok": m["test_accuracy"] == m["test_accuracy"],
+                                                                "test_accuracy": m["test_accuracy"]}
+    print("fusion time join streamed on Ray (GPU worker)", report["checks"]["fusion/time_join_streamed_on_ray_gpu"],
+          flush=True)
     data = load_process_data(catalog, "cnc")
     spec = SignalFeatures(epochs=2)
     features = fold_features(run_windows(catalog, data, spec), data, np.arange(1, len(data.runs)), spec)

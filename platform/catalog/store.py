@@ -12,6 +12,7 @@ dataset is always either the old or the new version, never half written.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -128,16 +129,32 @@ class Catalog:
             raise CatalogError(f"dataset {name!r} holds no files")
         return pq.read_schema(files[0])
 
+    _units: frozenset[str] | None = None  # set on a view of some units' rows (:meth:`of_units`)
+
+    def of_units(self, units) -> "Catalog":
+        """A view of this catalog whose :meth:`read` keeps only the rows of ``units`` ("plant/asset"
+        keys) and opens only the files that hold them: a read task's share of every dataset."""
+        view = copy.copy(self)
+        view._units = frozenset(units)
+        return view
+
     def read(self, name: str, split: str | None = None, columns: list[str] | None = None,
              filter: pc.Expression | None = None) -> pa.Table:
-        """Reads a dataset (or one split) into one Arrow table."""
+        """Reads a dataset (or one split) into one Arrow table (on a view of some units: their rows)."""
         import pyarrow.dataset as ds
 
+        if self._units is not None:
+            mine = pc.is_in(pc.binary_join_element_wise(pc.field("plant"), pc.field("asset"), "/"),
+                            value_set=pa.array(sorted(self._units), pa.string()))
+            filter = mine if filter is None else filter & mine
         for attempt in range(3):
             files = self.files(name, split)
             if not files:
                 splits = ", ".join(self.manifest(name).rows) or "none"
                 raise CatalogError(f"dataset {name!r} has no split {split!r} (splits: {splits})")
+            if self._units is not None:  # the files that hold the units (the first, read empty, if none does)
+                entries = [f for f in self.manifest(name).files if split is None or f.split == split]
+                files = [self.path(name) / f.path for f in entries if self._units.intersection(f.assets)] or files[:1]
             try:
                 return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns, filter=filter)
             except FileNotFoundError:  # compacted meanwhile: read the new manifest

@@ -279,22 +279,13 @@ def join_by_time(parts: dict, *, anchor: str, tolerance_s: float, how: str = "ou
     if isinstance(events, Windows):
         raise ValueError(f"anchor {anchor!r} holds series windows; the anchor is an input of events (images, texts) "
                          "whose times the other inputs are joined at")
-    units, times = _event_times(anchor, events)
+    units, times = event_times(anchor, events)
     tolerance = int(round(tolerance_s * 1e6))
     rows = np.full((len(events), len(names)), -1, np.int64)
     rows[:, names.index(anchor)] = np.arange(len(events))
     for m, name in enumerate(names):
-        part = parts[name]
-        if name == anchor:
-            continue
-        if isinstance(part, Windows):
-            try:
-                theirs = np.asarray(part.asset_names, dtype=object)[part.assets], part.end_times()
-            except ValueError as exc:
-                raise DataError(f"input {name!r}: {exc}", key=name) from None
-            rows[:, m] = _reach(units, times, *theirs, tolerance, before_only=True)
-        else:
-            rows[:, m] = _reach(units, times, *_event_times(name, part), tolerance, before_only=False)
+        if name != anchor:
+            rows[:, m] = reach_events(name, parts[name], units, times, tolerance)
     if how == "inner":
         rows = rows[(rows >= 0).all(axis=1)]
     own = rows[:, names.index(anchor)]
@@ -308,7 +299,20 @@ def join_by_time(parts: dict, *, anchor: str, tolerance_s: float, how: str = "ou
                          ends=times[own], length=0, anchor=anchor)
 
 
-def _event_times(name: str, part) -> tuple[np.ndarray, np.ndarray]:
+def reach_events(name: str, part, units: np.ndarray, times: np.ndarray, tolerance: int) -> np.ndarray:
+    """For each event ``(units[i], times[i])`` the sample of input ``name`` it joins (-1: none
+    within ``tolerance`` µs): series windows (and tabular rows) ending at or before it, any other
+    input's nearest sample."""
+    if isinstance(part, Windows):
+        try:
+            theirs = np.asarray(part.asset_names, dtype=object)[part.assets], part.end_times()
+        except ValueError as exc:
+            raise DataError(f"input {name!r}: {exc}", key=name) from None
+        return _reach(units, times, *theirs, tolerance, before_only=True)
+    return _reach(units, times, *event_times(name, part), tolerance, before_only=False)
+
+
+def event_times(name: str, part) -> tuple[np.ndarray, np.ndarray]:
     """An input's events' units and times; an event without a time is a DataError naming it."""
     units, times = getattr(part, "units", None), getattr(part, "times", None)
     if units is None or times is None:

@@ -24,6 +24,7 @@ from .images import class_ids, domain_ids
 from .inputs import ImageInput, TextInput
 from .specs import deal_assets
 from .stream import RayStream
+from .windows import event_keys
 
 # modality → (the encoded sample's column, the target's column)
 COLUMNS = {"image": ("image", "label"), "text": ("text", "labels")}
@@ -41,23 +42,28 @@ class SampleIndex:
     domain_names: list[str]
     classes: list[str]
     multi_label: bool = False
+    units: np.ndarray | None = None  # object [N]: each sample's plant/asset (indexed with ``events=True``)
+    times: np.ndarray | None = None  # int64 [N]: when (µs since the epoch, UTC)
 
     def __len__(self) -> int:
         return len(self.file_of)
 
 
 def index_samples(catalog: Catalog, dataset: str, spec: ImageInput | TextInput, *, split: str | None,
-                  domains: list[str] | None, classes: list[str] | None, domain: str = "plant") -> SampleIndex:
+                  domains: list[str] | None, classes: list[str] | None, domain: str = "plant",
+                  events: bool = False) -> SampleIndex:
     """One pass over the domain and label columns of ``dataset`` (file by file, bounded memory but
     for a few numbers per sample); class ids as :func:`~transferline.data.images.load_images` and
-    :func:`~transferline.data.text.load_texts` give them."""
+    :func:`~transferline.data.text.load_texts` give them. ``events``: each sample's unit and time
+    too (samples that other inputs join by time)."""
     label_column = COLUMNS[spec.modality][1]
+    keys = ["plant", "asset", "ts"] if events else []
     files = [str(f) for f in catalog.files(dataset, split)]
     if not files:
         raise ValueError(f"no files in {dataset!r} for split {split!r}")
-    file_of, row_of, labels, doms = [], [], [], []
+    file_of, row_of, labels, doms, units, times = [], [], [], [], [], []
     for i, path in enumerate(files):
-        table = pq.read_table(path, columns=[domain, label_column])
+        table = pq.read_table(path, columns=list(dict.fromkeys([domain, label_column, *keys])))
         keep = (pc.is_in(table.column(domain), pa.array([str(d) for d in domains])) if domains
                 else pa.array(np.ones(table.num_rows, bool)))
         rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
@@ -66,6 +72,10 @@ def index_samples(catalog: Catalog, dataset: str, spec: ImageInput | TextInput, 
         row_of.append(rows.astype(np.int64))
         labels.extend(table.column(label_column).to_pylist())
         doms.append(table.column(domain))
+        if events:
+            unit, time = event_keys(table)
+            units.append(unit)
+            times.append(time)
     if not labels:
         raise ValueError(f"no samples in {dataset!r} for split {split!r} and domains {domains}")
     domain_names, domain_codes = domain_ids(pa.chunked_array([c for part in doms for c in part.chunks]))
@@ -79,7 +89,8 @@ def index_samples(catalog: Catalog, dataset: str, spec: ImageInput | TextInput, 
         classes = list(classes or everything)
         targets = label_targets(labels, classes, multi, dataset)
     return SampleIndex(files, np.concatenate(file_of), np.concatenate(row_of), targets, domain_codes,
-                       domain_names, classes, multi)
+                       domain_names, classes, multi, units=np.concatenate(units) if events else None,
+                       times=np.concatenate(times) if events else None)
 
 
 _BUILT: dict[str, object] = {}

@@ -50,7 +50,8 @@ DEFAULTS: dict = {
         # stream the source samples through Ray Data instead of loading them (datasets larger than memory):
         # series rows per read task and windows in the shuffle buffer; images or texts per read task and
         # in the shuffle buffer (decoded images are large: 224x224 RGB is 0.6 MB each); several inputs
-        # joined by key stream joined in each read task (rows_per_task counts every input's rows)
+        # joined by key stream joined in each read task (rows_per_task counts every input's rows); joined
+        # by time, samples_per_task events per read task, with what their machines recorded
         "streaming": {"enabled": False, "rows_per_task": 100_000, "shuffle_windows": 8192,
                       "samples_per_task": 256, "shuffle_samples": 512},
     },
@@ -446,9 +447,6 @@ def _validate_input(key: str, source, data: dict, spec) -> None:
 def _validate_streaming(config: dict) -> None:
     """Streaming covers the source windows (the large part); these settings need them in memory."""
     data = config["data"]
-    if data["inputs"] and (data.get("join") or {}).get("by") == "time":
-        raise TransferlineError("config data.streaming.enabled: inputs joined by time (data.join.by=time) are read "
-                                "into memory; streamed inputs are joined by key")
     if not data["source"]["domains"]:
         raise TransferlineError("config data.streaming.enabled: streams the source domains; set data.source.domains")
     if data["time_split"]:

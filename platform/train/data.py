@@ -24,6 +24,7 @@ from ..data.stream import RayStream
 from ..data.specs import load_windows
 from ..data.text import load_texts
 from ..data.sample_stream import SamplePlan, SampleStream, plan_samples
+from ..data.time_stream import TimeJoinedPlan, plan_time_joined
 
 
 @dataclass
@@ -257,7 +258,8 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
     if data["streaming"]["enabled"]:
         streams = streams or source_streams(config, catalog)
         plan: StreamPlan | SamplePlan | JoinedPlan = streams["plan"]
-        shuffle = data["streaming"]["shuffle_samples" if isinstance(plan, SamplePlan) else "shuffle_windows"]
+        shuffle = data["streaming"]["shuffle_samples" if isinstance(plan, (SamplePlan, TimeJoinedPlan))
+                                    else "shuffle_windows"]
         out = RunData(plan.stream_of(streams["train_keys"], streams["source_train"], shuffle),
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
@@ -306,6 +308,24 @@ def plan_source(config: dict, catalog: Catalog | None = None) -> tuple[StreamPla
     spec = _spec(data)
     source, dataset = data["source"], _dataset(data, "source")
     inputs = input_sources(data, spec)
+    join = data.get("join") or {"by": "key"}
+    if inputs and join["by"] == "time":  # events with what their machines recorded, joined in each read task
+        anchor = inputs[join["anchor"]]
+        others = {name: s for name, s in inputs.items() if name != join["anchor"]}
+        try:
+            plan = plan_time_joined(
+                catalog, anchor=join["anchor"], names=list(inputs), anchor_spec=anchor.spec,
+                anchor_dataset=anchor.dataset, sources={name: tuple(s) for name, s in others.items()},
+                readers={name: partial(load_joined_input, name, s, anchor=False, domains=source["domains"])
+                         for name, s in others.items()},
+                group_norm=[name for name, s in others.items() if not s.columns and _group_norm(s.spec)],
+                tolerance_s=float(join["tolerance_s"]), split=source["split"], domains=source["domains"],
+                classes=_run_classes(catalog, data, spec, inputs), samples_per_task=data["streaming"]["samples_per_task"])
+        except ValueError as exc:
+            raise TransferlineError(f"config data.inputs.{join['anchor']} (dataset {anchor.dataset!r}): {exc}") from None
+        train_keys, val_keys = plan.split(data["val_fraction"], seed)
+        plan.fit(train_keys)
+        return plan, train_keys, val_keys
     if inputs:  # several series (and tabular) inputs, joined by key in each read task
         for name, input_ in inputs.items():
             if not isinstance(input_.spec, WindowSpec):

@@ -546,14 +546,19 @@ def test_signal_groups_and_set_points_on_two_ray_workers(ray_cluster, tmp_path, 
 
 
 @pytest.mark.ray
-def test_images_windows_and_notes_joined_by_time_on_two_ray_workers(ray_cluster, tmp_path, cli):
+@pytest.mark.parametrize("streamed", [False, True], ids=["loaded", "streamed"])
+def test_images_windows_and_notes_joined_by_time_on_two_ray_workers(ray_cluster, tmp_path, cli, streamed):
     """Inspection images, the sensor windows their machines recorded up to them and the nearest
     maintenance notes (real data, times assigned: ``test_time_join.py``), joined by time and fused,
-    data-parallel over two Ray Train workers."""
+    data-parallel over two Ray Train workers. Streamed: each read task reads its images, the windows
+    and notes of their machines, joins and standardizes them, and the workers share the blocks."""
     from .test_time_join import CONFIG, line_catalog_at, overrides
 
     catalog = line_catalog_at(tmp_path / "line")
-    _on_two_workers(cli, "transfer", CONFIG, tmp_path / "run", *overrides(catalog), "--cpus-per-worker", "0.5",
+    stream = ["data.source.domains=[line1]", "data.source.split=all", "data.streaming.enabled=true",
+              "data.streaming.samples_per_task=8"] if streamed else []
+    _on_two_workers(cli, "transfer", CONFIG, tmp_path / "run", *overrides(catalog), *stream, "--cpus-per-worker", "0.5",
                     metric="test_accuracy")
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert list(meta["input"]) == ["photo", "drives", "note"] and meta["input"]["note"]["modality"] == "text"
+    assert meta["input"]["drives"]["normalizer"]["groups"] == [0, -1]  # fitted over the training events' windows

@@ -203,7 +203,6 @@ def test_a_manifest_time_that_is_not_one_names_its_row(tmp_path):
      "data.inputs.note.spec_options.max_length: tokens per text"),
     ("data.inputs.drives={dataset: line_signals, spec: {kind: waveforms, length: 16, label: label}}",
      "data.inputs.drives: waveforms segments carry no times"),
-    ("data.streaming.enabled=true", "inputs joined by time .* are read into memory; streamed inputs are joined by key"),
 ])
 def test_time_join_config_errors_name_the_key(line_catalog, override, message):
     with pytest.raises(TransferlineError, match=message):
