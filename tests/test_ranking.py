@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from transferline.ranking import h_score, knn_score, leep, logme
+from transferline.ranking import h_score, knn_score, leep, linear_score, logme
 
 from .conftest import REPO, cmapss_sample_catalog
 
@@ -69,6 +69,23 @@ def test_knn_folds_keep_each_unit_whole():
     assert knn_score(features, labels, unit, regression=True) < -20.0  # units held out: nothing to find
     classes = np.repeat(np.arange(2), 6)
     assert knn_score(np.c_[classes, rng.standard_normal(12)], classes, None, regression=False, k=3) == 1.0
+
+
+def test_linear_probe_folds_keep_each_unit_whole_and_prefer_informative_features():
+    """A unit's one-hot column lets a ridge probe recall the unit's label only if the unit is in
+    its training fold; features that carry the label score above features that do not."""
+    rng = np.random.default_rng(3)
+    unit = np.repeat(np.arange(10), 20)
+    labels = rng.uniform(0, 125, 10)[unit]
+    one_hot = np.eye(10)[unit] + 0.01 * rng.standard_normal((200, 10))
+    assert linear_score(one_hot, labels, None, regression=True) > -5.0  # leaks through the unit's column
+    assert linear_score(one_hot, labels, unit, regression=True) < -20.0  # units held out: nothing to recall
+    informative = np.c_[labels + rng.normal(0, 5, 200), rng.standard_normal((200, 3))]
+    noise = rng.standard_normal((200, 4))
+    assert linear_score(informative, labels, unit, regression=True) > -8.0 > linear_score(noise, labels, unit,
+                                                                                          regression=True)
+    classes = np.repeat(np.arange(2), 6)
+    assert linear_score(np.c_[classes, 0.1 * rng.standard_normal(12)], classes, None, regression=False) == 1.0
 
 
 @pytest.fixture(scope="module")

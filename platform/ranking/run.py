@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import TransferlineError
 
-METHODS = ("logme", "hscore", "knn", "leep", "mean_rank")  # leep: classifier runs on classification targets
+METHODS = ("logme", "hscore", "knn", "linear", "leep", "mean_rank")  # leep: classifier runs on classification targets
 
 
 @dataclass
@@ -89,7 +89,7 @@ def score_candidate(candidate: Path, kind: str, config: dict, data, sets, method
     import torch
 
     from ..train.run import build_encoder
-    from .scores import h_score, knn_score, leep, logme
+    from .scores import h_score, knn_score, leep, linear_score, logme
 
     unknown = sorted(set(methods) - set(METHODS[:-1]))
     if unknown:
@@ -115,6 +115,7 @@ def score_candidate(candidate: Path, kind: str, config: dict, data, sets, method
     score = {"logme": lambda: logme(features, labels, regression=regression),
              "hscore": lambda: h_score(features, labels, regression=regression),
              "knn": lambda: knn_score(features, labels, groups, regression=regression),
+             "linear": lambda: linear_score(features, labels, groups, regression=regression),
              "leep": lambda: leep(probabilities, labels) if probabilities is not None and not regression else None}
     scores = {m: value for m in methods if (value := score[m]()) is not None}
     return Ranked(str(candidate), scores, time.perf_counter() - t0, len(labels),

@@ -7,6 +7,7 @@ predict their labels, computed without fine-tuning. Higher is better for every s
   covariance (Ledoit–Wolf, as in Ibrahim et al., ICLR 2022); regression targets are binned.
 - :func:`knn_score`: a k-nearest-neighbour predictor on standardized features, cross-validated over
   groups (units, so that windows of one engine never predict each other): accuracy, or −RMSE.
+- :func:`linear_score`: a linear probe (ridge, or logistic regression) cross-validated the same way.
 - :func:`leep`: the log expected empirical prediction of a source classifier's class
   probabilities (Nguyen et al., ICML 2020).
 
@@ -71,8 +72,34 @@ def knn_score(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | Non
               k: int = 5, folds: int = 5) -> float:
     """Cross-validated k-NN on standardized features: accuracy for classes, −RMSE for regression.
     Folds hold whole groups when ``groups`` has at least two."""
-    from sklearn.model_selection import GroupKFold, StratifiedKFold, KFold, cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    def model(largest_train: int):
+        neighbours = max(1, min(k, largest_train - 1))
+        return KNeighborsRegressor(neighbours) if regression else KNeighborsClassifier(neighbours)
+
+    return _cross_validated(model, features, labels, groups, regression=regression, folds=folds, name="knn_score")
+
+
+def linear_score(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, *, regression: bool,
+                 folds: int = 5) -> float:
+    """A cross-validated linear probe on standardized features (ridge regression with its penalty
+    chosen by leave-one-out inside each training fold; logistic regression for classes): accuracy,
+    or −RMSE. Folds hold whole groups as :func:`knn_score`'s do."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    def model(largest_train: int):
+        return RidgeCV(alphas=np.logspace(-2, 4, 13)) if regression else LogisticRegression(max_iter=2000)
+
+    return _cross_validated(model, features, labels, groups, regression=regression, folds=folds, name="linear_score")
+
+
+def _cross_validated(model, features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, *, regression: bool,
+                     folds: int, name: str) -> float:
+    """``model(largest training fold)``'s out-of-fold predictions on standardized features, scored
+    as accuracy or −RMSE; folds hold whole groups when ``groups`` has at least two, else are
+    stratified by class (shuffled for regression)."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -85,12 +112,10 @@ def knn_score(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | Non
     else:
         smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
         if smallest < 2:
-            raise ValueError("knn_score needs at least two labelled samples of every class")
+            raise ValueError(f"{name} needs at least two labelled samples of every class")
         splitter, kwargs = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=0), {}
     largest_train = len(y) - len(y) // splitter.get_n_splits()
-    neighbours = max(1, min(k, largest_train - 1))
-    model = KNeighborsRegressor(neighbours) if regression else KNeighborsClassifier(neighbours)
-    pred = cross_val_predict(make_pipeline(StandardScaler(), model), f, y, cv=splitter, **kwargs)
+    pred = cross_val_predict(make_pipeline(StandardScaler(), model(largest_train)), f, y, cv=splitter, **kwargs)
     if regression:
         return -float(np.sqrt(np.mean((pred - y.astype(np.float64)) ** 2)))
     return float(np.mean(pred == y))
