@@ -13,7 +13,7 @@ _SOURCES = {
     "pivot": ["timeseries_to_runs"],
     "specs": ["CMAPSS_SENSORS", "IMAGE_SPECS", "TEXT_SPECS", "WINDOW_SPECS", "WindowSpec", "get_data_spec",
               "get_window_spec", "load_windows", "run_classes", "operating_condition", "series_input",
-              "split_by_asset", "split_by_time", "table_windows"],
+              "split_by_asset", "split_by_time", "split_windows", "table_windows"],
     "stream": ["StreamPlan", "WindowStream", "fit_normalizer", "index_assets", "plan_stream", "split_keys"],
     "torch_dataset": ["WindowDataset"],
     "windows": ["Windows", "run_windows", "waveform_windows"],

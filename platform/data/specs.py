@@ -278,6 +278,18 @@ def deal_assets(assets: np.ndarray, fractions: dict[str, float], seed: int = 0) 
     return {name: assets[lo:hi] for name, lo, hi in zip(fractions, [0, *cuts[:-1]], cuts)}
 
 
+def split_windows(windows: Windows, fraction: float, seed: int = 0) -> tuple[Windows, Windows]:
+    """Deals each asset's windows at random (``seed``): ``fraction`` of them, rounded, to the first
+    part, the rest to the second. Overlapping windows (stride below length) share samples across
+    the parts; with stride = length they do not."""
+    rng = np.random.default_rng(seed)
+    first = np.zeros(len(windows), bool)
+    for a in np.unique(windows.assets):
+        mine = np.flatnonzero(windows.assets == a)
+        first[rng.permutation(mine)[:int(round(fraction * len(mine)))]] = True
+    return windows.subset(first), windows.subset(~first)
+
+
 def split_by_time(windows: Windows, fraction: float) -> tuple[Windows, Windows]:
     """Splits each asset's signal at ``fraction`` of its length: earlier windows vs later ones.
 

@@ -47,6 +47,9 @@ DEFAULTS: dict = {
                  "holdout": None, "holdout_seed": 0},
         "val_fraction": 0.2,
         "time_split": None,  # e.g. 0.8: train on the first 80% of each recording, test on the rest
+        # e.g. 0.8: deal each recording's windows at random, 80% to training and the rest to testing
+        # (test.holdout_seed draws them; UDTL's CWRU protocol): test windows sit between training windows
+        "window_split": None,
         # stream the source samples through Ray Data instead of loading them (datasets larger than memory):
         # series rows per read task and windows in the shuffle buffer; images or texts per read task and
         # in the shuffle buffer (decoded images are large: 224x224 RGB is 0.6 MB each); several inputs
@@ -203,6 +206,10 @@ def validate(config: dict) -> None:
     _number(config, "early_stopping.min_delta", low=0)
     _number(config, "data.val_fraction", low=0, high=1, low_open=True, high_open=True)
     _number(config, "data.time_split", low=0, high=1, low_open=True, high_open=True, optional=True)
+    _number(config, "data.window_split", low=0, high=1, low_open=True, high_open=True, optional=True)
+    if config["data"]["time_split"] and config["data"]["window_split"]:
+        raise TransferlineError("config data.window_split: recordings are split either in time (data.time_split) or "
+                                "by dealing their windows at random, not both")
     _number(config, "data.target.labelled_units", integer=True, low=0)
     _number(config, "data.target.per_class", integer=True, low=0)
     _number(config, "data.test.holdout", low=0, high=1, low_open=True, high_open=True, optional=True)
@@ -279,9 +286,11 @@ def _validate_spec(data: dict, where: str = "data"):  # -> WindowSpec | ImageInp
     if isinstance(spec, (ImageInput, TextInput)):
         (_validate_image_spec if isinstance(spec, ImageInput) else _validate_text_spec)(spec, key)
         what = "image" if isinstance(spec, ImageInput) else "text"
-        if data["time_split"]:
-            raise TransferlineError(f"config data.time_split: splits recordings in time; {what} datasets take "
-                                    "data.test.holdout")
+        for key_ in ("time_split", "window_split"):
+            if data.get(key_):
+                how = "in time" if key_ == "time_split" else "by dealing their windows"
+                raise TransferlineError(f"config data.{key_}: splits recordings {how}; {what} datasets take "
+                                        "data.test.holdout")
         return spec
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
@@ -384,9 +393,10 @@ def _validate_time_join(data: dict, spec) -> None:
             or tolerance < 0:
         raise TransferlineError(f"config data.join.tolerance_s: seconds an input may lie from an event, a number "
                                 f">= 0, not {shorten(tolerance)}")
-    if data["time_split"]:
-        raise TransferlineError("config data.time_split: samples joined by time are events; hold some out with "
-                                "data.test.holdout or a test split")
+    for key_ in ("time_split", "window_split"):
+        if data[key_]:
+            raise TransferlineError(f"config data.{key_}: samples joined by time are events; hold some out with "
+                                    "data.test.holdout or a test split")
     sources = input_sources(data, spec)
     anchor = sources[join["anchor"]].spec
     if not isinstance(anchor, (ImageInput, TextInput)):
@@ -449,9 +459,10 @@ def _validate_streaming(config: dict) -> None:
     data = config["data"]
     if not data["source"]["domains"]:
         raise TransferlineError("config data.streaming.enabled: streams the source domains; set data.source.domains")
-    if data["time_split"]:
-        raise TransferlineError("config data.streaming.enabled: not with data.time_split (splits each asset in "
-                                "memory); split by asset instead")
+    for key_ in ("time_split", "window_split"):
+        if data[key_]:
+            raise TransferlineError(f"config data.streaming.enabled: not with data.{key_} (splits each asset in "
+                                    "memory); split by asset instead")
     if config["early_stopping"]["metric"] == "dev":
         raise TransferlineError("config data.streaming.enabled: early_stopping.metric=dev weights source windows "
                                 "held in memory; use source_val or target_val")

@@ -14,7 +14,7 @@ from ..catalog import Catalog
 from ..errors import TransferlineError
 from ..data import (GroupNormalizer, ImageInput, InputSpec, StreamPlan, WindowSpec, WindowStream, Windows,
                     fit_normalizer, get_data_spec, plan_stream, run_classes, series_input, split_by_asset,
-                    split_by_time, split_keys)
+                    split_by_time, split_keys, split_windows)
 from ..data.factory import check_kind, load_samples
 from ..data.images import ImageSamples
 from ..data.inputs import TabularInput, TextInput
@@ -264,11 +264,15 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
                       plan.stream_of(streams["val_keys"], streams["source_val"], shuffle),
                       normalizers={"source": plan.normalizer} if plan.normalizer else {})
         return _add_target(config, load, group_norm, out)
-    source_all = load(_dataset(data, "source"), split=data["source"]["split"] if not data["time_split"] else None,
+    within = data["time_split"] or data["window_split"]  # each recording split into training and test
+    source_all = load(_dataset(data, "source"), split=data["source"]["split"] if not within else None,
                       domains=data["source"]["domains"])
     if data["time_split"]:
         source_all, _ = split_by_time(source_all, data["time_split"])
         source_train, source_val = split_by_time(source_all, 1 - data["val_fraction"])
+    elif data["window_split"]:
+        source_all, _ = split_windows(source_all, data["window_split"], data["test"]["holdout_seed"])
+        source_train, source_val = split_windows(source_all, 1 - data["val_fraction"], seed)
     else:
         parts = split_by_asset(source_all, {"train": 1 - data["val_fraction"], "val": data["val_fraction"]}, seed=seed)
         source_train, source_val = parts["train"], parts["val"]
@@ -386,10 +390,14 @@ def _group_norm(spec) -> bool:
 
 def _target_and_test(config: dict, load):
     """The target's training samples and the test set: from the test split, from the end of each
-    recording (``time_split``), or held out per class from the target's samples (``test.holdout``)."""
+    recording (``time_split``) or the windows dealt to it at random (``window_split``), or held out per
+    class from the target's samples (``test.holdout``)."""
     data, target, test_cfg = config["data"], config["data"]["target"], config["data"]["test"]
     if data["time_split"]:
         return split_by_time(load(_dataset(data, "target"), domains=target["domains"]), data["time_split"])
+    if data["window_split"]:
+        return split_windows(load(_dataset(data, "target"), domains=target["domains"]), data["window_split"],
+                             data["test"]["holdout_seed"])
     target_all = load(_dataset(data, "target"), split=target["split"], domains=target["domains"])
     if test_cfg["holdout"]:
         if not hasattr(target_all, "holdout"):

@@ -53,6 +53,23 @@ def test_append_adds_new_parts_only(catalog):
     assert (catalog.root / "ds" / "data" / "split=train" / "plant=P2").is_dir()
 
 
+def test_a_view_of_units_reads_their_rows_from_the_files_that_hold_them(catalog, monkeypatch):
+    import pyarrow.dataset as ds
+
+    catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1", "1", "2"])),
+                               ("b", "d2", _runs("train", "P2", ["1", "7"])), ("c", "d3", _runs("test", "P2", ["8"]))))
+    opened = []
+    real = ds.dataset
+    monkeypatch.setattr(ds, "dataset", lambda files, **kw: opened.append(list(files)) or real(files, **kw))
+    view = catalog.of_units({"P2/1", "P2/8"})
+    table = view.read("ds", columns=["plant", "asset", "split"])
+    assert sorted(zip(*table.to_pydict().values())) == [("P2", "1", "train"), ("P2", "8", "test")]  # not P1/1
+    assert all("plant=P1" not in f for f in opened[-1])  # P1's files are not opened
+    assert view.read("ds", split="train").column("asset").to_pylist() == ["1"]
+    assert catalog.of_units({"P9/1"}).read("ds", columns=["s1"]).num_rows == 0
+    assert catalog.read("ds").num_rows == 6  # the catalog itself still reads every row
+
+
 def test_changed_source_needs_replace(catalog):
     catalog.ingest("ds", _plan(("a", "d1", _runs("train", "P1", ["1"]))))
     changed = _plan(("a", "d9", _runs("train", "P1", ["1", "2"], value=5.0)))
