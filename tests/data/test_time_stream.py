@@ -91,3 +91,18 @@ def test_source_domains_without_events_are_named(line_catalog):
                      "data.streaming.enabled=true")
     with pytest.raises(TransferlineError, match="config data.inputs.photo \\(dataset 'line_images'\\): no samples"):
         plan_source(config, line_catalog)
+
+
+def test_events_without_times_are_refused_by_name(line_catalog):
+    from transferline.connectors import create_reader
+    from transferline.data import get_data_spec
+    from transferline.data.time_stream import plan_time_joined
+    from transferline.errors import DataError
+    from transferline.sample_data import sample_path
+
+    line_catalog.ingest("untimed", create_reader("images")(sample_path("neu") / "IMAGES", label_level=0),
+                        progress=False)  # the same images, ingested from their folders: no times
+    with pytest.raises(DataError, match="'photo'.*120 of its 120 samples have no time"):
+        plan_time_joined(line_catalog, anchor="photo", names=["photo"], anchor_spec=get_data_spec("image"),
+                         anchor_dataset="untimed", sources={}, readers={}, group_norm=[], tolerance_s=1.0,
+                         split=None, domains=None, classes=None)
