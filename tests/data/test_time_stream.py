@@ -64,9 +64,13 @@ def test_the_test_and_target_sets_are_standardized_as_in_memory(line_catalog):
     """Streaming covers the source sets; the target and test sets are read into memory, standardized
     with the statistics the driver fitted over the training events."""
     from transferline.train import prepare_data
+    from transferline.train.data import plan_source
 
     memory = prepare_data(_config(line_catalog, *SOURCE), line_catalog)
-    streamed = prepare_data(_config(line_catalog, *SOURCE, "data.streaming.enabled=true"), line_catalog)
+    config = _config(line_catalog, *SOURCE, "data.streaming.enabled=true")
+    plan, train, val = plan_source(config, line_catalog)  # the driver's side, without starting Ray
+    streams = {"plan": plan, "train_keys": train, "val_keys": val, "source_train": None, "source_val": None}
+    streamed = prepare_data(config, line_catalog, streams)
     for set_name in ("target_labelled", "test"):
         a, b = getattr(memory, set_name), getattr(streamed, set_name)
         np.testing.assert_allclose(b.get(np.arange(len(b)))["drives"], a.get(np.arange(len(a)))["drives"],
