@@ -36,8 +36,6 @@ ANCHORS = {"logme": 0.51, "sfda": 0.71}  # weighted τ on the vision model-zoo b
 
 
 def main() -> int:
-    from scipy.stats import weightedtau
-
     from transferline.ranking import rank_candidates
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,8 +78,7 @@ def main() -> int:
                                      labelled_units=args.engines, seed=seed, catalog=str(catalog.root), progress=False)
             pair_seconds += [r.seconds for r in ranked]
             scores = {m: {n: r.scores[m] for n, r in zip(names, ranked)} for m in METHODS}
-            truth = [-rmse[n] for n in names]
-            tau = {m: float(weightedtau([scores[m][n] for n in names], truth).statistic) for m in METHODS}
+            tau = {m: tau_w(scores[m], {n: -rmse[n] for n in names}) for m in METHODS}
             for m in METHODS:
                 taus[m].append(tau[m])
             best_true = min(rmse, key=rmse.get)
@@ -97,12 +94,11 @@ def main() -> int:
         runs = [details[f"{target}/seed{seed}"] for seed in args.seeds]
         names = list(runs[0]["test_rmse"])
         median_truth[target] = {n: statistics.median(r["test_rmse"][n] for r in runs) for n in names}
-        truth_self += [float(weightedtau([-a["test_rmse"][n] for n in names], [-b["test_rmse"][n] for n in names]).statistic)
+        truth = {n: -rmse for n, rmse in median_truth[target].items()}
+        truth_self += [tau_w({n: -v for n, v in a["test_rmse"].items()}, {n: -v for n, v in b["test_rmse"].items()})
                        for i, a in enumerate(runs) for b in runs[i + 1:]]
         for r in runs:
-            r["tau_w_median_truth"] = {m: float(weightedtau([r["scores"][m][n] for n in names],
-                                                            [-median_truth[target][n] for n in names]).statistic)
-                                       for m in METHODS}
+            r["tau_w_median_truth"] = {m: tau_w(r["scores"][m], truth) for m in METHODS}
             for m in METHODS:
                 taus_median[m].append(r["tau_w_median_truth"][m])
     per_method = {m: statistics.mean(taus[m]) for m in METHODS}
@@ -141,6 +137,15 @@ def main() -> int:
                               "finetune": "benchmarks/configs/label_efficiency_transfer.yaml (source.domains=null)",
                               "pretrain_seconds": pretrain_seconds}, summary, details, table)
     return 0
+
+
+def tau_w(score: dict[str, float], truth: dict[str, float]) -> float:
+    """Weighted Kendall τ (scipy's hyperbolic weighting) between two scorings of the same candidates
+    (higher is better in both)."""
+    from scipy.stats import weightedtau
+
+    names = list(truth)
+    return float(weightedtau([score[n] for n in names], [truth[n] for n in names]).statistic)
 
 
 if __name__ == "__main__":

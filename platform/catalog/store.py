@@ -77,6 +77,13 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(ENV_HOME) or DEFAULT_ROOT).expanduser().resolve()
 
 
+def _entries(manifest: Manifest, split: str | None, assets=None) -> list[FileEntry]:
+    """The manifest's files of ``split`` (None: every split), only those holding some of ``assets``
+    ("plant/asset" keys) when given."""
+    return [f for f in manifest.files if (split is None or f.split == split)
+            and (assets is None or not set(assets).isdisjoint(f.assets))]
+
+
 class Catalog:
     """Named datasets under one root directory."""
 
@@ -119,8 +126,7 @@ class Catalog:
 
     def files(self, name: str, split: str | None = None) -> list[Path]:
         """Absolute paths of the dataset's Parquet files, optionally of one split."""
-        m = self.manifest(name)
-        return [self.path(name) / f.path for f in m.files if split is None or f.split == split]
+        return [self.path(name) / f.path for f in _entries(self.manifest(name), split)]
 
     def schema(self, name: str) -> pa.Schema:
         """The dataset's Arrow schema (of its first file; every file of a dataset shares it)."""
@@ -148,13 +154,14 @@ class Catalog:
                             value_set=pa.array(sorted(self._units), pa.string()))
             filter = mine if filter is None else filter & mine
         for attempt in range(3):
-            files = self.files(name, split)
-            if not files:
-                splits = ", ".join(self.manifest(name).rows) or "none"
+            manifest = self.manifest(name)
+            entries = _entries(manifest, split)
+            if not entries:
+                splits = ", ".join(manifest.rows) or "none"
                 raise CatalogError(f"dataset {name!r} has no split {split!r} (splits: {splits})")
             if self._units is not None:  # the files that hold the units (the first, read empty, if none does)
-                entries = [f for f in self.manifest(name).files if split is None or f.split == split]
-                files = [self.path(name) / f.path for f in entries if self._units.intersection(f.assets)] or files[:1]
+                entries = _entries(manifest, split, self._units) or entries[:1]
+            files = [self.path(name) / f.path for f in entries]
             try:
                 return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns, filter=filter)
             except FileNotFoundError:  # compacted meanwhile: read the new manifest
@@ -170,10 +177,7 @@ class Catalog:
         (rows of other assets in those files still come through: filter them if that matters)."""
         import pyarrow.dataset as ds
 
-        entries = [f for f in self.manifest(name).files if split is None or f.split == split]
-        if assets is not None:
-            entries = [f for f in entries if assets.intersection(f.assets)]
-        files = [str(self.path(name) / f.path) for f in entries]
+        files = [str(self.path(name) / f.path) for f in _entries(self.manifest(name), split, assets)]
         if files:
             yield from ds.dataset(files, format="parquet").to_batches(columns=columns, filter=filter,
                                                                        batch_size=batch_rows)

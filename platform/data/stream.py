@@ -109,10 +109,21 @@ def fit_normalizer(catalog: Catalog, dataset: str, spec: WindowSpec, *, split: s
         values = np.stack([table.column(c).to_numpy().astype(np.float32).astype(np.float64) for c in spec.features],
                           axis=1)
         codes = row_group_codes(table, spec)
-        groups = codes.to_numpy() if codes is not None else np.zeros(table.num_rows, np.int64)
-        for g in np.unique(groups):
-            stats.setdefault(int(g), Moments()).add(values[groups == g])
-        stats.setdefault(None, Moments()).add(values)
+        add_group_rows(stats, values, codes.to_numpy() if codes is not None else None)
+    return group_normalizer(stats)
+
+
+def add_group_rows(stats: dict, values: np.ndarray, groups: np.ndarray | None) -> None:
+    """Adds rows ``values`` (float64 ``[N, C]``) to ``stats``' moments per row group (``groups``
+    ``[N]``, None: one group 0) and over all rows (key None)."""
+    groups = groups if groups is not None else np.zeros(len(values), np.int64)
+    for g in np.unique(groups):
+        stats.setdefault(int(g), Moments()).add(values[groups == g])
+    stats.setdefault(None, Moments()).add(values)
+
+
+def group_normalizer(stats: dict) -> GroupNormalizer:
+    """The :class:`GroupNormalizer` of moments gathered by :func:`add_group_rows`."""
     names = sorted(g for g in stats if g is not None)
     mean = np.stack([stats[g].mean for g in [*names, None]])
     std = np.stack([stats[g].std for g in [*names, None]])

@@ -28,12 +28,11 @@ import pyarrow.compute as pc
 from ..catalog import Catalog
 from ..errors import DataError
 from .inputs import PRESENT, InputSpec, TabularInput
-from .multimodal import RowValues, reach_events
-from .normalize import GroupNormalizer
+from .multimodal import RowValues, event_times, reach_events
 from .sample_stream import COLUMNS, SamplePlan, _preprocess, index_samples, read_numbers
 from .specs import WindowSpec, series_input
-from .stream import Moments
-from .windows import NO_TIME, Windows
+from .stream import Moments, add_group_rows, group_normalizer
+from .windows import Windows, unit_keys
 
 
 @dataclass
@@ -41,7 +40,7 @@ class TimeJoinedPlan:
     """What the driver works out once to stream events joined by time with the other inputs.
 
     ``events`` is the anchor's plan (its index carries units and times); ``readers[name]`` reads
-    input ``name`` from a catalog (a view of some units that has rows of it), as the in-memory run
+    input ``name`` from a catalog (a view of some units that have rows of it), as the in-memory run
     reads it; ``group_norm`` names the series inputs standardized per row group.
     """
 
@@ -51,7 +50,7 @@ class TimeJoinedPlan:
     events: SamplePlan
     readers: dict[str, Callable]
     sources: dict  # input name → (dataset, spec, columns or None), every input but the anchor
-    domains: list[str] | None  # the role's domains, which every other input is read in
+    has: dict[str, set]  # input name → the units with rows of it in the role's domains
     group_norm: list[str]
     tolerance: int  # µs
     specs: dict = field(default_factory=dict)  # input name → its model-input spec (after fit)
@@ -104,21 +103,23 @@ class TimeJoinedPlan:
         index = self.events.index
         self.specs[self.anchor] = self.events.spec
         moments: dict[str, dict] = {name: {} for name in self.names if name != self.anchor}
+        fitted = {name for name in moments if self.sources[name][2] or name in self.group_norm}
         for group in self.groups(numbers, self.events.samples_per_task):
             units = index.units[group]
-            view = Catalog(self.root).of_units(set(units.tolist()))
             for name in moments:
-                part = self.read(name, view)
+                if name not in fitted and name in self.shapes:  # nothing more to learn from its samples
+                    continue
+                part = self.read(name, units)
                 if part is None:
                     continue
+                self._describe(name, part)
                 rows = reach_events(name, part, units, index.times[group], self.tolerance)
                 rows = rows[rows >= 0]
-                self._describe(name, part)
-                if not len(rows):
+                if not len(rows) or name not in fitted:
                     continue
                 if isinstance(part, RowValues):
                     moments[name].setdefault(None, Moments()).add(part._raw(rows).astype(np.float64))
-                elif name in self.group_norm:
+                else:
                     _add_rows(moments[name], part.subset(rows))
         for name, stats in moments.items():
             if name not in self.shapes:
@@ -135,26 +136,18 @@ class TimeJoinedPlan:
                     raise DataError(f"input {name!r}: no source training sample has this input, so its normalization "
                                     "cannot be fitted; check data.join.tolerance_s and the input's plants, assets "
                                     "and times", key=name)
-                groups = sorted(g for g in stats if g is not None)
-                self.normalizers[name] = GroupNormalizer(
-                    groups=groups + [-1], mean=np.stack([stats[g].mean for g in [*groups, None]]),
-                    std=np.maximum(np.stack([stats[g].std for g in [*groups, None]]), 1e-6))
+                self.normalizers[name] = group_normalizer(stats)
             if name in self.series:
                 channels, length, signals = self.series[name]
                 norm = self.normalizers.get(name)
                 self.specs[name] = series_input(self.sources[name][1], channels, length,
                                                 norm.to_dict() if norm else None, signals=signals)
 
-    def read(self, name: str, view: Catalog):
-        """Input ``name``'s samples in ``view`` (a catalog view of some units), or None where it has
-        no rows there in the role's domains."""
-        dataset, spec = self.sources[name][0], self.sources[name][1]
-        column = spec.domain if isinstance(spec, WindowSpec) else "plant"
-        table = view.read(dataset, columns=[column])
-        if self.domains:
-            table = table.filter(pc.is_in(pc.cast(table.column(0), pa.string()),
-                                          pa.array([str(d) for d in self.domains])))
-        return self.readers[name](view) if table.num_rows else None
+    def read(self, name: str, units: np.ndarray):
+        """Input ``name``'s samples recorded by ``units`` (read through a catalog view of those that
+        have rows of it), or None where none has."""
+        mine = self.has[name].intersection(units.tolist())
+        return self.readers[name](Catalog(self.root).of_units(mine)) if mine else None
 
     def _describe(self, name: str, part) -> None:
         """Records input ``name``'s sample shape, and its spec before statistics, from a part read of it."""
@@ -186,14 +179,21 @@ class TimeJoinedPlan:
 
 
 def _add_rows(stats: dict, windows: Windows) -> None:
-    """Adds the rows ``windows`` read to per-row-group moments (``None``: all rows), as
-    :meth:`GroupNormalizer.fit` counts them."""
+    """Adds the rows ``windows`` read to per-row-group moments, as :meth:`GroupNormalizer.fit`
+    counts them (each row once)."""
     rows = windows.covered_rows()
-    values = windows.values[:, rows].astype(np.float64).T
-    groups = windows.row_groups[rows] if windows.row_groups is not None else np.zeros(len(values), np.int64)
-    for g in np.unique(groups):
-        stats.setdefault(int(g), Moments()).add(values[groups == g])
-    stats.setdefault(None, Moments()).add(values)
+    add_group_rows(stats, windows.values[:, rows].astype(np.float64).T,
+                   windows.row_groups[rows] if windows.row_groups is not None else None)
+
+
+def _units_with_rows(catalog: Catalog, dataset: str, spec, domains: list[str] | None) -> set[str]:
+    """The units (plant/asset) with rows of ``dataset`` in ``domains`` (every split), from one pass
+    over its key and domain columns."""
+    column = spec.domain if isinstance(spec, WindowSpec) else "plant"
+    table = catalog.read(dataset, columns=list(dict.fromkeys(["plant", "asset", column])))
+    if domains:
+        table = table.filter(pc.is_in(pc.cast(table.column(column), pa.string()), pa.array([str(d) for d in domains])))
+    return set(pc.unique(unit_keys(table)).to_pylist())
 
 
 def plan_time_joined(catalog: Catalog, *, anchor: str, names: list[str], anchor_spec, anchor_dataset: str,
@@ -205,13 +205,11 @@ def plan_time_joined(catalog: Catalog, *, anchor: str, names: list[str], anchor_
     (a view of some units)."""
     index = index_samples(catalog, anchor_dataset, anchor_spec, split=split, domains=domains, classes=classes,
                           events=True)
-    missing = np.flatnonzero(index.times == NO_TIME)
-    if len(missing):
-        raise DataError(f"{len(missing)} of its {len(index)} samples have no time, the first of {index.units[missing[0]]}; "
-                        "ingest times with them (an image manifest's ts column, a text file's --time-col)", key=anchor)
+    event_times(anchor, index)  # every event has a time, or a DataError names the first without one
     events = SamplePlan(str(catalog.root), anchor_dataset, anchor_spec, index, samples_per_task)
-    return TimeJoinedPlan(str(catalog.root), anchor, list(names), events, dict(readers), dict(sources),
-                          list(domains) if domains else None, list(group_norm), int(round(tolerance_s * 1e6)))
+    has = {name: _units_with_rows(catalog, dataset, spec, domains) for name, (dataset, spec, _) in sources.items()}
+    return TimeJoinedPlan(str(catalog.root), anchor, list(names), events, dict(readers), dict(sources), has,
+                          list(group_norm), int(round(tolerance_s * 1e6)))
 
 
 def _cut_time_joined(batch: dict, *, plan: TimeJoinedPlan, seed: int, shuffle: bool) -> Iterator[dict]:
@@ -223,7 +221,6 @@ def _cut_time_joined(batch: dict, *, plan: TimeJoinedPlan, seed: int, shuffle: b
     values = read_numbers(index.files, index.file_of, index.row_of, numbers,
                           [COLUMNS[spec.modality][0]]).column(0).to_pylist()
     units, times = index.units[numbers], index.times[numbers]
-    view = Catalog(plan.root).of_units(set(units.tolist()))
     transforms = plan.transforms()
     x = {plan.anchor: np.asarray(_preprocess(spec)(values))}
     present = {plan.anchor: np.ones(len(numbers), bool)}
@@ -232,7 +229,7 @@ def _cut_time_joined(batch: dict, *, plan: TimeJoinedPlan, seed: int, shuffle: b
             continue
         shape, dtype = plan.shapes[name]
         x[name] = np.zeros((len(numbers), *shape), dtype)
-        part = plan.read(name, view)
+        part = plan.read(name, units)
         rows = reach_events(name, part, units, times, plan.tolerance) if part is not None else np.full(len(numbers), -1)
         present[name] = rows >= 0
         if present[name].any():

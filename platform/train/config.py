@@ -286,11 +286,10 @@ def _validate_spec(data: dict, where: str = "data"):  # -> WindowSpec | ImageInp
     if isinstance(spec, (ImageInput, TextInput)):
         (_validate_image_spec if isinstance(spec, ImageInput) else _validate_text_spec)(spec, key)
         what = "image" if isinstance(spec, ImageInput) else "text"
-        for key_ in ("time_split", "window_split"):
-            if data.get(key_):
-                how = "in time" if key_ == "time_split" else "by dealing their windows"
-                raise TransferlineError(f"config data.{key_}: splits recordings {how}; {what} datasets take "
-                                        "data.test.holdout")
+        if key_ := _recording_split(data):
+            how = "in time" if key_ == "time_split" else "by dealing their windows"
+            raise TransferlineError(f"config data.{key_}: splits recordings {how}; {what} datasets take "
+                                    "data.test.holdout")
         return spec
     allowed = ("group", "window", "none") if spec.kind == "runs" else ("window", "none")
     if spec.normalize not in allowed:
@@ -393,10 +392,9 @@ def _validate_time_join(data: dict, spec) -> None:
             or tolerance < 0:
         raise TransferlineError(f"config data.join.tolerance_s: seconds an input may lie from an event, a number "
                                 f">= 0, not {shorten(tolerance)}")
-    for key_ in ("time_split", "window_split"):
-        if data[key_]:
-            raise TransferlineError(f"config data.{key_}: samples joined by time are events; hold some out with "
-                                    "data.test.holdout or a test split")
+    if key_ := _recording_split(data):
+        raise TransferlineError(f"config data.{key_}: samples joined by time are events; hold some out with "
+                                "data.test.holdout or a test split")
     sources = input_sources(data, spec)
     anchor = sources[join["anchor"]].spec
     if not isinstance(anchor, (ImageInput, TextInput)):
@@ -454,15 +452,20 @@ def _validate_input(key: str, source, data: dict, spec) -> None:
             raise TransferlineError(f"config {key}.spec_options.features: a runs input needs features")
 
 
+def _recording_split(data: dict) -> str | None:
+    """The key that splits each recording between training and test (``time_split`` or
+    ``window_split``), where one is set."""
+    return next((key for key in ("time_split", "window_split") if data.get(key)), None)
+
+
 def _validate_streaming(config: dict) -> None:
     """Streaming covers the source windows (the large part); these settings need them in memory."""
     data = config["data"]
     if not data["source"]["domains"]:
         raise TransferlineError("config data.streaming.enabled: streams the source domains; set data.source.domains")
-    for key_ in ("time_split", "window_split"):
-        if data[key_]:
-            raise TransferlineError(f"config data.streaming.enabled: not with data.{key_} (splits each asset in "
-                                    "memory); split by asset instead")
+    if key_ := _recording_split(data):
+        raise TransferlineError(f"config data.streaming.enabled: not with data.{key_} (splits each asset in "
+                                "memory); split by asset instead")
     if config["early_stopping"]["metric"] == "dev":
         raise TransferlineError("config data.streaming.enabled: early_stopping.metric=dev weights source windows "
                                 "held in memory; use source_val or target_val")

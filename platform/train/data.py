@@ -267,12 +267,9 @@ def _prepare(config: dict, load, spec: WindowSpec, streams: dict | None, catalog
     within = data["time_split"] or data["window_split"]  # each recording split into training and test
     source_all = load(_dataset(data, "source"), split=data["source"]["split"] if not within else None,
                       domains=data["source"]["domains"])
-    if data["time_split"]:
-        source_all, _ = split_by_time(source_all, data["time_split"])
-        source_train, source_val = split_by_time(source_all, 1 - data["val_fraction"])
-    elif data["window_split"]:
-        source_all, _ = split_windows(source_all, data["window_split"], data["test"]["holdout_seed"])
-        source_train, source_val = split_windows(source_all, 1 - data["val_fraction"], seed)
+    if within:
+        source_all, _ = _split_recordings(data, source_all, within, data["test"]["holdout_seed"])
+        source_train, source_val = _split_recordings(data, source_all, 1 - data["val_fraction"], seed)
     else:
         parts = split_by_asset(source_all, {"train": 1 - data["val_fraction"], "val": data["val_fraction"]}, seed=seed)
         source_train, source_val = parts["train"], parts["val"]
@@ -393,11 +390,10 @@ def _target_and_test(config: dict, load):
     recording (``time_split``) or the windows dealt to it at random (``window_split``), or held out per
     class from the target's samples (``test.holdout``)."""
     data, target, test_cfg = config["data"], config["data"]["target"], config["data"]["test"]
-    if data["time_split"]:
-        return split_by_time(load(_dataset(data, "target"), domains=target["domains"]), data["time_split"])
-    if data["window_split"]:
-        return split_windows(load(_dataset(data, "target"), domains=target["domains"]), data["window_split"],
-                             data["test"]["holdout_seed"])
+    within = data["time_split"] or data["window_split"]
+    if within:
+        return _split_recordings(data, load(_dataset(data, "target"), domains=target["domains"]), within,
+                                 test_cfg["holdout_seed"])
     target_all = load(_dataset(data, "target"), split=target["split"], domains=target["domains"])
     if test_cfg["holdout"]:
         if not hasattr(target_all, "holdout"):
@@ -407,6 +403,12 @@ def _target_and_test(config: dict, load):
     test = load(_dataset(data, "test"), split=test_cfg["split"], domains=test_cfg["domains"] or target["domains"],
                 last_only=test_cfg["last_only"])
     return target_all, test
+
+
+def _split_recordings(data: dict, windows: Windows, fraction: float, seed: int) -> tuple[Windows, Windows]:
+    """Each recording split into ``fraction`` and the rest: in time (``data.time_split``: the
+    earlier part first) or by dealing its windows at random by ``seed`` (``data.window_split``)."""
+    return split_by_time(windows, fraction) if data["time_split"] else split_windows(windows, fraction, seed)
 
 
 def _labelled(target: dict, samples, seed: int):
