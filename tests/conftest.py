@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,20 @@ os.environ["MLFLOW_TRACKING_URI"] = tempfile.mkdtemp(prefix="transferline-mlruns
 atexit.register(shutil.rmtree, os.environ["MLFLOW_TRACKING_URI"], ignore_errors=True)
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # for the tests' own MLflow clients reading it
 SHARED_DATA = Path(os.environ.get("TRANSFERLINE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_ray_left_running(request):
+    """Every test module stops the Ray instance it starts in the test process. A module that leaves
+    one running hands it to the modules after it, which then find it instead of starting their own
+    (Serve's fixtures have found one with other worker settings and no HTTP proxy): fail the module
+    that leaked it, by name, and stop it."""
+    yield
+    ray = sys.modules.get("ray")  # not imported by this check: most modules never touch Ray
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail(f"{request.module.__name__} left a Ray instance running in the test process: start Ray "
+                    "only through a fixture that shuts it down (e.g. ray_cluster), or plan without it")
 
 
 @pytest.fixture(scope="session")

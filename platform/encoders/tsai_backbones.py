@@ -1,8 +1,8 @@
-"""tsai backbones as feature extractors (InceptionTime, ResNet, TST, LSTM-FCN).
+"""tsai backbones as feature extractors (InceptionTime, ResNet, TST, LSTM-FCN, Sequencer).
 
 Model modules are imported lazily, one at a time: never ``tsai.all``.
 InceptionTime: Ismail Fawaz et al., DMKD 2020. TST: Zerveas et al., KDD 2021. LSTM-FCN: Karim et al.,
-IEEE Access 2018.
+IEEE Access 2018. Sequencer: Tatsunami & Taki, NeurIPS 2022 (tsai's TSSequencerPlus).
 """
 
 from __future__ import annotations
@@ -63,3 +63,15 @@ def tst(spec: SeriesInput, d_model: int = 64, n_layers: int = 2, n_heads: int = 
 def lstm_fcn(spec: SeriesInput, hidden_size: int = 64, conv_layers: tuple = (64, 128, 64), **options) -> Encoder:
     return TsaiBackbone("RNN_FCNPlus", "LSTM_FCNPlus", spec.channels, spec.window, hidden_size=hidden_size,
                         conv_layers=list(conv_layers), rnn_dropout=0.2, **options)
+
+
+@register_encoder("tsai/sequencer", aliases=("sequencer",))
+def sequencer(spec: SeriesInput, d_model: int = 64, depth: int = 2, **options) -> Encoder:
+    """Sensors projected to ``d_model`` features per step, then ``depth`` blocks that mix the steps of
+    each feature with a bidirectional LSTM and the features of each step with an MLP; pooled by the mean
+    over time. The best single C-MAPSS RUL model here (``benchmarks/results/within_domain.json``)."""
+    encoder = TsaiBackbone("TSSequencerPlus", "TSSequencerPlus", spec.channels, spec.window, d_model=d_model,
+                           depth=depth, **options)
+    if not options.get("use_token", False):  # the class token is then never used: no gradient (DDP waits for one)
+        encoder.backbone.cls_token.requires_grad_(False)
+    return encoder

@@ -30,7 +30,7 @@ def _spec_and_input(name: str, batch: int):
 def test_registry_lists_required_families():
     names = set(list_encoders())
     assert {"tsai/inception_time", "tsai/inception_small", "tsai/resnet", "tsai/tst", "tsai/lstm_fcn",
-            "wdcnn", "cnn_small", "lstm"} <= names
+            "tsai/sequencer", "wdcnn", "cnn_small", "lstm"} <= names
 
 
 @pytest.mark.parametrize("old", ["inception_time", "inception_small", "resnet", "tst", "lstm_fcn"])
