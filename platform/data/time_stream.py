@@ -122,8 +122,12 @@ class TimeJoinedPlan:
                 else:
                     _add_rows(moments[name], part.subset(rows))
         for name, stats in moments.items():
+            if name not in self.shapes and self.has[name]:
+                # only machines without training events recorded it: its shape from one of them (as
+                # in memory); training samples mark it absent, and statistics it needs are refused below
+                self._describe(name, self.read(name, np.array([min(self.has[name])])))
             if name not in self.shapes:
-                raise DataError(f"input {name!r}: none of the training events' units has samples of it", key=name)
+                raise DataError(f"input {name!r}: no machine of the run has samples of it", key=name)
             if isinstance(self.specs.get(name), TabularInput):
                 if None not in stats:
                     raise DataError(f"input {name!r}: no training event joins a row of it to standardize with; "

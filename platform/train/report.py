@@ -126,7 +126,9 @@ def _confusion(target: np.ndarray, predicted: np.ndarray, classes: list[str]):
     return figure_img(fig)
 
 
-def _scatter(target: np.ndarray, predicted: np.ndarray):
+def _scatter(target: np.ndarray, predicted: np.ndarray, rmse: float | None = None):
+    """Predicted against true; titled with the run's own test RMSE where it has one (a task may score
+    its predictions clipped, as RUL's are at 0), else the RMSE of the points drawn."""
     import matplotlib.pyplot as plt
 
     predicted = predicted.reshape(len(predicted), -1)[:, 0]
@@ -136,7 +138,9 @@ def _scatter(target: np.ndarray, predicted: np.ndarray):
     ax.plot([low, high], [low, high], color="grey", lw=1)
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
-    ax.set_title(f"test: RMSE {float(np.sqrt(np.mean((predicted - target) ** 2))):.3g}")
+    if rmse is None:
+        rmse = float(np.sqrt(np.mean((predicted - target) ** 2)))
+    ax.set_title(f"test: RMSE {rmse:.3g}")
     return figure_img(fig)
 
 
@@ -213,7 +217,8 @@ def _section(run: dict) -> str:
         if np.issubdtype(target.dtype, np.integer) and predicted.ndim == 1:
             parts += ["<h3>test confusion matrix</h3>", _confusion(target, predicted, classes)]
         else:
-            parts += ["<h3>test predictions</h3>", _scatter(target.astype(float), predicted.astype(float))]
+            parts += ["<h3>test predictions</h3>", _scatter(target.astype(float), predicted.astype(float),
+                                                            metrics.get("test_rmse"))]
     contributions = _contributions(metrics)
     if contributions:
         parts += ["<h3>per-input contributions</h3>", contributions]

@@ -78,6 +78,29 @@ def test_the_test_and_target_sets_are_standardized_as_in_memory(line_catalog):
     assert streamed.classes == memory.classes and not streamed.multi_label
 
 
+def test_an_input_only_machines_without_training_events_recorded_streams_as_in_memory(line_catalog, tmp_path):
+    """Notes of a fifth machine of the line, which took no image: in memory the input is read, kept in
+    the spec and absent from every sample; streamed the same (it was refused: no training unit had it)."""
+    import pandas as pd
+
+    from transferline.connectors import create_reader
+    from transferline.train import prepare_data
+    from transferline.train.data import plan_source
+
+    notes = pd.read_csv(line_catalog.root.parent / "src" / "notes.csv").assign(machine="mill_e")
+    notes.to_csv(tmp_path / "notes.csv", index=False)
+    line_catalog.ingest("notes_mill_e", create_reader("text")(tmp_path / "notes.csv", time_col="time",
+                                                              asset_col="machine", plant="line1"), progress=False)
+    elsewhere = [*SOURCE, "data.inputs.note.dataset=notes_mill_e"]
+    memory = prepare_data(_config(line_catalog, *elsewhere), line_catalog)
+    plan, train, val = plan_source(_config(line_catalog, *elsewhere, "data.streaming.enabled=true"), line_catalog)
+    got, want = _streamed(plan, train), memory.source_train.get(np.arange(len(memory.source_train)))
+    np.testing.assert_array_equal(got["present"], want["present"])
+    assert not got["present"][:, 2].any() and got["present"][:, 1].any()  # the note absent, the drives not
+    np.testing.assert_array_equal(got["x_note"], want["note"])
+    assert plan.input_spec().to_dict()["note"] == memory.input_spec().to_dict()["note"]
+
+
 def test_an_input_no_training_event_reaches_is_named(line_catalog):
     from transferline.errors import DataError
     from transferline.train.data import plan_source

@@ -114,3 +114,16 @@ def test_report_in_headless_chromium(fused_pair, tmp_path):
                     page.as_uri()], check=True, timeout=120, capture_output=True)
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (2000, 1200) and pixels.std() > 10
+
+
+def test_predictions_are_titled_with_the_runs_own_rmse(monkeypatch):
+    """A RUL head can predict below 0; the run scores its predictions clipped there, and the plot says
+    that score, not one of its own over the raw points."""
+    from transferline.train import report
+
+    titles = []
+    monkeypatch.setattr(report, "figure_img", lambda fig: titles.append(fig.axes[0].get_title()))
+    target, predicted = np.array([5.0, 10.0]), np.array([-5.0, 10.0])
+    report._scatter(target, predicted, rmse=float(np.sqrt(25 / 2)))  # the run's RMSE, -5 clipped to 0
+    report._scatter(target, predicted)  # no score of the run's: the points' own
+    assert titles == ["test: RMSE 3.54", "test: RMSE 7.07"]
