@@ -112,13 +112,14 @@ def run_storage(storage: str | None = None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def train_workers(worker, job: dict, read, *, name: str, workers: int, cpus_per_worker: float = 1,
-                  gpus_per_worker: float = 0, datasets: dict | None = None):
-    """Runs ``worker(job)`` in ``workers`` Ray Train workers (a TorchTrainer: gloo on CPU, NCCL on
-    GPU) and returns ``(read(folder), metrics)``: ``read`` takes the folder of rank 0's final
-    checkpoint, which is gone afterwards; a worker's error is raised. ``datasets``: Ray Datasets
-    each worker reads its own equal shard of (``get_dataset_shard``)."""
-    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
+def torch_trainer(worker, job: dict, *, name: str, storage: str, workers: int, cpus_per_worker: float = 1,
+                  gpus_per_worker: float = 0, datasets: dict | None = None, split: str | list[str] = "all",
+                  max_failures: int = 0):
+    """A TorchTrainer running ``worker(job)`` in ``workers`` Ray Train workers (gloo on CPU, NCCL on
+    GPU), its checkpoints under ``storage``; ``datasets``: Ray Datasets, those named in ``split``
+    sharded equally between the workers (``get_dataset_shard``). Refuses, by the option's name, more
+    GPUs than the cluster has (Ray Train would wait for them forever)."""
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     if gpus_per_worker:
@@ -131,14 +132,25 @@ def train_workers(worker, job: dict, read, *, name: str, workers: int, cpus_per_
             raise TransferlineError(f"--gpus-per-worker {gpus_per_worker:g}: {workers} workers need "
                                     f"{workers * gpus_per_worker:g} GPUs; the Ray cluster has {have:g}")
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
+    return TorchTrainer(worker, train_loop_config=job,
+                        scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
+                                                     resources_per_worker=resources),
+                        datasets=datasets or None, dataset_config=DataConfig(datasets_to_split=split),
+                        run_config=RunConfig(name=name, storage_path=storage,
+                                             failure_config=FailureConfig(max_failures=max_failures),
+                                             checkpoint_config=CheckpointConfig(num_to_keep=1)))
+
+
+def train_workers(worker, job: dict, read, *, name: str, workers: int, cpus_per_worker: float = 1,
+                  gpus_per_worker: float = 0, datasets: dict | None = None):
+    """Runs ``worker(job)`` in ``workers`` Ray Train workers (:func:`torch_trainer`) and returns
+    ``(read(folder), metrics)``: ``read`` takes the folder of rank 0's final checkpoint, which is gone
+    afterwards; a worker's error is raised. ``datasets``: Ray Datasets each worker reads its own
+    equal shard of."""
     with run_storage() as storage:
-        trainer = TorchTrainer(worker, train_loop_config=job,
-                               scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
-                                                            resources_per_worker=resources),
-                               datasets=datasets or None, dataset_config=DataConfig(datasets_to_split="all"),
-                               run_config=RunConfig(name=name, storage_path=storage,
-                                                    checkpoint_config=CheckpointConfig(num_to_keep=1)))
-        result = trainer.fit()
+        result = torch_trainer(worker, job, name=name, storage=storage, workers=workers,
+                               cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                               datasets=datasets).fit()
         if result.error:
             raise result.error
         with result.checkpoint.as_directory() as folder:

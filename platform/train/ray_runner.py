@@ -84,10 +84,7 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from .._ray import ensure_ray, run_storage
+    from .._ray import ensure_ray, run_storage, torch_trainer
     from ..catalog.store import resolve_root
     from .tracking import tracking_uri
 
@@ -106,18 +103,11 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
         streams = source_streams(config, read_cpus=read_cpus(workers, cpus_per_worker, "data.streaming.enabled"))
         datasets = {name: streams.pop(name) for name in ("source_train", "source_val")}
         job["streams"] = streams
-    use_gpu = gpus_per_worker > 0
-    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     name = Path(config["run_dir"]).name if config.get("run_dir") else "transferline"
     with run_storage(storage) as storage_path:  # a temporary one goes when the run is done
-        trainer = TorchTrainer(
-            _worker, train_loop_config=job,
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
-            datasets=datasets or None, dataset_config=DataConfig(datasets_to_split=["source_train"]),
-            run_config=RunConfig(name=name, storage_path=storage_path,
-                                 failure_config=FailureConfig(max_failures=max_failures),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=1)))
-        result = trainer.fit()
+        result = torch_trainer(_worker, job, name=name, storage=storage_path, workers=workers,
+                               cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, datasets=datasets,
+                               split=["source_train"], max_failures=max_failures).fit()
     if result.error:
         raise result.error
     metrics = dict(result.metrics or {})

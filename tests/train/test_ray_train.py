@@ -169,6 +169,12 @@ def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
     code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
                        "--address", "auto")
     assert code == 2 and "need --workers N" in err
+    # more GPUs than the cluster has: refused by name at once (Ray Train would wait for them forever)
+    code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                       f"catalog={sample.root}", "--run-dir", tmp_path / "gpu", "--workers", "2",
+                       "--gpus-per-worker", "1", "--quiet")
+    assert code == 2 and "--gpus-per-worker 1: 2 workers need 2 GPUs; the Ray cluster has 0" in err
+    assert not (tmp_path / "gpu").exists()
 
 
 @pytest.mark.ray
