@@ -84,6 +84,10 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
+    # NOTE: Ray Train is imported before ensure_ray joins a running cluster: joining by --address
+    # failed ("No node info found matching attributes: '127.0.0.1'") when it was imported after
+    import ray.train.torch  # noqa: F401
+
     from .._ray import ensure_ray, run_storage, torch_trainer
     from ..catalog.store import resolve_root
     from .tracking import tracking_uri
