@@ -19,19 +19,24 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
     cluster's operator decides its own binding, metrics and niceness (``RAY_worker_niceness`` on
     every node).
     """
-    # NOTE: Ray takes its node address from the machine's outward interface unless this is off, and
-    # every server then listens there or on all interfaces; with it off, on 127.0.0.1 only. Ray reads
-    # it when imported, so it is also set on the already imported module below.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
+    from ray._private import ray_constants
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    # NOTE: Ray takes its node address from the machine's outward interface while "cluster" mode is
+    # on (Linux's default), and every server then listens there or on all interfaces; with it off,
+    # on 127.0.0.1 only. The embedded Ray turns it off, in this process (Ray read the variable when
+    # imported) and in the processes ray.init starts (they read it from the environment). A driver
+    # joining a running cluster keeps it as the environment says: with it off, joining one by
+    # address failed ("No node info found matching attributes: '127.0.0.1'", test_two_nodes.py).
+    cluster_mode = ray_constants.env_bool(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR,
+                                          not ray_constants.IS_WINDOWS_OR_OSX)
+    ray_constants.ENABLE_RAY_CLUSTER = bool(address) and cluster_mode
+    env = {}  # set while ray.init starts the embedded Ray's processes
     if not address:
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        env[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
         # NOTE: an embedded Ray has no dashboard to read metrics, and collecting them anyway slowed
         # training in the worker on 2 cores. The embedded Ray's processes inherit these settings.
         if metrics_port is None:
@@ -57,13 +62,18 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, metri
     if metrics_port is not None and not address:
         options["_metrics_export_port"] = metrics_port
     if niceness is not None:  # read by the raylet as it starts: not left for a later Ray of this process
-        os.environ["RAY_worker_niceness"] = niceness
+        env["RAY_worker_niceness"] = niceness
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
     try:
         ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, **options)
     finally:
-        if niceness is not None:
-            os.environ.pop("RAY_worker_niceness", None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def add_ray_arguments(parser, title: str, workers: str, gpus: bool = False) -> None:
@@ -94,6 +104,21 @@ def read_cpus(workers: int, cpus_per_worker: float, option: str) -> float:
     return min(1.0, free)
 
 
+def require_gpus(workers: int, gpus_per_worker: float) -> None:
+    """Refuses, by the option's name, ``workers`` x ``gpus_per_worker`` GPUs where the running Ray
+    cluster has fewer (Ray Train would wait for them forever)."""
+    if not gpus_per_worker:
+        return
+    import ray
+
+    from .errors import TransferlineError
+
+    have = ray.cluster_resources().get("GPU", 0)
+    if have < workers * gpus_per_worker:
+        raise TransferlineError(f"--gpus-per-worker {gpus_per_worker:g}: {workers} workers need "
+                                f"{workers * gpus_per_worker:g} GPUs; the Ray cluster has {have:g}")
+
+
 @contextmanager
 def run_storage(storage: str | None = None):
     """Where a Ray Train run keeps its checkpoints: ``storage`` as given (kept), or a fresh folder
@@ -117,20 +142,12 @@ def torch_trainer(worker, job: dict, *, name: str, storage: str, workers: int, c
                   max_failures: int = 0):
     """A TorchTrainer running ``worker(job)`` in ``workers`` Ray Train workers (gloo on CPU, NCCL on
     GPU), its checkpoints under ``storage``; ``datasets``: Ray Datasets, those named in ``split``
-    sharded equally between the workers (``get_dataset_shard``). Refuses, by the option's name, more
-    GPUs than the cluster has (Ray Train would wait for them forever)."""
+    sharded equally between the workers (``get_dataset_shard``). Refuses more GPUs than the cluster
+    has (:func:`require_gpus`)."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if gpus_per_worker:
-        import ray
-
-        from .errors import TransferlineError
-
-        have = ray.cluster_resources().get("GPU", 0)
-        if have < workers * gpus_per_worker:
-            raise TransferlineError(f"--gpus-per-worker {gpus_per_worker:g}: {workers} workers need "
-                                    f"{workers * gpus_per_worker:g} GPUs; the Ray cluster has {have:g}")
+    require_gpus(workers, gpus_per_worker)
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
     return TorchTrainer(worker, train_loop_config=job,
                         scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,

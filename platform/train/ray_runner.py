@@ -84,15 +84,12 @@ def fit_on_ray(config: dict, *, workers: int = 1, gpus_per_worker: float = 0, ad
     ``ray://HOST:10001`` connects a client. ``max_failures``: worker-group restarts allowed; each
     restart resumes from the last epoch's checkpoint.
     """
-    # NOTE: Ray Train is imported before ensure_ray joins a running cluster: joining by --address
-    # failed ("No node info found matching attributes: '127.0.0.1'") when it was imported after
-    import ray.train.torch  # noqa: F401
-
-    from .._ray import ensure_ray, run_storage, torch_trainer
+    from .._ray import ensure_ray, require_gpus, run_storage, torch_trainer
     from ..catalog.store import resolve_root
     from .tracking import tracking_uri
 
     ensure_ray(address)
+    require_gpus(workers, gpus_per_worker)  # before a streamed source is indexed and normalized
     # NOTE: workers may run in other folders (or on other machines): send absolute paths
     config = {**config, "catalog": str(resolve_root(config.get("catalog"))),
               "run_dir": str(Path(config["run_dir"]).resolve()) if config.get("run_dir") else None}

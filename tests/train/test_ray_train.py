@@ -153,7 +153,7 @@ def _on_two_workers(cli, mode: str, config: str, run_dir, *args, metric: str) ->
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
+def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     _on_two_workers(cli, "pretrain", "demo_pretrain.yaml", tmp_path / "pre", f"catalog={sample.root}", "epochs=2",
@@ -175,6 +175,13 @@ def test_cli_pretrain_with_two_workers(ray_cluster, sample, tmp_path, cli):
                        "--gpus-per-worker", "1", "--quiet")
     assert code == 2 and "--gpus-per-worker 1: 2 workers need 2 GPUs; the Ray cluster has 0" in err
     assert not (tmp_path / "gpu").exists()
+    # a streamed source is refused the same way before it is indexed and normalized
+    monkeypatch.setattr("transferline.train.data.source_streams",
+                        lambda *a, **k: pytest.fail("the source was streamed before the GPU check"))
+    code, _, err = cli("pretrain", "--config", REPO / "examples" / "configs" / "demo_pretrain.yaml",
+                       f"catalog={sample.root}", "--run-dir", tmp_path / "gpu", "--workers", "2",
+                       "data.streaming.enabled=true", "--gpus-per-worker", "1", "--quiet")
+    assert code == 2 and "--gpus-per-worker 1: 2 workers need 2 GPUs; the Ray cluster has 0" in err
 
 
 @pytest.mark.ray

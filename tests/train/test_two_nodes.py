@@ -1,5 +1,6 @@
 """A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` plus ``ray start --address``):
-the CLI joins it with ``--address`` and its two Ray Train workers run on different nodes."""
+the CLI joins it with ``--address`` and its two Ray Train workers run on different nodes, for a
+transfer run and for a task run (process fit), each joining through ``ensure_ray``."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def two_nodes(tmp_path):
+@pytest.fixture(scope="module")
+def two_nodes():
     """Head and worker node, one CPU each (so two one-CPU workers must use both nodes)."""
     # NOTE: every node and the driver share one token (Ray token auth); a node started by hand
     # otherwise runs without auth and the head refuses it.
@@ -46,7 +47,7 @@ def two_nodes(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.integration
-def test_cli_trains_across_two_nodes(two_nodes, tmp_path):
+def test_cli_transfer_trains_across_two_nodes(two_nodes, tmp_path):
     from transferline.sample_data import sample_path
 
     address, env = two_nodes
@@ -64,3 +65,24 @@ def test_cli_trains_across_two_nodes(two_nodes, tmp_path):
     assert table.get("ray_nodes") == "2", proc.stdout  # the worker group spanned both nodes
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["test_rmse"] > 0
+
+
+@pytest.mark.ray
+@pytest.mark.integration
+def test_cli_process_fit_trains_across_two_nodes(two_nodes, tmp_path):
+    """A task run joins the cluster as a transfer run does (it failed to join before ensure_ray
+    imported Ray Train for a driver joining by address)."""
+    from transferline.sample_data import sample_path
+
+    address, env = two_nodes
+    catalog = tmp_path / "catalog"
+    proc = subprocess.run([BIN / "transferline", "ingest", "cnc-mill", sample_path("cnc_mill"), "--catalog", catalog,
+                           "--name", "cnc", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([BIN / "transferline", "process", "fit", "--dataset", "cnc", "--catalog", catalog,
+                           "--out", tmp_path / "run", "--members", "4", "--epochs", "20", "--no-eval",
+                           "--workers", "2", "--address", address],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["ray"] == {"workers": 2, "ray_nodes": 2}  # the worker group spanned both nodes
