@@ -27,10 +27,11 @@ class RULRegression(Task):
         return (output.squeeze(-1) - y.float() / self.scale) ** 2
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
-        return output.squeeze(-1) * self.scale
+        """RUL in cycles, never below 0: what the run is scored on is what the exported model serves."""
+        return (output.squeeze(-1) * self.scale).clamp(min=0)
 
     def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        pred = self.predict(output).clamp(min=0)
+        pred = self.predict(output)
         return {"rmse": rmse(pred, y), "score": nasa_score(pred, y), "mae": float((pred - y).abs().mean())}
 
     def output(self, classes=None) -> dict:

@@ -165,3 +165,27 @@ def test_standardized_images_do_not_depend_on_exposure():
     assert (x[:, :4] == 0).all() and (x[:, 28:] == 0).all()
     flat = prep([np.full((48, 64), 90, np.uint8)])
     assert np.isfinite(flat).all() and np.abs(flat).max() < 1e-4  # not rounding noise blown up
+
+
+def test_served_rul_is_what_the_run_scores_never_below_zero(tmp_path):
+    """A RUL head whose raw output is negative: the run's metrics score 0 cycles, and the exported
+    model (ONNX, as served) answers 0 too, not the raw negative value."""
+    from transferline.model_registry import InferenceModel
+    from transferline.model_registry._export import export_onnx
+    from transferline.model_registry._runtime import OnnxModule
+
+    task = create_task("rul", scale=125)
+    output = torch.tensor([[-0.2], [0.4]])
+    assert task.predict(output).tolist() == [0.0, 50.0]
+    assert task.metrics(output, torch.tensor([0.0, 50.0]))["rmse"] == 0.0
+    spec = InputSpec({"series": SeriesInput(channels=2, window=8)})
+    encoder = create_encoder("cnn_small", spec, width=4)
+    head = task.build_head(encoder.out_dim)
+    with torch.no_grad():
+        head[-1].bias.fill_(-5.0)
+        head[-1].weight.zero_()
+    model = InferenceModel(encoder, head, task).eval()
+    x = torch.randn(3, 2, 8)
+    assert model(x).tolist() == [0.0, 0.0, 0.0]
+    export_onnx(model, x, tmp_path / "m.onnx")
+    assert OnnxModule(tmp_path / "m.onnx")(x).tolist() == [0.0, 0.0, 0.0]
